@@ -1,0 +1,1 @@
+"""Keel's benchmark harness: ``python -m bench list | run SUITE | all | report``."""
