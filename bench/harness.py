@@ -204,7 +204,9 @@ def run_suite(name: str, ctx: SuiteContext) -> dict[str, Any]:
         "plots": result.plots,
     }
     ctx.results_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.results_dir / f"{name}.json").write_text(json.dumps(record, indent=2, default=_plain) + "\n")
+    (ctx.results_dir / f"{name}.json").write_text(
+        json.dumps(record, indent=2, default=_plain) + "\n"
+    )
     (ctx.results_dir / f"{name}.md").write_text(markdown_table(record))
     return record
 

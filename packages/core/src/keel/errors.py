@@ -26,7 +26,9 @@ class ConfigError(KeelError, ValueError):
 class DataError(KeelError, ValueError):
     """Bad input data. Names the file and, where known, the 1-based line."""
 
-    def __init__(self, reason: str, path: str | Path | None = None, line: int | None = None) -> None:
+    def __init__(
+        self, reason: str, path: str | Path | None = None, line: int | None = None
+    ) -> None:
         self.reason = reason
         self.path = str(path) if path is not None else None
         self.line = line

@@ -7,6 +7,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from keel.errors import ModelNotFoundError
 
@@ -82,7 +83,7 @@ def model_path(name: str = "minilm") -> Path:
     return path
 
 
-def load_sentence_encoder(name: str = "minilm", device: str | None = None):  # type: ignore[no-untyped-def]
+def load_sentence_encoder(name: str = "minilm", device: str | None = None) -> Any:
     """Load a packaged model (or a local folder) as a ``SentenceTransformer``, offline."""
     path = model_path(name)
     from sentence_transformers import SentenceTransformer

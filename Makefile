@@ -1,0 +1,43 @@
+# Keel — the README's commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+VENV_PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format bench kafka-start kafka-stop clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: ## set up .venv (uv, locked), Kafka jars, headless Chromium; quick when nothing changed
+	@bash scripts/install
+
+demo: install ## start Kafka, train/load demo models, start the three apps, print the URL
+	@$(VENV_PY) scripts/demo.py
+
+test: install lint ## lint, then every test (unit, integration on a real broker, e2e in Chromium)
+	@$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+lint: ## ruff (lint + format check) and mypy on packages/core
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
+
+format: ## apply ruff's formatter and autofixes
+	@.venv/bin/ruff format .
+	@.venv/bin/ruff check --fix .
+
+bench: install ## run every benchmark suite on ../shared/data and write docs/benchmarks.md
+	@$(VENV_PY) -m bench all $(BENCH_ARGS)
+
+kafka-start: ## start the local Kafka broker (var/kafka) and print its address
+	@scripts/kafka-local start
+
+kafka-stop: ## stop the local Kafka broker
+	@scripts/kafka-local stop
+
+clean: ## remove local state (var/), caches; keeps .venv and the Kafka jar cache
+	@scripts/kafka-local stop >/dev/null 2>&1 || true
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache
