@@ -1,0 +1,98 @@
+"""Typed service settings, read from ``KEEL_FM_*`` environment variables (and ``KAFKA_BOOTSTRAP_SERVERS``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the finance monitor can be configured with; every field has a working default."""
+
+    model_config = SettingsConfigDict(env_prefix="KEEL_FM_", extra="ignore")
+
+    state_dir: Path = Path("var/finance_monitor")
+    data_dir: Path | None = None
+    api_key: str = "dev-key"
+    database_url: str | None = None
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KEEL_FM_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    raw_topic: str = "finance.raw"
+    scored_topic: str = "finance.scored"
+    dlq_topic: str = "finance.dlq"
+    alerts_topic: str = "finance.alerts"
+    topic_partitions: int = Field(default=4, ge=1, le=256)
+    scorer_group: str = "finance-scorer"
+    trend_group: str = "finance-trend"
+    run_workers: bool = True
+
+    budget: Literal["head", "full"] = "head"
+    model_max_length: int = Field(default=48, ge=8, le=256)
+    num_threads: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=256, ge=1, le=10_000)
+    max_text_chars: int = Field(default=10_000, ge=10)
+    companies_file: Path | None = None
+
+    window_size_s: float = Field(default=60.0, gt=0)
+    sliding_size_s: float = Field(default=300.0, gt=0)
+    sliding_step_s: float = Field(default=60.0, gt=0)
+    watermark_delay_s: float = Field(default=5.0, ge=0)
+    allowed_lateness_s: float = Field(default=10.0, ge=0)
+    rules_file: Path | None = None
+
+    webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_max_retries: int = Field(default=5, ge=0, le=20)
+    webhook_backoff_s: float = Field(default=0.5, gt=0)
+    group_by: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["rule", "series"])
+    group_wait_s: float = Field(default=1.0, ge=0)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8102, ge=1, le=65535)
+
+    @field_validator("webhook_urls", "group_by", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"webhook url {url!r} must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _check_database_url(self) -> Settings:
+        if self.database_url is not None and not self.database_url.startswith("sqlite:///"):
+            raise ValueError(
+                f"database_url={self.database_url!r}: only sqlite:///PATH is supported"
+            )
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        """File of the SQLite store (``database_url`` or ``state_dir/finance_monitor.db``)."""
+        if self.database_url:
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return self.state_dir / "finance_monitor.db"
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder holding the trained and compressed models."""
+        return self.state_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

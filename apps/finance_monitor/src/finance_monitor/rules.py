@@ -1,0 +1,398 @@
+"""Alert rules over closed windows: negative surge, volume spike, sentiment reversal.
+
+Each rule keeps, per series, an EWMA baseline (mean and variance) of the value it
+watches, updated with every closed window that has at least ``min_volume`` messages.
+A rule fires only after ``min_history`` such windows, and not again for the same
+series until ``cooldown_s`` of event time have passed. Everything here is pure and
+deterministic, so a replay of the same windows fires the same alerts with the same
+keys (``alert_key``), which the store uses to never deliver an alert twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finance_monitor.errors import RuleConfigError
+from finance_monitor.messages import series_kind
+from finance_monitor.windows import ClosedWindow
+
+
+class RuleKind(enum.StrEnum):
+    """What a rule watches."""
+
+    NEGATIVE_SURGE = "negative_surge"
+    VOLUME_SPIKE = "volume_spike"
+    SENTIMENT_REVERSAL = "sentiment_reversal"
+
+
+class SeriesKind(enum.StrEnum):
+    """Which series a rule applies to."""
+
+    TOPIC = "topic"
+    TICKER = "ticker"
+    ANY = "any"
+
+
+@dataclass
+class RuleSpec:
+    """One configured rule. Built from YAML or the API; checked in ``__post_init__``.
+
+    Attributes:
+        id: unique name, part of the alert key.
+        kind: negative_surge | volume_spike | sentiment_reversal.
+        window: name of the window spec the rule reads (e.g. ``tumbling``).
+        series: topic | ticker | any.
+        min_volume: windows with fewer messages are ignored (not evaluated, not learned).
+        k: standard deviations above the baseline (surge, spike).
+        min_delta: the value must also exceed the baseline by this much (surge: share
+            points; spike: messages); guards against a near-zero deviation.
+        factor: volume spike: the count must also be ``factor`` x the baseline.
+        threshold: reversal: baseline index beyond +threshold and window beyond
+            -threshold (or the other way round).
+        alpha: EWMA smoothing factor in (0, 1].
+        min_history: windows needed before the rule may fire.
+        cooldown_s: event-time seconds after a firing during which the rule stays quiet.
+        severity: label copied onto alerts (info | warning | critical).
+        enabled: disabled rules are kept but not evaluated.
+    """
+
+    id: str
+    kind: RuleKind
+    window: str = "tumbling"
+    series: SeriesKind = SeriesKind.TOPIC
+    min_volume: int = 10
+    k: float = 3.0
+    min_delta: float = 0.15
+    factor: float = 2.0
+    threshold: float = 0.3
+    alpha: float = 0.3
+    min_history: int = 3
+    cooldown_s: float = 300.0
+    severity: str = "warning"
+    enabled: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id or not isinstance(self.id, str) or len(self.id) > 100:
+            raise RuleConfigError("id", self.id, "must be a non-empty string of <= 100 characters")
+        try:
+            self.kind = RuleKind(self.kind)
+        except ValueError:
+            raise RuleConfigError(
+                "kind", self.kind, f"use one of {[k.value for k in RuleKind]}"
+            ) from None
+        try:
+            self.series = SeriesKind(self.series)
+        except ValueError:
+            raise RuleConfigError(
+                "series", self.series, f"use one of {[k.value for k in SeriesKind]}"
+            ) from None
+        checks: list[tuple[str, bool, str]] = [
+            (
+                "min_volume",
+                isinstance(self.min_volume, int) and self.min_volume >= 1,
+                "must be an integer >= 1",
+            ),
+            ("k", _number(self.k) and self.k >= 0, "must be a number >= 0"),
+            ("min_delta", _number(self.min_delta) and self.min_delta >= 0, "must be a number >= 0"),
+            ("factor", _number(self.factor) and self.factor >= 1, "must be a number >= 1"),
+            (
+                "threshold",
+                _number(self.threshold) and 0 <= self.threshold <= 1,
+                "must be in [0, 1]",
+            ),
+            ("alpha", _number(self.alpha) and 0 < self.alpha <= 1, "must be in (0, 1]"),
+            (
+                "min_history",
+                isinstance(self.min_history, int) and self.min_history >= 1,
+                "must be an integer >= 1",
+            ),
+            (
+                "cooldown_s",
+                _number(self.cooldown_s) and self.cooldown_s >= 0,
+                "must be a number >= 0",
+            ),
+            (
+                "severity",
+                self.severity in ("info", "warning", "critical"),
+                "use info, warning or critical",
+            ),
+            (
+                "window",
+                isinstance(self.window, str) and bool(self.window),
+                "must name a window spec",
+            ),
+            ("enabled", isinstance(self.enabled, bool), "must be true or false"),
+        ]
+        for name, ok, reason in checks:
+            if not ok:
+                raise RuleConfigError(name, getattr(self, name), reason)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RuleSpec:
+        """Build from a plain mapping (YAML / JSON).
+
+        Raises:
+            RuleConfigError: unknown field, missing id/kind, or a bad value.
+        """
+        if not isinstance(data, dict):
+            raise RuleConfigError("rule", data, "must be a mapping")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RuleConfigError(
+                unknown[0], data[unknown[0]], f"unknown rule field; known: {sorted(known)}"
+            )
+        for required in ("id", "kind"):
+            if required not in data:
+                raise RuleConfigError(required, None, "required field is missing")
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able mapping."""
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["series"] = self.series.value
+        return data
+
+    def applies_to(self, series: str) -> bool:
+        """Whether the rule watches this series key."""
+        return self.series is SeriesKind.ANY or series_kind(series) == self.series.value
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def load_rules_yaml(text: str, source: str = "rules.yaml") -> list[RuleSpec]:
+    """Parse a YAML document ``rules: [ {id: ..., kind: ...}, ... ]``.
+
+    Raises:
+        RuleConfigError: invalid YAML or rule; the field names the file and rule index.
+    """
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise RuleConfigError(source, None, f"invalid YAML: {exc}") from exc
+    items = data.get("rules") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise RuleConfigError(f"{source}: rules", items, "must be a list of rules")
+    rules = []
+    for index, item in enumerate(items):
+        try:
+            rules.append(RuleSpec.from_dict(item))
+        except RuleConfigError as exc:
+            raise RuleConfigError(
+                f"{source}: rules[{index}].{exc.field}", exc.value, exc.reason
+            ) from exc
+    ids = [r.id for r in rules]
+    if len(set(ids)) != len(ids):
+        raise RuleConfigError(f"{source}: rules", ids, "rule ids must be unique")
+    return rules
+
+
+def load_rules_file(path: Path | None) -> list[RuleSpec]:
+    """Rules from a YAML file, or the bundled defaults when ``path`` is None."""
+    if path is None:
+        from importlib import resources
+
+        text = resources.files("finance_monitor").joinpath("demo_data/rules.yaml").read_text()
+        return load_rules_yaml(text, "demo_data/rules.yaml")
+    return load_rules_yaml(Path(path).read_text(), str(path))
+
+
+@dataclass
+class Ewma:
+    """Exponentially weighted mean and variance (West's incremental form)."""
+
+    alpha: float
+    mean: float = 0.0
+    var: float = 0.0
+    n: int = 0
+
+    def update(self, value: float) -> None:
+        """Fold one observation into the baseline."""
+        if self.n == 0:
+            self.mean, self.var = value, 0.0
+        else:
+            diff = value - self.mean
+            incr = self.alpha * diff
+            self.mean += incr
+            self.var = (1 - self.alpha) * (self.var + diff * incr)
+        self.n += 1
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the baseline."""
+        return math.sqrt(max(self.var, 0.0))
+
+
+@dataclass
+class SeriesRuleState:
+    """What one rule remembers about one series."""
+
+    baseline: Ewma
+    last_fired_end: float | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A fired rule. ``key`` is stable: same rule, series and window -> same key."""
+
+    key: str
+    rule_id: str
+    kind: str
+    series: str
+    severity: str
+    window_spec: str
+    window_start: float
+    window_end: float
+    value: float
+    baseline: float
+    threshold: float
+    volume: int
+    summary: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able mapping."""
+        return asdict(self)
+
+
+def alert_key(rule_id: str, series: str, window_spec: str, window_start: float) -> str:
+    """Deterministic id of an alert: a replay of the same window yields the same key."""
+    raw = f"{rule_id}|{series}|{window_spec}|{window_start:.3f}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def _evaluate(
+    rule: RuleSpec, state: SeriesRuleState, window: ClosedWindow
+) -> tuple[float, float] | None:
+    """Return (value, threshold) when the rule's condition holds for this window."""
+    base = state.baseline
+    ready = base.n >= rule.min_history
+    if rule.kind is RuleKind.NEGATIVE_SURGE:
+        value = window.negative_share
+        threshold = base.mean + max(rule.k * base.std, rule.min_delta)
+        hit = ready and value > threshold
+    elif rule.kind is RuleKind.VOLUME_SPIKE:
+        value = float(window.count)
+        threshold = max(base.mean * rule.factor, base.mean + max(rule.k * base.std, rule.min_delta))
+        hit = ready and value > threshold
+    else:
+        value = window.sentiment_index
+        threshold = -rule.threshold if base.mean >= rule.threshold else rule.threshold
+        hit = ready and (
+            (base.mean >= rule.threshold and value <= -rule.threshold)
+            or (base.mean <= -rule.threshold and value >= rule.threshold)
+        )
+    base.update(value)
+    return (value, threshold) if hit else None
+
+
+def _summary(rule: RuleSpec, window: ClosedWindow, value: float, baseline: float) -> str:
+    name = window.series.split(":", 1)[1]
+    if rule.kind is RuleKind.NEGATIVE_SURGE:
+        return (
+            f"Negative sentiment surge on {name}: {value:.0%} negative "
+            f"(baseline {baseline:.0%}) over {window.count} messages"
+        )
+    if rule.kind is RuleKind.VOLUME_SPIKE:
+        return f"Volume spike on {name}: {int(value)} messages (baseline {baseline:.1f})"
+    direction = "negative" if value < 0 else "positive"
+    return f"Sentiment reversal on {name}: index {value:+.2f} turned {direction} (baseline {baseline:+.2f})"
+
+
+class RuleEngine:
+    """Evaluates a set of rules over closed windows and remembers per-series state."""
+
+    def __init__(self, rules: list[RuleSpec]) -> None:
+        self.rules: dict[str, RuleSpec] = {}
+        self.states: dict[tuple[str, str], SeriesRuleState] = {}
+        self.set_rules(rules)
+
+    def set_rules(self, rules: list[RuleSpec]) -> None:
+        """Replace the rule set, keeping the learned state of rules whose logic is unchanged."""
+        old = self.rules
+        self.rules = {r.id: r for r in rules}
+        keep = {
+            rid
+            for rid, rule in self.rules.items()
+            if rid in old
+            and (old[rid].kind, old[rid].window, old[rid].alpha)
+            == (rule.kind, rule.window, rule.alpha)
+        }
+        self.states = {key: st for key, st in self.states.items() if key[0] in keep}
+
+    def evaluate(self, window: ClosedWindow) -> list[Alert]:
+        """Run every enabled rule that watches this window's spec and series."""
+        alerts = []
+        for rule in self.rules.values():
+            if not rule.enabled or rule.window != window.spec or not rule.applies_to(window.series):
+                continue
+            if window.count < rule.min_volume:
+                continue
+            state = self.states.setdefault(
+                (rule.id, window.series), SeriesRuleState(Ewma(rule.alpha))
+            )
+            baseline = state.baseline.mean
+            hit = _evaluate(rule, state, window)
+            if hit is None:
+                continue
+            cooling = (
+                state.last_fired_end is not None
+                and window.end - state.last_fired_end < rule.cooldown_s
+            )
+            if cooling:
+                continue
+            state.last_fired_end = window.end
+            value, threshold = hit
+            alerts.append(
+                Alert(
+                    key=alert_key(rule.id, window.series, window.spec, window.start),
+                    rule_id=rule.id,
+                    kind=rule.kind.value,
+                    series=window.series,
+                    severity=rule.severity,
+                    window_spec=window.spec,
+                    window_start=window.start,
+                    window_end=window.end,
+                    value=round(value, 6),
+                    baseline=round(baseline, 6),
+                    threshold=round(threshold, 6),
+                    volume=window.count,
+                    summary=_summary(rule, window, value, baseline),
+                    labels={
+                        "rule": rule.id,
+                        "kind": rule.kind.value,
+                        "series": window.series,
+                        "series_kind": series_kind(window.series),
+                        "severity": rule.severity,
+                    },
+                )
+            )
+        return alerts
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able snapshot of every (rule, series) baseline and cooldown."""
+        return {
+            "states": [
+                [rid, series, st.baseline.mean, st.baseline.var, st.baseline.n, st.last_fired_end]
+                for (rid, series), st in self.states.items()
+            ]
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot; entries of rules no longer configured are dropped."""
+        self.states = {}
+        for rid, series, mean, var, n, last in state.get("states", []):
+            if rid in self.rules:
+                base = Ewma(self.rules[rid].alpha, float(mean), float(var), int(n))
+                self.states[(rid, series)] = SeriesRuleState(base, last)

@@ -1,0 +1,151 @@
+"""Scoring orchestration: one encoder pass for a batch, both heads, tickers, fan-out by series."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from finance_monitor.messages import RawMessage, ScoredRecord, ticker_series, topic_series
+from finance_monitor.tickers import TickerExtractor
+from finance_monitor.windows import SENTIMENTS
+
+TOPIC_HEAD = "topic"
+SENTIMENT_HEAD = "sentiment"
+RECORD_TEXT_CHARS = 400
+
+
+class MultiHeadPredictor(Protocol):
+    """The part of ``keel.inference.Predictor`` the scorer uses."""
+
+    def classify_heads(self, texts: list[str]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass
+class ScoringModel:
+    """A predictor plus the label names of its topic and sentiment heads."""
+
+    predictor: MultiHeadPredictor
+    topic_labels: list[str]
+    sentiment_labels: list[str]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.sentiment_labels) - set(SENTIMENTS))
+        if unknown:
+            raise ValueError(f"sentiment head labels {unknown} are not in {SENTIMENTS}")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The model's verdict on one message (before fan-out)."""
+
+    topic: str
+    topic_confidence: float
+    sentiment: str
+    sentiment_scores: dict[str, float]
+
+
+def score_texts(model: ScoringModel, texts: list[str]) -> list[Scored]:
+    """Classify a batch of texts with one ``classify_heads`` call (one encoder pass)."""
+    if not texts:
+        return []
+    probs = model.predictor.classify_heads(texts)
+    topic_p = np.asarray(probs[TOPIC_HEAD])
+    sent_p = np.asarray(probs[SENTIMENT_HEAD])
+    topic_idx = topic_p.argmax(axis=1)
+    sent_idx = sent_p.argmax(axis=1)
+    out = []
+    for i in range(len(texts)):
+        out.append(
+            Scored(
+                topic=model.topic_labels[int(topic_idx[i])],
+                topic_confidence=round(float(topic_p[i, topic_idx[i]]), 4),
+                sentiment=model.sentiment_labels[int(sent_idx[i])],
+                sentiment_scores={
+                    label: round(float(sent_p[i, j]), 4)
+                    for j, label in enumerate(model.sentiment_labels)
+                },
+            )
+        )
+    return out
+
+
+def enrich(
+    message: RawMessage,
+    scored: Scored,
+    tickers: list[str],
+    *,
+    ingest_ts_ms: int,
+    raw_partition: int = -1,
+    raw_offset: int = -1,
+) -> list[ScoredRecord]:
+    """One record per series of the message: its topic, then each ticker."""
+    now_ms = int(time.time() * 1000)
+    series = [topic_series(scored.topic)] + [ticker_series(t) for t in tickers]
+    return [
+        ScoredRecord(
+            id=message.id,
+            series=s,
+            event_time=message.event_time,
+            published_at=message.published_at.isoformat(),
+            source=message.source,
+            title=message.title,
+            text=message.text[:RECORD_TEXT_CHARS],
+            topic=scored.topic,
+            topic_confidence=scored.topic_confidence,
+            sentiment=scored.sentiment,
+            sentiment_scores=scored.sentiment_scores,
+            tickers=tickers,
+            ingest_ts_ms=ingest_ts_ms,
+            scored_ts_ms=now_ms,
+            raw_partition=raw_partition,
+            raw_offset=raw_offset,
+        )
+        for s in series
+    ]
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A validated message with where it came from (partition, offset, broker timestamp)."""
+
+    message: RawMessage
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def score_messages(
+    model: ScoringModel, extractor: TickerExtractor, batch: Sequence[PendingMessage]
+) -> list[ScoredRecord]:
+    """Score a batch and fan it out into scored records (pure apart from the model call)."""
+    verdicts = score_texts(model, [p.message.scoring_text for p in batch])
+    records: list[ScoredRecord] = []
+    for pending, verdict in zip(batch, verdicts, strict=True):
+        msg = pending.message
+        tickers = extractor.extract(msg.scoring_text, msg.tickers)
+        records.extend(
+            enrich(
+                msg,
+                verdict,
+                tickers,
+                ingest_ts_ms=pending.timestamp_ms,
+                raw_partition=pending.partition,
+                raw_offset=pending.offset,
+            )
+        )
+    return records
+
+
+def head_labels(meta_heads: Mapping[str, Mapping[str, object]]) -> tuple[list[str], list[str]]:
+    """Topic and sentiment label lists from an artifact's ``heads`` metadata.
+
+    Raises:
+        KeyError: a head is missing.
+    """
+    topic = list(meta_heads[TOPIC_HEAD]["labels"])  # type: ignore[call-overload]
+    sentiment = list(meta_heads[SENTIMENT_HEAD]["labels"])  # type: ignore[call-overload]
+    return topic, sentiment
