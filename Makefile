@@ -15,7 +15,7 @@ install: ## set up .venv (uv, locked), Kafka jars, headless Chromium; quick when
 	@bash scripts/install
 
 demo: install ## start Kafka, train/load demo models, start the three apps, print the URL
-	@$(VENV_PY) scripts/demo.py
+	@.venv/bin/keel-demo
 
 test: install lint ## lint, then every test (unit, integration on a real broker, e2e in Chromium)
 	@$(VENV_PY) -m pytest $(PYTEST_ARGS)

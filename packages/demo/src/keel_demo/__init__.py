@@ -1,0 +1,1 @@
+"""Keel's one-command demo: orchestrates the broker, the three apps and a landing page."""
