@@ -1,0 +1,169 @@
+"""Backend-independent part of encoder predictors: caching, heads and label decoding."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from keel.errors import ArtifactError, ConfigError
+from keel.inference._cache import EmbeddingCache
+from keel.inference._heads import LinearHead
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class EncoderPredictor(ABC):
+    """A ``Predictor`` made of an encoder (pooled embedding) and numpy linear heads.
+
+    Subclasses implement ``_encode`` for one batch; this class adds the LRU cache,
+    length-sorted batching, normalisation, and the heads. Thread-safe: the encoder
+    runs under a lock (tokenizers are not re-entrant) and the cache has its own lock.
+    """
+
+    backend: str = "abstract"
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        heads: dict[str, LinearHead],
+        normalize_features: bool,
+        cache_size: int = 0,
+        batch_size: int = 64,
+        variant: str = "fp32",
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError("batch_size", batch_size, "must be >= 1")
+        for head in heads.values():
+            if head.dim != dim:
+                raise ArtifactError(
+                    f"head {head.name!r} expects dim {head.dim}, encoder gives {dim}"
+                )
+        self._dim = dim
+        self._heads = heads
+        self._normalize_features = normalize_features
+        self._cache = EmbeddingCache(cache_size)
+        self._lock = threading.Lock()
+        self.batch_size = batch_size
+        self.variant = variant
+
+    # -- subclass hook -------------------------------------------------------------------
+    @abstractmethod
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Mean-pooled (not normalised) float32 embeddings of one batch of texts."""
+
+    # -- Predictor API -------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def heads(self) -> list[str]:
+        return list(self._heads)
+
+    @property
+    def labels(self) -> list[str]:
+        if not self._heads:
+            return []
+        return list(next(iter(self._heads.values())).labels)
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        return self._cache
+
+    def head_labels(self, head: str | None = None) -> list[str]:
+        """Label names of ``head`` (default head when None)."""
+        return list(self._head(head).labels)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 embeddings ``[n, dim]``."""
+        return l2_normalize(self._pooled(texts))
+
+    def classify(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
+        """Probabilities ``[n, n_labels]`` of ``head`` (the default head when None)."""
+        chosen = self._head(head)
+        return chosen.probabilities(self._features(texts))
+
+    def classify_heads(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Probabilities of every head from one encoder pass."""
+        if not self._heads:
+            raise ArtifactError("this model has no classification head")
+        features = self._features(texts)
+        return {name: head.probabilities(features) for name, head in self._heads.items()}
+
+    def predict_labels(self, texts: Sequence[str], head: str | None = None) -> list[str]:
+        """Top-1 label of each text."""
+        chosen = self._head(head)
+        probabilities = chosen.probabilities(self._features(texts))
+        return [chosen.labels[i] for i in probabilities.argmax(axis=1)]
+
+    def predict_label_sets(
+        self, texts: Sequence[str], head: str | None = None, threshold: float = 0.5
+    ) -> list[list[str]]:
+        """Labels with probability >= ``threshold`` (multi-label heads); top-1 otherwise."""
+        chosen = self._head(head)
+        probabilities = chosen.probabilities(self._features(texts))
+        if not chosen.multi_label:
+            return [[chosen.labels[i]] for i in probabilities.argmax(axis=1)]
+        return [
+            [chosen.labels[i] for i in np.flatnonzero(row >= threshold)] for row in probabilities
+        ]
+
+    def logits(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
+        """Raw head scores before temperature and softmax (used by distillation)."""
+        return self._head(head).logits(self._features(texts))
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Cosine similarity of each ``(query, passage)`` pair (bi-encoder scoring)."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        left = self.embed([a for a, _ in pairs])
+        right = self.embed([b for _, b in pairs])
+        return np.asarray((left * right).sum(axis=1), dtype=np.float32)
+
+    # -- internals -----------------------------------------------------------------------
+    def _head(self, head: str | None) -> LinearHead:
+        if not self._heads:
+            raise ArtifactError("this model has no classification head (embedding-only)")
+        if head is None:
+            return next(iter(self._heads.values()))
+        if head not in self._heads:
+            raise ConfigError("head", head, f"unknown head; this model has {self.heads}")
+        return self._heads[head]
+
+    def _features(self, texts: Sequence[str]) -> np.ndarray:
+        pooled = self._pooled(texts)
+        return l2_normalize(pooled) if self._normalize_features else pooled
+
+    def _pooled(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise ConfigError("texts", texts[:40], "pass a list of strings, not one string")
+        texts = list(texts)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        missing: list[int] = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ConfigError(f"texts[{i}]", text, "must be a string")
+            cached = self._cache.get(text) if self._cache.enabled else None
+            if cached is None:
+                missing.append(i)
+            else:
+                out[i] = cached
+        if missing:
+            # Sorting by length keeps padding small inside each batch.
+            order = sorted(missing, key=lambda i: len(texts[i]))
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                with self._lock:
+                    vectors = self._encode([texts[i] for i in chunk])
+                for row, i in zip(vectors, chunk, strict=True):
+                    out[i] = row
+                    self._cache.put(texts[i], row.copy())
+        return out

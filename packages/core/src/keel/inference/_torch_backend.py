@@ -1,0 +1,201 @@
+"""PyTorch backends: a transformers encoder with mean pooling, and a cross-encoder."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keel.errors import ArtifactError
+from keel.inference._encoder_base import EncoderPredictor
+from keel.inference._heads import LinearHead
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a core dependency
+        raise ImportError("the torch backend needs PyTorch: pip install 'torch>=2.4,<3'") from exc
+    return torch
+
+
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """Average the token vectors where ``attention_mask`` is 1 (sentence-transformers pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+def quantize_linear_int8(model: Any) -> Any:
+    """PyTorch dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations
+    quantized on the fly). Silences the API's deprecation warning (torchao succeeds it)."""
+    torch = _torch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def load_torch_encoder(
+    encoder_dir: Path, int8_state: Path | None = None, device: str = "cpu"
+) -> Any:
+    """Load a transformers encoder from ``encoder_dir`` in eval mode.
+
+    With ``int8_state``, the architecture is built from the folder's config, quantized
+    (dynamic int8) and filled from that saved quantized state dict.
+    """
+    torch = _torch()
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        if int8_state is None:
+            model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+        else:
+            config = AutoConfig.from_pretrained(str(encoder_dir), local_files_only=True)
+            model = quantize_linear_int8(AutoModel.from_config(config).eval())
+            state = torch.load(str(int8_state), map_location="cpu", weights_only=False)
+            model.load_state_dict(state)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ArtifactError(f"{encoder_dir}: cannot load the encoder: {exc}") from exc
+    model.eval()
+    if int8_state is None:
+        model.to(device)
+    return model
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """Load the (fast) tokenizer saved in ``folder``."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{folder}: cannot load the tokenizer: {exc}") from exc
+
+
+class TorchEncoderPredictor(EncoderPredictor):
+    """Encoder + heads on PyTorch (fp32, or dynamic int8 when the artifact says so)."""
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        heads: dict[str, LinearHead],
+        max_length: int,
+        normalize_features: bool,
+        cache_size: int = 0,
+        batch_size: int = 64,
+        variant: str = "fp32",
+        device: str = "cpu",
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.device = device
+        super().__init__(
+            dim=int(model.config.hidden_size),
+            heads=heads,
+            normalize_features=normalize_features,
+            cache_size=cache_size,
+            batch_size=batch_size,
+            variant=variant,
+        )
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        torch = _torch()
+        batch = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+            pooled = mean_pool(hidden, batch["attention_mask"])
+        return np.asarray(pooled.float().cpu().numpy(), dtype=np.float32)
+
+
+class TorchCrossEncoderPredictor:
+    """A cross-encoder (``AutoModelForSequenceClassification``) that scores text pairs.
+
+    Scores are the sigmoid of the single logit (or the positive-class probability for
+    a two-label model). It has no embedding and no classification heads.
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_length: int,
+        batch_size: int = 32,
+        device: str = "cpu",
+        variant: str = "fp32",
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.variant = variant
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> list[str]:
+        return []
+
+    @property
+    def heads(self) -> list[str]:
+        return []
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        raise ArtifactError("a cross-encoder scores pairs; it does not embed single texts")
+
+    def classify(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
+        raise ArtifactError("a cross-encoder scores pairs; use score_pairs")
+
+    def classify_heads(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        raise ArtifactError("a cross-encoder scores pairs; use score_pairs")
+
+    def predict_labels(self, texts: Sequence[str], head: str | None = None) -> list[str]:
+        raise ArtifactError("a cross-encoder scores pairs; use score_pairs")
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Relevance in [0, 1] of each ``(query, passage)`` pair."""
+        torch = _torch()
+        pairs = list(pairs)
+        scores = np.zeros(len(pairs), dtype=np.float32)
+        for start in range(0, len(pairs), self.batch_size):
+            chunk = pairs[start : start + self.batch_size]
+            with self._lock:
+                batch = self.tokenizer(
+                    [a for a, _ in chunk],
+                    [b for _, b in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                with torch.inference_mode():
+                    logits = self.model(**batch).logits.float()
+            if logits.shape[-1] == 1:
+                values = torch.sigmoid(logits[:, 0])
+            else:
+                values = torch.softmax(logits, dim=-1)[:, -1]
+            scores[start : start + len(chunk)] = values.cpu().numpy()
+        return scores
