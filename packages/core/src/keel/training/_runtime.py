@@ -1,0 +1,91 @@
+"""Run-time plumbing shared by the training loops: device, threads, seeds, AMP, schedules."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger("keel.training")
+
+
+def pick_device(requested: str | None) -> str:
+    """``requested`` as is, else ``"cuda"`` when a GPU is present, else ``"cpu"``."""
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_threads(num_threads: int | None) -> None:
+    """Use ``num_threads`` torch CPU threads (default: every core)."""
+    import torch
+
+    torch.set_num_threads(num_threads or os.cpu_count() or 1)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and GPU) so runs repeat."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def autocast(device: str, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on a GPU when ``enabled``; a no-op elsewhere."""
+    import torch
+
+    if enabled and device.startswith("cuda"):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def linear_warmup_decay(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to zero."""
+    import torch
+
+    warmup = int(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        remaining = max(1, total_steps - warmup)
+        return max(0.0, (total_steps - step) / remaining)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@contextlib.contextmanager
+def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
+    """A tqdm bar (or a silent stand-in) for ``total`` steps."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=description, disable=not enabled, leave=False, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def log_epoch(enabled: bool, message: str) -> None:
+    """One clean line per epoch: to the ``keel.training`` logger, and stdout when shown."""
+    logger.info(message)
+    if enabled:
+        from tqdm.auto import tqdm
+
+        tqdm.write(message)

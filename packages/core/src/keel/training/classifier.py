@@ -1,0 +1,256 @@
+"""``TextClassifier``: encoder -> pooled embedding -> linear head(s); save and load."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from keel.errors import ArtifactError, KeelError
+from keel.models.artifact import (
+    DEFAULT_HEAD,
+    ENCODER_DIR,
+    ArtifactMeta,
+    folder_size_mb,
+    head_file_name,
+    read_meta,
+    write_meta,
+)
+from keel.training._encoder import embed_texts, embedding_dim
+from keel.training._heads import LinearHead
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+class TextClassifier:
+    """A trained text classifier with one or more heads over one shared encoder.
+
+    The first head is the default one (used when ``head`` is not given).
+    """
+
+    def __init__(
+        self,
+        encoder: SentenceTransformer,
+        heads: dict[str, LinearHead],
+        *,
+        max_length: int = 64,
+        normalize: bool = True,
+        base_model: str = "minilm",
+        config: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
+        metrics: dict[str, Any] | None = None,
+        data_fingerprint: str | None = None,
+        temperature: float | None = None,
+        device: str = "cpu",
+    ) -> None:
+        if not heads:
+            raise KeelError("a TextClassifier needs at least one head")
+        self.encoder = encoder
+        self.heads = dict(heads)
+        self.max_length = max_length
+        self.normalize = normalize
+        self.base_model = base_model
+        self.config = dict(config or {})
+        self.history: list[dict[str, Any]] = list(history or [])
+        self.metrics: dict[str, Any] = dict(metrics or {})
+        self.data_fingerprint = data_fingerprint
+        self.temperature = temperature
+        self.device = device
+
+    # -- introspection -------------------------------------------------------------------
+    @property
+    def head_names(self) -> list[str]:
+        """Names of the heads; the first is the default."""
+        return list(self.heads)
+
+    def _head(self, head: str | None) -> LinearHead:
+        name = head or self.head_names[0]
+        if name not in self.heads:
+            raise KeelError(f"unknown head {name!r}; this model has {self.head_names}")
+        return self.heads[name]
+
+    @property
+    def labels(self) -> list[str]:
+        """Labels of the default head, in probability-column order."""
+        return list(self._head(None).labels)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the default head is multi-label (sigmoid per label)."""
+        return self._head(None).multi_label
+
+    # -- inference -----------------------------------------------------------------------
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Pooled sentence embeddings ``[n, dim]`` float32 (L2-normalised when ``normalize``)."""
+        if not texts:
+            return np.zeros((0, embedding_dim(self.encoder)), dtype=np.float32)
+        return embed_texts(
+            self.encoder,
+            list(texts),
+            max_length=self.max_length,
+            batch_size=batch_size,
+            device=self.device,
+            normalize=self.normalize,
+        )
+
+    def predict_proba(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
+        """Class probabilities ``[n, n_labels]`` of one head (softmax, or sigmoid if multi-label)."""
+        return self._head(head).probabilities(self.embed(texts), self.temperature)
+
+    def predict_logits(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
+        """Raw head scores ``[n, n_labels]`` (before temperature and softmax)."""
+        return self._head(head).logits(self.embed(texts))
+
+    def classify_heads(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Probabilities of every head from one encoder pass."""
+        embeddings = self.embed(texts)
+        return {
+            name: h.probabilities(embeddings, self.temperature) for name, h in self.heads.items()
+        }
+
+    def predict(
+        self, texts: Sequence[str], head: str | None = None, threshold: float = 0.5
+    ) -> list[str] | list[list[str]]:
+        """Predicted label per text; a list of labels (probability >= threshold) if multi-label."""
+        chosen = self._head(head)
+        probs = chosen.probabilities(self.embed(texts), self.temperature)
+        if chosen.multi_label:
+            return [[chosen.labels[j] for j in np.flatnonzero(row >= threshold)] for row in probs]
+        return [chosen.labels[j] for j in probs.argmax(axis=1)]
+
+    # -- persistence ---------------------------------------------------------------------
+    def to_meta(self) -> ArtifactMeta:
+        """The ``keel.json`` content describing this classifier."""
+        first = self._head(None)
+        return ArtifactMeta(
+            task="classifier",
+            labels=list(first.labels),
+            multi_label=first.multi_label,
+            heads={
+                name: {"labels": list(h.labels), "multi_label": h.multi_label}
+                for name, h in self.heads.items()
+            },
+            config=self.config,
+            data_fingerprint=self.data_fingerprint,
+            metrics=self.metrics,
+            base_model=self.base_model,
+            max_length=self.max_length,
+            normalize=self.normalize,
+            temperature=self.temperature,
+        )
+
+    def save(self, directory: str | Path, *, measure_latency: bool = True) -> Path:
+        """Save as a Keel artifact folder (encoder/, head files, keel.json, README.md).
+
+        Args:
+            directory: target folder (created; existing files are overwritten).
+            measure_latency: time batch-1 and batch-32 predictions and record them.
+
+        Returns:
+            The folder.
+        """
+        from safetensors.numpy import save_file
+
+        from keel.models._card import write_model_card
+
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder.max_seq_length = self.max_length
+        self.encoder.save(str(folder / ENCODER_DIR))
+        for index, (name, h) in enumerate(self.heads.items()):
+            tensors = {
+                "weight": np.ascontiguousarray(h.weight),
+                "bias": np.ascontiguousarray(h.bias),
+            }
+            save_file(tensors, str(folder / head_file_name(name)))
+            if index == 0 and name != DEFAULT_HEAD:
+                # The first head is the default one: readers that know no head names use it.
+                save_file(tensors, str(folder / head_file_name(DEFAULT_HEAD)))
+        meta = self.to_meta()
+        if measure_latency:
+            meta.latency_ms = self._measure_latency()
+        write_meta(folder, meta)
+        meta.size_mb = folder_size_mb(folder)
+        write_meta(folder, meta)
+        write_model_card(folder, meta, history=self.history)
+        return folder
+
+    def _measure_latency(self) -> dict[str, float]:
+        text = "I would like to know why my card payment was declined at the shop today"
+        self.predict_proba([text])  # warm-up
+        timings = []
+        for _ in range(10):
+            started = time.perf_counter()
+            self.predict_proba([text])
+            timings.append((time.perf_counter() - started) * 1000)
+        batch = [text] * 32
+        started = time.perf_counter()
+        self.predict_proba(batch)
+        batch_ms = (time.perf_counter() - started) * 1000
+        return {
+            "p50_batch1": round(float(np.percentile(timings, 50)), 2),
+            "p95_batch1": round(float(np.percentile(timings, 95)), 2),
+            "batch32": round(batch_ms, 2),
+            "device": self.device,  # type: ignore[dict-item]
+        }
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | None = None) -> TextClassifier:
+        """Load a classifier artifact saved by ``save``.
+
+        Raises:
+            ArtifactError: not a classifier folder, or a head file is missing or bad.
+        """
+        from safetensors.numpy import load_file
+        from sentence_transformers import SentenceTransformer
+
+        from keel.training._runtime import pick_device
+
+        folder = Path(directory)
+        meta = read_meta(folder)
+        if meta.task != "classifier":
+            raise ArtifactError(f"{folder}: task is {meta.task!r}, not 'classifier'")
+        if meta.backend != "torch":
+            raise ArtifactError(
+                f"{folder}: backend {meta.backend!r}; TextClassifier loads torch artifacts "
+                "(use keel.inference.load_predictor for others)"
+            )
+        encoder_dir = folder / ENCODER_DIR
+        if not (encoder_dir / "modules.json").is_file():
+            raise ArtifactError(f"{encoder_dir}: missing sentence-transformers encoder")
+        run_device = pick_device(device)
+        encoder = SentenceTransformer(str(encoder_dir), device=run_device, local_files_only=True)
+        heads_meta = meta.heads or {
+            DEFAULT_HEAD: {"labels": meta.labels, "multi_label": meta.multi_label}
+        }
+        heads: dict[str, LinearHead] = {}
+        for name, info in heads_meta.items():
+            path = folder / head_file_name(name)
+            if not path.is_file():
+                raise ArtifactError(f"{path}: head file missing")
+            try:
+                tensors = load_file(str(path))
+                weight, bias = tensors["weight"], tensors["bias"]
+            except Exception as exc:  # safetensors raises several types
+                raise ArtifactError(f"{path}: cannot read head ({exc})") from exc
+            if weight.shape[0] != len(info["labels"]):
+                raise ArtifactError(
+                    f"{path}: {weight.shape[0]} rows but {len(info['labels'])} labels in keel.json"
+                )
+            heads[name] = LinearHead(list(info["labels"]), bool(info["multi_label"]), weight, bias)
+        return cls(
+            encoder,
+            heads,
+            max_length=meta.max_length,
+            normalize=meta.normalize,
+            base_model=meta.base_model,
+            config=meta.config,
+            metrics=meta.metrics,
+            data_fingerprint=meta.data_fingerprint,
+            temperature=meta.temperature,
+            device=run_device,
+        )

@@ -1,0 +1,153 @@
+"""Each strategy trains for a few steps on tiny data: the loss falls, save -> load is exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keel.data import LabelledTexts
+from keel.errors import ConfigError, DataError
+from keel.models import read_meta
+from keel.training import ClassifierConfig, TextClassifier, train_classifier, train_multi_head
+
+
+def config(strategy: str, **kwargs: object) -> ClassifierConfig:
+    defaults: dict[str, object] = {"show_progress": False, "num_threads": 1, "batch_size": 6}
+    defaults.update(kwargs)
+    return ClassifierConfig(strategy=strategy, **defaults)  # type: ignore[arg-type]
+
+
+def assert_same_predictions(model: TextClassifier, folder: Path, texts: list[str]) -> None:
+    loaded = TextClassifier.load(folder)
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-5)
+    assert loaded.predict(texts) == model.predict(texts)
+    assert loaded.labels == model.labels
+
+
+def test_head_strategy_fits_saves_and_loads(tiny_intents: LabelledTexts, tmp_path: Path) -> None:
+    model = train_classifier(tiny_intents, config("head"), val=tiny_intents)
+    row = model.history[-1]
+    assert row["train_loss"] < row["head_loss_start"]
+    assert model.metrics["val_accuracy"] >= 0.9
+    assert model.predict(["my card got declined again"]) == ["card_declined"]
+    folder = model.save(tmp_path / "m")
+    for name in ("keel.json", "head.safetensors", "README.md", "encoder/modules.json"):
+        assert (folder / name).is_file(), name
+    meta = read_meta(folder)
+    assert meta.labels == ["card_declined", "change_pin", "refund"]
+    assert meta.data_fingerprint and meta.size_mb and meta.size_mb > 1
+    assert "p50_batch1" in meta.latency_ms
+    assert_same_predictions(model, folder, tiny_intents.texts)
+
+
+def test_full_strategy_loss_falls_and_best_epoch_is_kept(
+    tiny_intents: LabelledTexts, tmp_path: Path
+) -> None:
+    model = train_classifier(
+        tiny_intents,
+        config("full", epochs=3, learning_rate=1e-4, early_stopping_patience=0),
+        val=tiny_intents,
+    )
+    epochs = [row for row in model.history if row.get("epoch", 0) >= 1]
+    assert len(epochs) == 3
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert any(row.get("best") for row in epochs)
+    assert all("val_score" in row for row in epochs)
+    folder = model.save(tmp_path / "full", measure_latency=False)
+    assert_same_predictions(model, folder, tiny_intents.texts)
+
+
+def test_full_strategy_options_class_weights_and_layer_decay(tiny_intents: LabelledTexts) -> None:
+    model = train_classifier(
+        tiny_intents,
+        config("full", epochs=2, class_weights=True, layerwise_lr_decay=0.8, seed=3),
+    )
+    losses = [row["train_loss"] for row in model.history if row.get("epoch", 0) >= 1]
+    assert losses[-1] < losses[0]
+
+
+def test_same_seed_repeats_the_run(tiny_intents: LabelledTexts) -> None:
+    first = train_classifier(tiny_intents, config("full", epochs=1, seed=5))
+    second = train_classifier(tiny_intents, config("full", epochs=1, seed=5))
+    np.testing.assert_allclose(
+        first.predict_proba(tiny_intents.texts[:4]),
+        second.predict_proba(tiny_intents.texts[:4]),
+        atol=1e-5,
+    )
+
+
+def test_fewshot_strategy_contrastive_loss_falls(
+    tiny_intents: LabelledTexts, tmp_path: Path
+) -> None:
+    model = train_classifier(
+        tiny_intents, config("fewshot", epochs=2, fewshot_pairs_per_example=4, learning_rate=5e-5)
+    )
+    contrastive = [row["contrastive_loss"] for row in model.history if "contrastive_loss" in row]
+    assert len(contrastive) == 2 and contrastive[-1] < contrastive[0]
+    folder = model.save(tmp_path / "fs", measure_latency=False)
+    assert_same_predictions(model, folder, tiny_intents.texts)
+
+
+def test_fewshot_multi_label(tmp_path: Path) -> None:
+    texts = [
+        "card declined and I want a refund",
+        "refund my money please",
+        "my card was refused",
+        "card blocked, refund the fee",
+        "I need my money back",
+        "terminal rejected my card",
+    ]
+    labels = [["card", "refund"], ["refund"], ["card"], ["card", "refund"], ["refund"], ["card"]]
+    data = LabelledTexts(texts, labels)
+    model = train_classifier(data, config("fewshot", fewshot_pairs_per_example=4))
+    assert model.multi_label
+    probs = model.predict_proba(texts)
+    assert probs.shape == (6, 2) and np.all((probs >= 0) & (probs <= 1))
+    predicted = model.predict(texts)
+    assert all(isinstance(row, list) for row in predicted)
+    folder = model.save(tmp_path / "ml", measure_latency=False)
+    assert read_meta(folder).multi_label
+    assert_same_predictions(model, folder, texts)
+
+
+def test_multi_head_shares_one_encoder(tiny_intents: LabelledTexts, tmp_path: Path) -> None:
+    sentiment = LabelledTexts(
+        tiny_intents.texts, ["negative" if i % 6 < 3 else "neutral" for i in range(18)]
+    )
+    model = train_multi_head(
+        {"intent": tiny_intents, "sentiment": sentiment},
+        config("full", epochs=2),
+        val={"sentiment": sentiment},
+    )
+    assert model.head_names == ["intent", "sentiment"]
+    out = model.classify_heads(["my card was declined"])
+    assert out["intent"].shape == (1, 3) and out["sentiment"].shape == (1, 2)
+    assert "sentiment.val_accuracy" in model.metrics
+    folder = model.save(tmp_path / "mh", measure_latency=False)
+    for name in ("head-intent.safetensors", "head-sentiment.safetensors", "head.safetensors"):
+        assert (folder / name).is_file()
+    meta = read_meta(folder)
+    assert list(meta.heads) == ["intent", "sentiment"] and meta.labels == model.labels
+    loaded = TextClassifier.load(folder)
+    for head in ("intent", "sentiment"):
+        np.testing.assert_allclose(
+            loaded.predict_proba(tiny_intents.texts, head=head),
+            model.predict_proba(tiny_intents.texts, head=head),
+            atol=1e-5,
+        )
+
+
+def test_training_input_errors(tiny_intents: LabelledTexts) -> None:
+    with pytest.raises(DataError, match="at least two labels"):
+        train_classifier(LabelledTexts(["a", "b"], ["x", "x"]), config("head"))
+    with pytest.raises(DataError, match="validation labels not in training data"):
+        train_classifier(tiny_intents, config("head"), val=LabelledTexts(["q"], ["unknown"]))
+    with pytest.raises(ConfigError, match="fewshot trains one head"):
+        train_multi_head({"a": tiny_intents, "b": tiny_intents}, config("fewshot"))
+
+
+def test_session_artifact_fixture_loads(tiny_classifier_dir: Path) -> None:
+    model = TextClassifier.load(tiny_classifier_dir)
+    assert model.predict(["how can I change my pin"]) == ["change_pin"]
