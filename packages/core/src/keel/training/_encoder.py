@@ -184,7 +184,8 @@ def cycle_batches(batches: list[list[int]]) -> Iterator[list[int]]:
 
 def embedding_dim(encoder: SentenceTransformer) -> int:
     """Output dimension of a sentence-transformers model (works across its versions)."""
-    getter = getattr(encoder, "get_embedding_dimension", None) or getattr(
-        encoder, "get_sentence_embedding_dimension"
+    getter = (
+        getattr(encoder, "get_embedding_dimension", None)
+        or encoder.get_sentence_embedding_dimension
     )
     return int(getter() or 0)
