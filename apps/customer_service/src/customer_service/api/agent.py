@@ -1,0 +1,46 @@
+"""Agent endpoints: the hand-off queue, replying as a human, handing back to the bot."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from customer_service.api.chat import message_out
+from customer_service.api.deps import ApiKeyDep, RuntimeDep, ServicesDep
+from customer_service.api.schemas import AgentReplyRequest, MessageOut, QueueItem
+from customer_service.storage import Role
+
+router = APIRouter(prefix="/agent", tags=["agent"], dependencies=[ApiKeyDep])
+
+
+@router.get("/queue", response_model=list[QueueItem])
+def agent_queue(services: ServicesDep, runtime: RuntimeDep) -> list[QueueItem]:
+    """Conversations waiting for an agent or with one, longest waiting first."""
+    items = []
+    for conversation in services.store.queue():
+        last = services.store.recent_user_texts(conversation.id, 1)
+        items.append(
+            QueueItem(
+                session_id=conversation.id,
+                state=conversation.state.value,
+                handoff_reason=conversation.handoff_reason,
+                waiting_since=conversation.handoff_at,
+                agent_name=conversation.agent_name,
+                last_customer_message=last[0] if last else None,
+            )
+        )
+    runtime.metrics.queue_length.set(len(items))
+    return items
+
+
+@router.post("/sessions/{session_id}/reply", response_model=MessageOut)
+def agent_reply(session_id: str, body: AgentReplyRequest, services: ServicesDep) -> MessageOut:
+    """Reply to the customer as a human; the bot stays silent until hand-back."""
+    message = services.dialogue.agent_reply(session_id, body.agent, body.message)
+    assert message.role is Role.AGENT
+    return message_out(message)
+
+
+@router.post("/sessions/{session_id}/hand-back", response_model=MessageOut)
+def hand_back(session_id: str, services: ServicesDep) -> MessageOut:
+    """Give the conversation back to the bot (409 if the bot already has it)."""
+    return message_out(services.dialogue.hand_back(session_id))

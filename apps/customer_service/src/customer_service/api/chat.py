@@ -1,0 +1,145 @@
+"""Customer endpoints: start a session, send a message, history, feedback, hand-off."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+
+from customer_service.api.deps import RateLimitDep, RuntimeDep, ServicesDep
+from customer_service.api.schemas import (
+    ChatRequest,
+    ChatResponse,
+    FeedbackRequest,
+    HandoffRequest,
+    MessageOut,
+    SessionOut,
+    StartSessionResponse,
+)
+from customer_service.dialogue import AnswerKind
+from customer_service.storage import StoredMessage
+
+router = APIRouter(tags=["chat"])
+
+GREETING = (
+    "Hi, I'm the Bramble Bank assistant. Ask me anything about your account, cards or payments."
+)
+
+
+def message_out(message: StoredMessage) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        role=message.role.value,
+        text=message.text,
+        kind=message.kind,
+        intent=message.intent,
+        confidence=message.confidence,
+        citations=message.citations,
+        rating=message.rating,
+        created_at=message.created_at,
+    )
+
+
+@router.post("/sessions", response_model=StartSessionResponse, dependencies=[RateLimitDep])
+def start_session(services: ServicesDep) -> StartSessionResponse:
+    """Start a conversation."""
+    conversation = services.dialogue.start(client_id="web")
+    return StartSessionResponse(
+        session_id=conversation.id, state=conversation.state.value, greeting=GREETING
+    )
+
+
+@router.post("/chat", response_model=ChatResponse, dependencies=[RateLimitDep])
+def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatResponse:
+    """Send a customer message; returns the bot's answer (None while an agent has the chat)."""
+    started = time.perf_counter()
+    limit = services.settings.max_message_chars
+    if len(body.message) > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_too_long",
+                    "loc": ("body", "message"),
+                    "msg": f"message is {len(body.message)} characters long; the limit is {limit}",
+                    "input": body.message[:50] + "...",
+                    "ctx": {"max_length": limit},
+                }
+            ]
+        )
+    if not body.message.strip():
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "message"),
+                    "msg": "message is blank",
+                    "input": "",
+                }
+            ]
+        )
+    session_id = body.session_id or services.dialogue.start(client_id="api").id
+    reply = services.dialogue.handle_message(session_id, body.message)
+    metrics = runtime.metrics
+    metrics.messages.labels(reply.kind.value).inc()
+    if reply.intent:
+        metrics.intents.labels(reply.intent).inc()
+    if reply.kind is AnswerKind.HANDOFF:
+        metrics.handoffs.labels("bot").inc()
+    metrics.chat_latency.observe(time.perf_counter() - started)
+    return ChatResponse(
+        session_id=reply.conversation_id,
+        state=reply.state.value,
+        kind=reply.kind.value,
+        answer=reply.answer,
+        intent=reply.intent,
+        confidence=reply.confidence,
+        citations=reply.citations,  # type: ignore[arg-type]
+        options=reply.options,  # type: ignore[arg-type]
+        resolved_query=reply.resolved_query,
+        message_id=reply.message_id,
+        user_message_id=reply.user_message_id,
+    )
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut)
+def session_history(
+    session_id: str,
+    services: ServicesDep,
+    after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
+) -> SessionOut:
+    """A conversation's state and messages (PII masked)."""
+    conversation = services.store.get_conversation(session_id)
+    history = services.store.history(session_id, after_id=after)
+    return SessionOut(
+        session_id=conversation.id,
+        state=conversation.state.value,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        handoff_reason=conversation.handoff_reason,
+        agent_name=conversation.agent_name,
+        messages=[message_out(m) for m in history],
+    )
+
+
+@router.post("/sessions/{session_id}/feedback", status_code=204)
+def give_feedback(
+    session_id: str, body: FeedbackRequest, services: ServicesDep, runtime: RuntimeDep
+) -> None:
+    """Thumbs up / down on a bot answer (a second vote replaces the first)."""
+    services.store.set_feedback(
+        session_id, body.message_id, 1 if body.rating == "up" else -1, body.comment
+    )
+    runtime.metrics.feedback.labels(body.rating).inc()
+
+
+@router.post("/sessions/{session_id}/handoff", response_model=SessionOut)
+def request_handoff(
+    session_id: str, services: ServicesDep, runtime: RuntimeDep, body: HandoffRequest | None = None
+) -> SessionOut:
+    """ "Talk to a human": the conversation waits for an agent and the bot stops answering."""
+    reason = body.reason if body else "customer_button"
+    if services.dialogue.request_handoff(session_id, reason) is not None:
+        runtime.metrics.handoffs.labels("customer").inc()
+    return session_history(session_id, services)

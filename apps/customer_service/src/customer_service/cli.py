@@ -1,0 +1,119 @@
+"""Command line: ``customer-service prepare | serve | export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from customer_service.config import Settings, TrainingBudget
+from customer_service.errors import CustomerServiceError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    for name in ("state_dir", "data_dir", "intents_file", "articles_dir", "faq_file", "epochs"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(args, "budget", None):
+        overrides["budget"] = TrainingBudget(args.budget)
+    if getattr(args, "no_compress", False):
+        overrides["compress"] = False
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from customer_service.prepare import prepare
+
+    result = prepare(_settings(args), force=args.force)
+    print(
+        json.dumps(
+            {
+                "intent_model": result.intent.model_dir,
+                "variant": result.intent.variant,
+                "threshold": round(result.intent.threshold, 4),
+                "validation_accuracy": result.intent.validation_accuracy,
+                "passages": result.passages,
+                "seconds": result.seconds,
+            },
+            indent=1,
+        )
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from customer_service.main import create_app
+
+    uvicorn.run(create_app(_settings(args)), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from customer_service.export import export_training_records
+    from customer_service.storage import ConversationStore
+
+    settings = _settings(args)
+    store = ConversationStore(settings.resolved_database_url)
+    count = 0
+    with args.out.open("w", encoding="utf-8") as handle:
+        for record in export_training_records(store):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    print(f"wrote {count} records to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="customer-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--state-dir", type=Path, help="models, database, indexes (KEEL_CS_STATE_DIR)"
+        )
+
+    prep = sub.add_parser(
+        "prepare", help="train/compress the intent model and index the knowledge base"
+    )
+    common(prep)
+    prep.add_argument(
+        "--budget", choices=[b.value for b in TrainingBudget], help="head (fast, default) or full"
+    )
+    prep.add_argument("--epochs", type=int)
+    prep.add_argument("--intents-file", type=Path, help="CSV of utterances (text,label)")
+    prep.add_argument("--articles-dir", type=Path)
+    prep.add_argument("--faq-file", type=Path)
+    prep.add_argument("--no-compress", action="store_true")
+    prep.add_argument("--force", action="store_true", help="retrain even if cached")
+    prep.set_defaults(func=_cmd_prepare)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    common(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8101)
+    serve.set_defaults(func=_cmd_serve)
+
+    export = sub.add_parser("export", help="conversations + feedback as JSONL training data")
+    common(export)
+    export.add_argument("--out", type=Path, required=True)
+    export.set_defaults(func=_cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (CustomerServiceError, ValueError) as exc:
+        # keel's DataError/ConfigError are ValueErrors and name the file and line.
+        print(f"customer-service {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

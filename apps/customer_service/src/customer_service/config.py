@@ -1,0 +1,112 @@
+"""Typed service settings (env prefix ``KEEL_CS_``), served through ``get_settings()``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
+
+
+class TrainingBudget(StrEnum):
+    """How hard ``prepare`` trains the intent model."""
+
+    HEAD = "head"  # frozen encoder + linear head: fast, the default
+    FULL = "full"  # fine-tunes the encoder: accurate, slow on a CPU
+
+
+class Settings(BaseSettings):
+    """Settings of the customer-service app, read from ``KEEL_CS_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="KEEL_CS_", extra="ignore")
+
+    state_dir: Path = Path("var/customer_service")
+    data_dir: Path | None = None
+    api_key: str = "dev-key"
+    database_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8101, ge=1, le=65535)
+
+    # Demo content (bundled by default) and the intent training data.
+    articles_dir: Path | None = None
+    faq_file: Path | None = None
+    intents_file: Path | None = None
+    oos_file: Path | None = None
+    templates_file: Path | None = None
+    intent_text_column: str = "text"
+    intent_label_column: str = "label"
+
+    budget: TrainingBudget = TrainingBudget.HEAD
+    epochs: int | None = Field(default=None, ge=1)
+    compress: bool = True
+    max_train_rows: int | None = Field(default=None, ge=10)
+
+    # Dialogue policy.
+    oos_rejection_target: float = Field(default=0.9, gt=0.0, lt=1.0)
+    clarify_margin: float = Field(default=0.12, ge=0.0, lt=1.0)
+    fallback_after: int = Field(default=2, ge=1)
+    retrieval_k: int = Field(default=3, ge=1, le=20)
+    history_turns: int = Field(default=2, ge=0, le=10)
+
+    # Request limits.
+    max_message_chars: int = Field(default=1000, ge=10, le=100_000)
+    rate_limit_per_minute: int = Field(default=60, ge=1)
+    rate_limit_burst: int = Field(default=20, ge=1)
+
+    # Serving.
+    num_threads: int | None = Field(default=None, ge=1)
+    batch_max_size: int = Field(default=32, ge=1)
+    batch_max_wait_ms: float = Field(default=2.0, ge=0.0)
+    cache_size: int = Field(default=2048, ge=0)
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("api_key must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _burst_fits(self) -> Settings:
+        if self.rate_limit_burst > self.rate_limit_per_minute * 60:
+            raise ValueError("rate_limit_burst is larger than a minute's worth of requests")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL; SQLite inside ``state_dir`` unless set."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'conversations.sqlite3').resolve()}"
+
+    def content_path(self, name: str) -> Path:
+        """Path of a content file: the setting if given, else the bundled demo file."""
+        override = {
+            "articles": self.articles_dir,
+            "faq.csv": self.faq_file,
+            "intents.csv": self.intents_file,
+            "out_of_scope.csv": self.oos_file,
+            "templates.yaml": self.templates_file,
+        }.get(name)
+        if override is not None:
+            return override
+        return BUNDLED_DATA_DIR / name
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state_dir / "models"
+
+    @property
+    def kb_dir(self) -> Path:
+        return self.state_dir / "kb"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests clear the cache or override the dependency)."""
+    return Settings()

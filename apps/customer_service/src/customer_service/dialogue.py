@@ -1,0 +1,371 @@
+"""The dialogue manager: decides, per customer message, how the bot answers.
+
+Policy, in order:
+
+1. A conversation waiting for or with a human agent gets no bot answer (the message
+   is stored for the agent).
+2. An answer to a pending clarifying question picks one of the offered intents.
+3. A follow-up ("and how long does that take?") is read together with the previous
+   customer turn(s).
+4. The two best intents close together -> a clarifying question.
+5. A confident intent -> its template (with slots), a hand-off, or a retrieval answer.
+6. Otherwise a retrieval answer with numbered citations when the knowledge base
+   supports it; when it does not, a fallback, and after ``fallback_after`` fallbacks
+   in a row the conversation is handed to a human.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from customer_service.answers import compose_extractive_answer
+from customer_service.errors import InvalidStateError
+from customer_service.intents import IntentModel, IntentPrediction
+from customer_service.knowledge_base import KnowledgeBase
+from customer_service.pii import mask_pii
+from customer_service.storage import (
+    Conversation,
+    ConversationState,
+    ConversationStore,
+    NewMessage,
+    Role,
+    StoredMessage,
+)
+from customer_service.templates import IntentAction, TemplateBook
+
+
+class AnswerKind(StrEnum):
+    TEMPLATE = "template"
+    RETRIEVAL = "retrieval"
+    CLARIFY = "clarify"
+    FALLBACK = "fallback"
+    HANDOFF = "handoff"
+    HANDBACK = "handback"
+    SILENT = "silent"  # a human agent has the conversation
+
+
+@dataclass(frozen=True)
+class DialoguePolicy:
+    """Knobs of the dialogue manager (from the app settings)."""
+
+    clarify_margin: float = 0.12
+    fallback_after: int = 2
+    retrieval_k: int = 3
+    history_turns: int = 1
+    min_retrieval_support: float = 0.34
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.clarify_margin < 1.0:
+            raise ValueError(f"clarify_margin={self.clarify_margin!r}: must be within [0, 1)")
+        if self.fallback_after < 1:
+            raise ValueError(f"fallback_after={self.fallback_after!r}: must be >= 1")
+        if self.retrieval_k < 1:
+            raise ValueError(f"retrieval_k={self.retrieval_k!r}: must be >= 1")
+
+
+@dataclass
+class BotReply:
+    """What ``/chat`` returns for one customer message."""
+
+    conversation_id: str
+    state: ConversationState
+    kind: AnswerKind
+    answer: str | None
+    intent: str | None
+    confidence: float | None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    options: list[dict[str, str]] = field(default_factory=list)
+    resolved_query: str | None = None
+    user_message_id: int | None = None
+    message_id: int | None = None
+
+
+HANDOFF_MESSAGE = (
+    "I'm passing you to one of our support team. Please stay in this chat: "
+    "a colleague will reply here."
+)
+FALLBACK_MESSAGE = (
+    "Sorry, I couldn't find an answer to that in our help centre. Could you rephrase it, "
+    "or press \u201ctalk to a human\u201d?"
+)
+HANDBACK_MESSAGE = "You're back with the virtual assistant. How else can I help?"
+
+_FOLLOW_UP_START = re.compile(r"^(and|also|but|so|what about|how about|then|or)\b", re.I)
+_ANAPHORA = re.compile(r"\b(that|it|this|those|these|them|there|one|same)\b", re.I)
+
+
+def is_follow_up(text: str) -> bool:
+    """Whether ``text`` leans on the previous turn ("and how long does that take?")."""
+    words = text.split()
+    if not words:
+        return False
+    if _FOLLOW_UP_START.match(text.strip()):
+        return True
+    return len(words) <= 8 and bool(_ANAPHORA.search(text))
+
+
+def choose_option(text: str, options: list[str], titles: dict[str, str]) -> str | None:
+    """The offered intent the customer picked by number, title or label, if any."""
+    cleaned = text.strip().lower().rstrip(".!?")
+    for index, intent in enumerate(options, start=1):
+        title = titles.get(intent, intent).lower()
+        if cleaned in {str(index), f"({index})", intent.lower(), title} or (
+            len(cleaned) > 3 and (cleaned in title or title in cleaned)
+        ):
+            return intent
+    return None
+
+
+class DialogueManager:
+    """Runs conversations: stores every turn and decides the bot's answers.
+
+    Args:
+        store: conversation repository.
+        intents: intent model with its calibrated threshold.
+        knowledge_base: passages for retrieval answers.
+        templates: per-intent answer templates.
+        policy: thresholds of the policy above.
+    """
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        intents: IntentModel,
+        knowledge_base: KnowledgeBase,
+        templates: TemplateBook,
+        policy: DialoguePolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.intents = intents
+        self.kb = knowledge_base
+        self.templates = templates
+        self.policy = policy or DialoguePolicy()
+
+    def start(self, client_id: str) -> Conversation:
+        return self.store.create_conversation(client_id)
+
+    # customer messages ----------------------------------------------------
+    def handle_message(self, conversation_id: str, text: str) -> BotReply:
+        """Store a customer message and the bot's answer (if the bot answers)."""
+        conversation = self.store.get_conversation(conversation_id)
+        masked = mask_pii(text.strip())
+        user = NewMessage(Role.USER, masked)
+        if conversation.state is not ConversationState.BOT:
+            stored = self.store.record_turn(conversation, [user])
+            return BotReply(
+                conversation.id,
+                conversation.state,
+                AnswerKind.SILENT,
+                None,
+                None,
+                None,
+                user_message_id=stored[0].id,
+            )
+
+        reply, bot = self._decide(conversation, masked)
+        user.intent, user.confidence = reply.intent, reply.confidence
+        stored = self.store.record_turn(conversation, [user, bot])
+        reply.state = conversation.state
+        reply.user_message_id, reply.message_id = stored[0].id, stored[1].id
+        reply.citations = stored[1].citations
+        return reply
+
+    def _decide(self, conversation: Conversation, text: str) -> tuple[BotReply, NewMessage]:
+        titles = {intent: self.templates.title(intent) for intent in conversation.pending_options}
+        picked = (
+            choose_option(text, conversation.pending_options, titles)
+            if conversation.pending_options
+            else None
+        )
+        conversation.pending_options = []
+        if picked is not None:
+            return self._answer_intent(conversation, picked, 1.0, text, resolved=None)
+
+        query = text
+        resolved = None
+        if self.policy.history_turns and is_follow_up(text):
+            previous = self.store.recent_user_texts(conversation.id, self.policy.history_turns)
+            if previous:
+                query = " ".join([*previous, text])
+                resolved = query
+        prediction = self.intents.predict(query)
+        top, second = prediction.top, prediction.second
+        conversation.last_intent = top.label
+
+        if self._should_clarify(prediction):
+            conversation.pending_options = [top.label, second.label]
+            options = [
+                {"intent": label, "title": self.templates.title(label)}
+                for label in conversation.pending_options
+            ]
+            answer = (
+                "Just to be sure, do you mean: "
+                + " or ".join(f"({i}) {o['title']}" for i, o in enumerate(options, start=1))
+                + "?"
+            )
+            reply = BotReply(
+                conversation.id,
+                conversation.state,
+                AnswerKind.CLARIFY,
+                answer,
+                top.label,
+                top.probability,
+                options=options,
+                resolved_query=resolved,
+            )
+            return reply, NewMessage(
+                Role.BOT, answer, AnswerKind.CLARIFY, top.label, top.probability
+            )
+
+        if self.intents.in_scope(prediction):
+            return self._answer_intent(conversation, top.label, top.probability, query, resolved)
+        return self._answer_from_knowledge_base(
+            conversation, query, top.label, top.probability, resolved, confident=False
+        )
+
+    def _should_clarify(self, prediction: IntentPrediction) -> bool:
+        top, second = prediction.top, prediction.second
+        if not second.label:
+            return False
+        close = top.probability - second.probability < self.policy.clarify_margin
+        plausible = top.probability + second.probability >= self.intents.threshold
+        return close and plausible and second.probability >= self.intents.threshold / 2
+
+    def _answer_intent(
+        self,
+        conversation: Conversation,
+        intent: str,
+        confidence: float,
+        query: str,
+        resolved: str | None,
+    ) -> tuple[BotReply, NewMessage]:
+        template = self.templates.get(intent)
+        if template is not None and template.action is IntentAction.HANDOFF:
+            return self._handoff(conversation, "customer_asked", intent, confidence)
+        if template is not None and template.action is IntentAction.TEMPLATE:
+            conversation.low_confidence_streak = 0
+            answer = self.templates.render(intent, query)
+            reply = BotReply(
+                conversation.id,
+                conversation.state,
+                AnswerKind.TEMPLATE,
+                answer,
+                intent,
+                confidence,
+                resolved_query=resolved,
+            )
+            return reply, NewMessage(Role.BOT, answer, AnswerKind.TEMPLATE, intent, confidence)
+        title = self.templates.title(intent) if template is not None else ""
+        return self._answer_from_knowledge_base(
+            conversation, f"{query} {title}".strip(), intent, confidence, resolved, confident=True
+        )
+
+    def _answer_from_knowledge_base(
+        self,
+        conversation: Conversation,
+        query: str,
+        intent: str,
+        confidence: float,
+        resolved: str | None,
+        *,
+        confident: bool,
+    ) -> tuple[BotReply, NewMessage]:
+        passages = self.kb.search(query, k=self.policy.retrieval_k)
+        composed = compose_extractive_answer(query, passages)
+        supported = composed.text and (
+            confident or composed.support >= self.policy.min_retrieval_support
+        )
+        if supported:
+            conversation.low_confidence_streak = 0
+            citations = [c.as_dict() for c in composed.citations]
+            reply = BotReply(
+                conversation.id,
+                conversation.state,
+                AnswerKind.RETRIEVAL,
+                composed.text,
+                intent,
+                confidence,
+                citations=citations,
+                resolved_query=resolved,
+            )
+            bot = NewMessage(
+                Role.BOT, composed.text, AnswerKind.RETRIEVAL, intent, confidence, citations
+            )
+            return reply, bot
+        conversation.low_confidence_streak += 1
+        if conversation.low_confidence_streak >= self.policy.fallback_after:
+            return self._handoff(conversation, "repeated_low_confidence", intent, confidence)
+        reply = BotReply(
+            conversation.id,
+            conversation.state,
+            AnswerKind.FALLBACK,
+            FALLBACK_MESSAGE,
+            intent,
+            confidence,
+            resolved_query=resolved,
+        )
+        return reply, NewMessage(
+            Role.BOT, FALLBACK_MESSAGE, AnswerKind.FALLBACK, intent, confidence
+        )
+
+    def _handoff(
+        self, conversation: Conversation, reason: str, intent: str | None, confidence: float | None
+    ) -> tuple[BotReply, NewMessage]:
+        conversation.state = ConversationState.WAITING_FOR_AGENT
+        conversation.handoff_reason = reason
+        conversation.handoff_at = time.time()
+        conversation.handoff_count += 1
+        conversation.low_confidence_streak = 0
+        reply = BotReply(
+            conversation.id,
+            conversation.state,
+            AnswerKind.HANDOFF,
+            HANDOFF_MESSAGE,
+            intent,
+            confidence,
+        )
+        return reply, NewMessage(Role.BOT, HANDOFF_MESSAGE, AnswerKind.HANDOFF, intent, confidence)
+
+    # hand-off ----------------------------------------------------------------
+    def request_handoff(
+        self, conversation_id: str, reason: str = "customer_button"
+    ) -> StoredMessage | None:
+        """Put a conversation in the agent queue ("talk to a human"); idempotent."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation.state is not ConversationState.BOT:
+            return None
+        _, bot = self._handoff(conversation, reason, None, None)
+        return self.store.record_turn(conversation, [bot])[0]
+
+    def agent_reply(self, conversation_id: str, agent_name: str, text: str) -> StoredMessage:
+        """Store an agent's message; the conversation is then with the agent."""
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation.state is ConversationState.BOT:
+            # An agent may step into a bot conversation from the queue page: that
+            # is a hand-off too.
+            conversation.handoff_count += 1
+            conversation.handoff_reason = "agent_joined"
+            conversation.handoff_at = time.time()
+        conversation.state = ConversationState.WITH_AGENT
+        conversation.agent_name = agent_name
+        return self.store.record_turn(conversation, [NewMessage(Role.AGENT, text, "agent")])[0]
+
+    def hand_back(self, conversation_id: str) -> StoredMessage:
+        """Return the conversation to the bot.
+
+        Raises:
+            InvalidStateError: the bot already has the conversation.
+        """
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation.state is ConversationState.BOT:
+            raise InvalidStateError(f"conversation {conversation_id!r} is already with the bot")
+        conversation.state = ConversationState.BOT
+        conversation.low_confidence_streak = 0
+        conversation.pending_options = []
+        return self.store.record_turn(
+            conversation, [NewMessage(Role.BOT, HANDBACK_MESSAGE, AnswerKind.HANDBACK)]
+        )[0]

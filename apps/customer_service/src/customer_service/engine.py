@@ -1,0 +1,136 @@
+"""Every call into ``keel`` (training, compression, calibration, inference, retrieval).
+
+Heavy libraries are imported inside the functions so that importing the app (and its
+pure-logic unit tests) stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from customer_service.config import TrainingBudget
+    from keel.data import LabelledTexts
+    from keel.inference import Predictor
+
+
+def load_intent_data(
+    path: Path, text_column: str, label_column: str, max_rows: int | None = None
+) -> LabelledTexts:
+    """Read labelled utterances (CSV/TSV/JSONL); ``max_rows`` keeps a stratified sample.
+
+    Raises:
+        keel.DataError: missing column, empty text (names the file and line).
+    """
+    from keel.data import load_labelled, stratified_split
+
+    data = load_labelled(path, text_col=text_column, label_col=label_column)
+    if max_rows is not None and len(data) > max_rows:
+        _, data = stratified_split(data, test_size=max_rows / len(data), seed=13)
+    return data
+
+
+def split_validation(
+    data: LabelledTexts, share: float = 0.15
+) -> tuple[LabelledTexts, LabelledTexts]:
+    """Stratified ``(train, validation)`` split with the project seed."""
+    from keel.data import stratified_split
+
+    return stratified_split(data, test_size=share, seed=13)
+
+
+def load_texts(path: Path, column: str = "text") -> list[str]:
+    """Texts of one column of a CSV/JSONL file (out-of-scope examples have no label)."""
+    import pandas as pd
+
+    frame = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
+    return [str(t) for t in frame[column].dropna().tolist() if str(t).strip()]
+
+
+def train_intent_classifier(
+    train: LabelledTexts,
+    val: LabelledTexts,
+    budget: TrainingBudget,
+    out_dir: Path,
+    epochs: int | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Train the intent classifier with ``keel.training`` and save the artifact to ``out_dir``."""
+    from keel.training import ClassifierConfig, Strategy, train_classifier
+
+    config = ClassifierConfig(
+        strategy=Strategy(budget.value), epochs=epochs, show_progress=show_progress
+    )
+    model = train_classifier(train, config, val=val)
+    model.save(out_dir)
+    return out_dir
+
+
+def compress_intent_classifier(src: Path, out_dir: Path, val: LabelledTexts) -> Path | None:
+    """Pick the fastest compressed variant within 0.5 accuracy points (``keel.compression``).
+
+    Returns None when this ``keel`` has no compression module yet.
+    """
+    try:
+        from keel.compression import compress
+    except ImportError:
+        return None
+    return Path(compress(src, out_dir, val, max_drop_points=0.5))
+
+
+def calibrate_oos_threshold(
+    in_scope_scores: np.ndarray, oos_scores: np.ndarray, target_oos_rejection: float
+) -> dict[str, float]:
+    """Threshold on the top intent probability that rejects ``target_oos_rejection`` of
+    the out-of-scope examples (``keel.evaluation.oos_metrics``)."""
+    from keel.evaluation import oos_metrics
+
+    result = oos_metrics(in_scope_scores, oos_scores, target_oos_rejection)
+    return {key: float(value) for key, value in dict(result).items() if _is_number(value)}
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def load_model(
+    model_dir: str | Path, num_threads: int | None = None, cache_size: int = 0
+) -> Predictor:
+    """A thread-safe ``keel`` predictor for an artifact folder or a packaged model name."""
+    from keel.inference import load_predictor
+
+    return load_predictor(model_dir, backend="auto", num_threads=num_threads, cache_size=cache_size)
+
+
+def new_retriever(embedder: Any) -> Any:
+    """An empty hybrid (BM25 + vectors) retriever."""
+    from keel.retrieval import HybridRetriever
+
+    return HybridRetriever(embedder, kind="flat", mode="hybrid")
+
+
+def load_retriever(directory: Path, embedder: Any) -> Any:
+    """A saved hybrid retriever, or a new one when ``directory`` holds none."""
+    from keel.retrieval import HybridRetriever
+
+    if directory.is_dir() and any(directory.iterdir()):
+        return HybridRetriever.load(directory, embedder)
+    return new_retriever(embedder)
+
+
+def make_batched_classifier(predictor: Predictor, max_batch_size: int, max_wait_ms: float) -> Any:
+    """A ``MicroBatcher`` that groups concurrent ``classify`` calls into one encoder pass."""
+    from keel.inference import MicroBatcher
+
+    def classify_batch(texts: list[str]) -> Sequence[np.ndarray]:
+        return list(predictor.classify(texts))
+
+    return MicroBatcher(classify_batch, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)

@@ -1,0 +1,54 @@
+"""``create_app()``: the FastAPI application (``uvicorn customer_service.main:create_app --factory``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from customer_service import __version__
+from customer_service.api import admin, agent, chat, pages, system
+from customer_service.api.errors import install_error_handlers
+from customer_service.config import Settings, get_settings
+from customer_service.runtime import AppRuntime
+
+
+def create_app(settings: Settings | None = None, background_start: bool = True) -> FastAPI:
+    """Build the app; models load (and are prepared if missing) on start-up.
+
+    Args:
+        settings: defaults to ``get_settings()`` (``KEEL_CS_*`` environment variables).
+        background_start: load models on a thread so ``/healthz`` answers "starting"
+            meanwhile; ``False`` blocks start-up until ready (in-process test clients).
+    """
+    settings = settings or get_settings()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    runtime = AppRuntime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start(background=background_start)
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="Keel customer-service bot",
+        version=__version__,
+        description="Intent detection, knowledge-base answers with citations, hand-off to humans.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (system, chat, agent, admin, pages):
+        app.include_router(module.router)
+    static_dir = resources.files("customer_service").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+    return app

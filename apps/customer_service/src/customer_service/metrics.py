@@ -1,0 +1,48 @@
+"""Prometheus metrics of the app (one registry per app instance, so tests can build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class AppMetrics:
+    """Counters and histograms exported on ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.messages = Counter(
+            "cs_messages_total",
+            "Customer messages by answer kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.intents = Counter(
+            "cs_intents_total",
+            "Customer messages by predicted intent",
+            ["intent"],
+            registry=self.registry,
+        )
+        self.chat_latency = Histogram(
+            "cs_chat_seconds",
+            "Time to answer a /chat request",
+            buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "cs_feedback_total", "Thumbs feedback", ["rating"], registry=self.registry
+        )
+        self.handoffs = Counter(
+            "cs_handoffs_total",
+            "Conversations handed to an agent",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "cs_rate_limited_total", "Requests refused by the rate limit", registry=self.registry
+        )
+        self.ready = Gauge("cs_ready", "1 when models are loaded", registry=self.registry)
+        self.queue_length = Gauge(
+            "cs_agent_queue_length",
+            "Conversations waiting for or with an agent",
+            registry=self.registry,
+        )

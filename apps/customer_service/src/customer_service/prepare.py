@@ -1,0 +1,227 @@
+"""``prepare``: train, compress and calibrate the intent model, and build the KB index.
+
+Idempotent: the intent model is cached under ``<state_dir>/models/intent/<fingerprint>``
+where the fingerprint covers the training files and every option that changes the
+model; the knowledge base re-embeds only documents whose content changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from customer_service import engine
+from customer_service.config import Settings
+from customer_service.knowledge_base import IngestReport, KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+RETRIEVAL_MODEL = "minilm"
+MANIFEST = "current.json"
+
+
+@dataclass
+class IntentArtifacts:
+    """What the server needs to serve the intent model."""
+
+    model_dir: str
+    threshold: float
+    fingerprint: str
+    labels: list[str]
+    variant: str
+    calibration: dict[str, float]
+    validation_accuracy: float | None
+    trained_seconds: float
+
+
+def _hash_file(digest: Any, path: Path) -> None:
+    digest.update(path.name.encode())
+    digest.update(path.read_bytes())
+
+
+def intent_fingerprint(settings: Settings) -> str:
+    """Hash of the intent training inputs and options."""
+    digest = hashlib.sha256()
+    _hash_file(digest, settings.content_path("intents.csv"))
+    oos = settings.content_path("out_of_scope.csv")
+    if oos.is_file():
+        _hash_file(digest, oos)
+    options = {
+        "budget": settings.budget.value,
+        "epochs": settings.epochs,
+        "compress": settings.compress,
+        "max_train_rows": settings.max_train_rows,
+        "oos_rejection_target": settings.oos_rejection_target,
+        "columns": [settings.intent_text_column, settings.intent_label_column],
+        "format": 1,
+    }
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def read_intent_manifest(settings: Settings) -> IntentArtifacts | None:
+    """The prepared intent model's manifest, if it matches the current inputs."""
+    path = settings.models_dir / "intent" / MANIFEST
+    if not path.is_file():
+        return None
+    artifacts = IntentArtifacts(**json.loads(path.read_text()))
+    if (
+        artifacts.fingerprint != intent_fingerprint(settings)
+        or not Path(artifacts.model_dir).is_dir()
+    ):
+        return None
+    return artifacts
+
+
+def prepare_intent_model(
+    settings: Settings, force: bool = False, report: Callable[[str], None] = print
+) -> IntentArtifacts:
+    """Train (or reuse) the intent model, compress it, calibrate its OOS threshold."""
+    cached = None if force else read_intent_manifest(settings)
+    if cached is not None:
+        report(f"intent model: cached ({cached.variant}, fingerprint {cached.fingerprint})")
+        return cached
+    fingerprint = intent_fingerprint(settings)
+    root = settings.models_dir / "intent"
+    work = root / fingerprint
+    if work.exists():
+        shutil.rmtree(work)
+    started = time.perf_counter()
+    data = engine.load_intent_data(
+        settings.content_path("intents.csv"),
+        settings.intent_text_column,
+        settings.intent_label_column,
+        settings.max_train_rows,
+    )
+    train, val = engine.split_validation(data)
+    report(
+        f"intent model: training ({settings.budget.value}) on {len(train)} utterances, "
+        f"{len(data.label_set())} intents; {len(val)} held out for calibration"
+    )
+    trained_dir = engine.train_intent_classifier(
+        train, val, settings.budget, work / "trained", settings.epochs
+    )
+    serving_dir = trained_dir
+    if settings.compress:
+        report("intent model: compressing")
+        compressed = engine.compress_intent_classifier(trained_dir, work / "serving", val)
+        if compressed is None:
+            report("intent model: keel.compression not available, serving the uncompressed model")
+        else:
+            serving_dir = compressed
+    predictor = engine.load_model(serving_dir, num_threads=settings.num_threads)
+    probabilities = predictor.classify(list(val.texts))
+    labels = list(predictor.labels)
+    predicted = [labels[i] for i in probabilities.argmax(axis=1)]
+    accuracy = float(np.mean([p == t for p, t in zip(predicted, val.labels, strict=True)]))
+    in_scores = probabilities.max(axis=1)
+    oos_path = settings.content_path("out_of_scope.csv")
+    calibration: dict[str, float] = {}
+    if oos_path.is_file():
+        oos_texts = engine.load_texts(oos_path)
+        oos_scores = predictor.classify(oos_texts).max(axis=1)
+        calibration = engine.calibrate_oos_threshold(
+            in_scores, oos_scores, settings.oos_rejection_target
+        )
+        threshold = float(calibration["threshold"])
+    else:
+        # No out-of-scope examples (e.g. Banking77): accept everything the model
+        # predicts, the dialogue manager then relies on the clarify margin only.
+        threshold = 0.0
+    variant = getattr(predictor, "variant", "unknown")
+    artifacts = IntentArtifacts(
+        model_dir=str(serving_dir.resolve()),
+        threshold=threshold,
+        fingerprint=fingerprint,
+        labels=labels,
+        variant=str(variant),
+        calibration=calibration,
+        validation_accuracy=accuracy,
+        trained_seconds=round(time.perf_counter() - started, 1),
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(asdict(artifacts), indent=1))
+    os.replace(tmp, root / MANIFEST)
+    for old in root.iterdir():
+        if old.is_dir() and old.name != fingerprint:
+            shutil.rmtree(old, ignore_errors=True)
+    report(
+        f"intent model: ready ({variant}), validation accuracy {accuracy:.3f}, "
+        f"OOS threshold {threshold:.3f}"
+    )
+    return artifacts
+
+
+def open_knowledge_base(settings: Settings, embedder: Any) -> KnowledgeBase:
+    """The knowledge base in ``<state_dir>/kb`` with its saved index (or an empty one)."""
+    kb_dir = settings.kb_dir
+    return KnowledgeBase(kb_dir, engine.load_retriever(kb_dir / "index", embedder))
+
+
+def ingest_content(
+    knowledge_base: KnowledgeBase, settings: Settings, show_progress: bool = True
+) -> IngestReport:
+    """Sync the knowledge base with the configured articles folder and FAQ file."""
+    articles = settings.content_path("articles")
+    faq = settings.content_path("faq.csv")
+    bar = None
+    if show_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="knowledge base", unit="doc", leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        return knowledge_base.ingest(
+            articles if articles.is_dir() else None,
+            faq if faq.is_file() else None,
+            progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+@dataclass
+class PrepareResult:
+    intent: IntentArtifacts
+    knowledge_base: IngestReport
+    passages: int
+    seconds: float
+
+
+def prepare(
+    settings: Settings,
+    force: bool = False,
+    report: Callable[[str], None] = print,
+    show_progress: bool = True,
+) -> PrepareResult:
+    """Prepare everything the server loads: intent model and knowledge-base index."""
+    started = time.perf_counter()
+    intent = prepare_intent_model(settings, force=force, report=report)
+    embedder = engine.load_model(RETRIEVAL_MODEL, num_threads=settings.num_threads)
+    knowledge_base = open_knowledge_base(settings, embedder)
+    ingest = ingest_content(knowledge_base, settings, show_progress)
+    report(
+        f"knowledge base: {len(knowledge_base)} documents, {knowledge_base.passage_count()} passages "
+        f"(added {len(ingest.added)}, updated {len(ingest.updated)}, "
+        f"unchanged {len(ingest.unchanged)}, removed {len(ingest.removed)})"
+    )
+    return PrepareResult(
+        intent, ingest, knowledge_base.passage_count(), round(time.perf_counter() - started, 1)
+    )

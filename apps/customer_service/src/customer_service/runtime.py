@@ -1,0 +1,162 @@
+"""The loaded app: models, knowledge base, store and dialogue manager, built once per process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from customer_service import engine
+from customer_service.config import Settings
+from customer_service.dialogue import DialogueManager, DialoguePolicy
+from customer_service.errors import NotReadyError
+from customer_service.intents import IntentModel
+from customer_service.knowledge_base import KnowledgeBase
+from customer_service.metrics import AppMetrics
+from customer_service.prepare import (
+    RETRIEVAL_MODEL,
+    IntentArtifacts,
+    ingest_content,
+    open_knowledge_base,
+    prepare_intent_model,
+)
+from customer_service.ratelimit import RateLimiter
+from customer_service.storage import ConversationStore
+from customer_service.templates import TemplateBook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a request handler needs once the app is ready."""
+
+    settings: Settings
+    store: ConversationStore
+    dialogue: DialogueManager
+    knowledge_base: KnowledgeBase
+    templates: TemplateBook
+    intent: IntentArtifacts
+    batcher: Any
+    load_seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.store.close()
+
+
+def build_services(settings: Settings, show_progress: bool = False) -> Services:
+    """Prepare (or load cached) models and indexes and wire the dialogue manager."""
+    started = time.perf_counter()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    intent = prepare_intent_model(settings, report=log.info)
+    predictor = engine.load_model(
+        intent.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
+    )
+    batcher = engine.make_batched_classifier(
+        predictor, settings.batch_max_size, settings.batch_max_wait_ms
+    )
+
+    def classify(texts: list[str]) -> np.ndarray:
+        return np.stack([batcher.submit(text) for text in texts])
+
+    intents = IntentModel(classify, predictor.labels, intent.threshold)
+    embedder = engine.load_model(
+        RETRIEVAL_MODEL, num_threads=settings.num_threads, cache_size=settings.cache_size
+    )
+    knowledge_base = open_knowledge_base(settings, embedder)
+    ingest = ingest_content(knowledge_base, settings, show_progress)
+    templates = TemplateBook.load(settings.content_path("templates.yaml"))
+    store = ConversationStore(settings.resolved_database_url)
+    policy = DialoguePolicy(
+        clarify_margin=settings.clarify_margin,
+        fallback_after=settings.fallback_after,
+        retrieval_k=settings.retrieval_k,
+        history_turns=settings.history_turns,
+    )
+    dialogue = DialogueManager(store, intents, knowledge_base, templates, policy)
+    # Warm the encoders so the first customer does not pay for lazy initialisation.
+    intents.predict("hello")
+    knowledge_base.search("opening hours", k=1)
+    return Services(
+        settings=settings,
+        store=store,
+        dialogue=dialogue,
+        knowledge_base=knowledge_base,
+        templates=templates,
+        intent=intent,
+        batcher=batcher,
+        load_seconds=round(time.perf_counter() - started, 1),
+        details={"ingest": ingest.as_dict() if ingest.changed else "unchanged"},
+    )
+
+
+class AppRuntime:
+    """Holds the services; builds them on a background thread so ``/healthz`` can say
+    "starting" meanwhile, and records a start-up failure instead of dying silently."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = AppMetrics()
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        self.services: Services | None = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, background: bool = True) -> None:
+        if background:
+            self._thread = threading.Thread(target=self._build, name="cs-startup", daemon=True)
+            self._thread.start()
+        else:
+            self._build()
+
+    def _build(self) -> None:
+        try:
+            self.services = build_services(self.settings)
+            self.metrics.ready.set(1)
+            log.info("customer-service ready in %.1f s", self.services.load_seconds)
+        except Exception as exc:  # reported on /healthz and in the log, not swallowed
+            log.exception("customer-service start-up failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def require(self) -> Services:
+        """The services, or ``NotReadyError`` while starting (or after a failed start)."""
+        if self.services is None:
+            raise NotReadyError(self.error or "models are still loading")
+        return self.services
+
+    def close(self) -> None:
+        if self.services is not None:
+            self.services.close()
+
+
+def reload_intent_model(services: Services) -> IntentArtifacts:
+    """Retrain (if the inputs changed) and swap the intent model of a running app."""
+    settings = services.settings
+    artifacts = prepare_intent_model(settings, report=log.info)
+    if artifacts.model_dir == services.intent.model_dir:
+        return artifacts
+    predictor = engine.load_model(
+        artifacts.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
+    )
+    batcher = engine.make_batched_classifier(
+        predictor, settings.batch_max_size, settings.batch_max_wait_ms
+    )
+
+    def classify(texts: list[str]) -> np.ndarray:
+        return np.stack([batcher.submit(text) for text in texts])
+
+    old_batcher = services.batcher
+    services.dialogue.intents = IntentModel(classify, predictor.labels, artifacts.threshold)
+    services.batcher, services.intent = batcher, artifacts
+    old_batcher.close()
+    return artifacts
