@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     trend_group: str = "finance-trend"
     run_workers: bool = True
 
-    budget: Literal["head", "full"] = "head"
+    budget: Literal["small", "head", "full"] = "small"
     model_max_length: int = Field(default=48, ge=8, le=256)
     num_threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=256, ge=1, le=10_000)

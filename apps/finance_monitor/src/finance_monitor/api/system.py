@@ -1,0 +1,70 @@
+"""Health, Prometheus metrics and ad-hoc scoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from finance_monitor.api.deps import RuntimeDep, SettingsDep
+from finance_monitor.scoring import score_texts
+from finance_monitor.tickers import TickerExtractor, load_companies
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+def healthz(runtime: RuntimeDep) -> JSONResponse:
+    """200 ``{"status": "ok"}`` once models are loaded and the stages started; 503 before."""
+    details = runtime.health()
+    if runtime.ready:
+        return JSONResponse({"status": "ok", **details})
+    return JSONResponse({"status": "unavailable", **details}, status_code=503)
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format: lag, messages/s, batch latency, DLQ count, alerts."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class ScoreIn(BaseModel):
+    """Texts to tag (at most 64 per request)."""
+
+    texts: list[str] = Field(min_length=1, max_length=64)
+
+
+@router.post("/api/score", tags=["scoring"])
+def score(body: ScoreIn, runtime: RuntimeDep, settings: SettingsDep) -> dict[str, Any]:
+    """Topic, sentiment and tickers for a few texts, without going through Kafka."""
+    for i, text in enumerate(body.texts):
+        if not text.strip() or len(text) > settings.max_text_chars:
+            raise HTTPException(
+                422,
+                detail=[
+                    {
+                        "loc": ["body", "texts", i],
+                        "msg": f"must be 1..{settings.max_text_chars} non-blank characters",
+                    }
+                ],
+            )
+    if runtime.model is None:
+        raise HTTPException(503, detail="models are still loading")
+    extractor = TickerExtractor(load_companies(settings.companies_file))
+    verdicts = score_texts(runtime.model, body.texts)
+    return {
+        "results": [
+            {
+                "text": t,
+                "topic": v.topic,
+                "topic_confidence": v.topic_confidence,
+                "sentiment": v.sentiment,
+                "sentiment_scores": v.sentiment_scores,
+                "tickers": extractor.extract(t),
+            }
+            for t, v in zip(body.texts, verdicts, strict=True)
+        ]
+    }

@@ -1,0 +1,229 @@
+"""The trend stage's Kafka shell: scored topic -> per-partition TrendProcessor -> store.
+
+State is checkpointed in the store together with the next offset it reflects. When a
+partition is assigned (start, restart, rebalance), its processor is rebuilt from the
+checkpoint and the consumer seeks to the checkpointed offset, so a restart neither
+loses window state nor re-counts records; any records re-read after the checkpoint
+produce the same windows and the same alert keys, which the store ignores.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from finance_monitor import metrics
+from finance_monitor.errors import InvalidMessageError
+from finance_monitor.kafka_io import make_consumer, make_producer
+from finance_monitor.messages import ScoredRecord
+from finance_monitor.rules import RuleSpec
+from finance_monitor.scorer_worker import dlq_headers
+from finance_monitor.store import Checkpoint, MonitorStore
+from finance_monitor.trend import TrendProcessor
+from finance_monitor.windows import SENTIMENTS, WindowSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrendConfig:
+    """Where the trend stage reads, and its window settings."""
+
+    bootstrap: str
+    scored_topic: str
+    dlq_topic: str
+    group_id: str
+    specs: tuple[WindowSpec, ...]
+    watermark_delay_s: float = 5.0
+    allowed_lateness_s: float = 10.0
+    checkpoint_interval_s: float = 1.0
+    poll_timeout_ms: int = 200
+    max_records: int = 2000
+
+
+def _parse_scored(value: bytes | None) -> ScoredRecord:
+    if value is None:
+        raise InvalidMessageError("scored record: empty value")
+    record = ScoredRecord.from_json_bytes(value)
+    if record.sentiment not in SENTIMENTS:
+        raise InvalidMessageError(f"sentiment: {record.sentiment!r} is not one of {SENTIMENTS}")
+    return record
+
+
+class TrendWorker:
+    """One member of the trend consumer group. ``run`` loops until ``stop()``."""
+
+    def __init__(self, config: TrendConfig, store: MonitorStore) -> None:
+        self.config = config
+        self.store = store
+        self.processors: dict[int, TrendProcessor] = {}
+        self._dirty: dict[int, int] = {}  # partition -> next offset not yet checkpointed
+        self._last_checkpoint = 0.0
+        self._rules_version = -1
+        self._rules: list[RuleSpec] = []
+        self._stop = threading.Event()
+        self._consumer: Any = None
+        self.running = False
+        self.records_seen = 0
+
+    def stop(self) -> None:
+        """Ask the loop to checkpoint and exit."""
+        self._stop.set()
+
+    # -- partition lifecycle ------------------------------------------------------
+    def _new_processor(self) -> TrendProcessor:
+        cfg = self.config
+        return TrendProcessor(
+            list(cfg.specs), self._rules, cfg.watermark_delay_s, cfg.allowed_lateness_s
+        )
+
+    def on_assigned(self, partitions: list[Any]) -> None:
+        """Rebuild each assigned partition's state from its checkpoint and seek past it."""
+        for tp in partitions:
+            processor = self._new_processor()
+            checkpoint = self.store.load_checkpoint(self.config.group_id, tp.topic, tp.partition)
+            if checkpoint is not None:
+                processor.load_state(checkpoint.state)
+                self._consumer.seek(tp, checkpoint.next_offset)
+            self.processors[tp.partition] = processor
+            log.info(
+                "trend: assigned %s/%s from %s",
+                tp.topic,
+                tp.partition,
+                checkpoint.next_offset if checkpoint else "committed offset",
+            )
+
+    def on_revoked(self, partitions: list[Any]) -> None:
+        """Checkpoint, then forget, the partitions taken away."""
+        self._checkpoint(force=True)
+        for tp in partitions:
+            self.processors.pop(tp.partition, None)
+            self._dirty.pop(tp.partition, None)
+
+    def _refresh_rules(self) -> None:
+        version = self.store.rules_version()
+        if version == self._rules_version:
+            return
+        self._rules = [r for r in self.store.list_rules()]
+        self._rules_version = version
+        for processor in self.processors.values():
+            processor.rules.set_rules(self._rules)
+
+    # -- main loop ----------------------------------------------------------------
+    def run(self) -> None:
+        """Consume, aggregate, store, checkpoint until stopped."""
+        from kafka import ConsumerRebalanceListener
+
+        worker = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: list[Any]) -> None:
+                worker.on_revoked(list(revoked))
+
+            def on_partitions_assigned(self, assigned: list[Any]) -> None:
+                worker.on_assigned(list(assigned))
+
+        cfg = self.config
+        self._refresh_rules()
+        self._consumer = make_consumer(
+            cfg.bootstrap, cfg.group_id, max_poll_records=cfg.max_records
+        )
+        self._consumer.subscribe([cfg.scored_topic], listener=Listener())
+        self._producer = make_producer(cfg.bootstrap)
+        self.running = True
+        metrics.WORKER_UP.labels("trend").set(1)
+        try:
+            while not self._stop.is_set():
+                polled = self._consumer.poll(
+                    timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
+                )
+                self._refresh_rules()
+                if polled:
+                    self.process(polled)
+                self._checkpoint(force=False)
+            self._checkpoint(force=True)
+        finally:
+            self.running = False
+            metrics.WORKER_UP.labels("trend").set(0)
+            try:
+                self._consumer.close(autocommit=False)
+            finally:
+                self._producer.close(timeout=10)
+
+    def process(self, polled: dict[Any, list[Any]]) -> None:
+        """Run one poll's records through their partitions' processors and store the results."""
+        closed = []
+        alerts = []
+        dlq = []
+        for tp, records in polled.items():
+            processor = self.processors.get(tp.partition)
+            if processor is None:
+                continue
+            parsed = []
+            for rec in records:
+                try:
+                    parsed.append(_parse_scored(rec.value))
+                except InvalidMessageError as exc:
+                    dlq.append(
+                        self._producer.send(
+                            self.config.dlq_topic,
+                            value=rec.value or b"",
+                            key=rec.key,
+                            headers=dlq_headers(
+                                exc.reason, "trend", rec.topic, rec.partition, rec.offset
+                            ),
+                        )
+                    )
+                    metrics.DLQ_MESSAGES.labels("trend").inc()
+            out = processor.process(parsed)
+            self.records_seen += len(records)
+            metrics.TREND_RECORDS.labels("accepted").inc(out.accepted)
+            metrics.TREND_RECORDS.labels("duplicate").inc(out.duplicates)
+            metrics.TREND_RECORDS.labels("late").inc(out.late)
+            for window in out.closed:
+                metrics.WINDOWS_CLOSED.labels(window.spec).inc()
+            closed.extend(out.closed)
+            alerts.extend(out.alerts)
+            self._dirty[tp.partition] = records[-1].offset + 1
+        for future in dlq:
+            future.get(timeout=60)
+        # Checkpoint right after an alert so a restart resumes past it (a replay would be de-duplicated anyway).
+        force = bool(alerts)
+        new = self.store.commit_trend_batch(
+            self.config.group_id, self.config.scored_topic, {}, closed, alerts
+        )
+        for alert in new:
+            metrics.ALERTS_FIRED.labels(alert.rule_id).inc()
+        self._checkpoint(force=force)
+
+    def _checkpoint(self, force: bool) -> None:
+        if not self._dirty:
+            return
+        if (
+            not force
+            and time.monotonic() - self._last_checkpoint < self.config.checkpoint_interval_s
+        ):
+            return
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        checkpoints = {
+            p: Checkpoint(offset, self.processors[p].to_state())
+            for p, offset in self._dirty.items()
+            if p in self.processors
+        }
+        self.store.commit_trend_batch(
+            self.config.group_id, self.config.scored_topic, checkpoints, [], []
+        )
+        offsets = {
+            TopicPartition(self.config.scored_topic, p): OffsetAndMetadata(cp.next_offset, None, -1)
+            for p, cp in checkpoints.items()
+        }
+        try:
+            self._consumer.commit(offsets=offsets)  # for lag visibility; the store is authoritative
+        except Exception as exc:
+            log.debug("trend offset commit skipped: %s", exc)
+        self._dirty.clear()
+        self._last_checkpoint = time.monotonic()
