@@ -2,6 +2,7 @@
 
 from keel.training.classifier import TextClassifier
 from keel.training.config import ClassifierConfig, PairConfig, Strategy
+from keel.training.pairs import cross_encoder_scores, train_bi_encoder, train_cross_encoder
 from keel.training.trainer import evaluate_heads, train_classifier, train_multi_head
 
 __all__ = [
@@ -9,7 +10,10 @@ __all__ = [
     "PairConfig",
     "Strategy",
     "TextClassifier",
+    "cross_encoder_scores",
     "evaluate_heads",
+    "train_bi_encoder",
     "train_classifier",
+    "train_cross_encoder",
     "train_multi_head",
 ]
