@@ -48,10 +48,12 @@ class Settings(BaseSettings):
 
     # Dialogue policy.
     oos_rejection_target: float = Field(default=0.9, gt=0.0, lt=1.0)
+    template_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     clarify_margin: float = Field(default=0.12, ge=0.0, lt=1.0)
+    clarify_min_probability: float = Field(default=0.2, ge=0.0, le=1.0)
     fallback_after: int = Field(default=2, ge=1)
     retrieval_k: int = Field(default=3, ge=1, le=20)
-    history_turns: int = Field(default=2, ge=0, le=10)
+    history_turns: int = Field(default=1, ge=0, le=10)
 
     # Request limits.
     max_message_chars: int = Field(default=1000, ge=10, le=100_000)

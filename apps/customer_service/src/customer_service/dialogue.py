@@ -52,13 +52,25 @@ class AnswerKind(StrEnum):
 class DialoguePolicy:
     """Knobs of the dialogue manager (from the app settings)."""
 
+    template_threshold: float = 0.5
     clarify_margin: float = 0.12
+    clarify_min_probability: float = 0.2
     fallback_after: int = 2
     retrieval_k: int = 3
     history_turns: int = 1
-    min_retrieval_support: float = 0.34
+    min_support_in_scope: float = 0.2
+    min_support_out_of_scope: float = 0.5
 
     def __post_init__(self) -> None:
+        for name in (
+            "template_threshold",
+            "clarify_min_probability",
+            "min_support_in_scope",
+            "min_support_out_of_scope",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value!r}: must be within [0, 1]")
         if not 0.0 <= self.clarify_margin < 1.0:
             raise ValueError(f"clarify_margin={self.clarify_margin!r}: must be within [0, 1)")
         if self.fallback_after < 1:
@@ -187,13 +199,15 @@ class DialogueManager:
 
         query = text
         resolved = None
-        if self.policy.history_turns and is_follow_up(text):
+        follow_up = bool(self.policy.history_turns) and is_follow_up(text)
+        if follow_up:
             previous = self.store.recent_user_texts(conversation.id, self.policy.history_turns)
             if previous:
                 query = " ".join([*previous, text])
                 resolved = query
         prediction = self.intents.predict(query)
         top, second = prediction.top, prediction.second
+        previous_intent = conversation.last_intent
         conversation.last_intent = top.label
 
         if self._should_clarify(prediction):
@@ -221,19 +235,28 @@ class DialogueManager:
                 Role.BOT, answer, AnswerKind.CLARIFY, top.label, top.probability
             )
 
-        if self.intents.in_scope(prediction):
+        confident = top.probability >= max(self.policy.template_threshold, self.intents.threshold)
+        # A follow-up on the topic that was just answered asks for something the
+        # template did not say: answer it from the knowledge base with the context.
+        repeats_topic = resolved is not None and top.label == previous_intent
+        if confident and not repeats_topic:
             return self._answer_intent(conversation, top.label, top.probability, query, resolved)
         return self._answer_from_knowledge_base(
-            conversation, query, top.label, top.probability, resolved, confident=False
+            conversation,
+            query,
+            top.label,
+            top.probability,
+            resolved,
+            in_scope=self.intents.in_scope(prediction),
         )
 
     def _should_clarify(self, prediction: IntentPrediction) -> bool:
+        """Top two intents both plausible and too close to pick one."""
         top, second = prediction.top, prediction.second
-        if not second.label:
+        if not second.label or top.probability >= self.policy.template_threshold:
             return False
         close = top.probability - second.probability < self.policy.clarify_margin
-        plausible = top.probability + second.probability >= self.intents.threshold
-        return close and plausible and second.probability >= self.intents.threshold / 2
+        return close and second.probability >= self.policy.clarify_min_probability
 
     def _answer_intent(
         self,
@@ -261,7 +284,7 @@ class DialogueManager:
             return reply, NewMessage(Role.BOT, answer, AnswerKind.TEMPLATE, intent, confidence)
         title = self.templates.title(intent) if template is not None else ""
         return self._answer_from_knowledge_base(
-            conversation, f"{query} {title}".strip(), intent, confidence, resolved, confident=True
+            conversation, f"{query} {title}".strip(), intent, confidence, resolved, in_scope=True
         )
 
     def _answer_from_knowledge_base(
@@ -272,13 +295,14 @@ class DialogueManager:
         confidence: float,
         resolved: str | None,
         *,
-        confident: bool,
+        in_scope: bool,
     ) -> tuple[BotReply, NewMessage]:
         passages = self.kb.search(query, k=self.policy.retrieval_k)
         composed = compose_extractive_answer(query, passages)
-        supported = composed.text and (
-            confident or composed.support >= self.policy.min_retrieval_support
+        needed = (
+            self.policy.min_support_in_scope if in_scope else self.policy.min_support_out_of_scope
         )
+        supported = bool(composed.text) and composed.support >= needed
         if supported:
             conversation.low_confidence_streak = 0
             citations = [c.as_dict() for c in composed.citations]

@@ -87,8 +87,17 @@ def calibrate_oos_threshold(
 ) -> dict[str, float]:
     """Threshold on the top intent probability that rejects ``target_oos_rejection`` of
     the out-of-scope examples (``keel.evaluation.oos_metrics``)."""
-    from keel.evaluation import oos_metrics
-
+    try:
+        from keel.evaluation import oos_metrics
+    except ImportError:
+        # Interim until keel.evaluation ships oos_metrics: the threshold under which
+        # the target share of out-of-scope scores falls.
+        threshold = float(np.quantile(oos_scores, target_oos_rejection))
+        return {
+            "threshold": threshold,
+            "oos_rejection": float(np.mean(oos_scores < threshold)),
+            "in_scope_acceptance": float(np.mean(in_scope_scores >= threshold)),
+        }
     result = oos_metrics(in_scope_scores, oos_scores, target_oos_rejection)
     return {key: float(value) for key, value in dict(result).items() if _is_number(value)}
 
@@ -119,11 +128,13 @@ def new_retriever(embedder: Any) -> Any:
 
 def load_retriever(directory: Path, embedder: Any) -> Any:
     """A saved hybrid retriever, or a new one when ``directory`` holds none."""
+    from keel import IndexNotBuiltError
     from keel.retrieval import HybridRetriever
 
-    if directory.is_dir() and any(directory.iterdir()):
+    try:
         return HybridRetriever.load(directory, embedder)
-    return new_retriever(embedder)
+    except IndexNotBuiltError:
+        return new_retriever(embedder)
 
 
 def make_batched_classifier(predictor: Predictor, max_batch_size: int, max_wait_ms: float) -> Any:

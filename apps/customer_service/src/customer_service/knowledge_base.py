@@ -39,6 +39,8 @@ class PassageRetriever(Protocol):
 
     def save(self, directory: Path) -> Any: ...
 
+    def __len__(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class RetrievedPassage:
@@ -93,7 +95,7 @@ class KnowledgeBase:
     """
 
     def __init__(
-        self, directory: Path, retriever: PassageRetriever, max_passage_chars: int = 600
+        self, directory: Path, retriever: PassageRetriever, max_passage_chars: int = 400
     ) -> None:
         self.directory = directory
         self.retriever = retriever
@@ -101,6 +103,10 @@ class KnowledgeBase:
         self._documents: dict[str, _StoredDocument] = {}
         self._lock = threading.RLock()
         self._load_documents()
+        if self._documents and len(retriever) == 0:  # type: ignore[arg-type]
+            # The index was lost (deleted, or a crash before it was saved): forget the
+            # documents so that the next ingest indexes them again.
+            self._documents.clear()
 
     @property
     def documents_file(self) -> Path:
@@ -155,20 +161,36 @@ class KnowledgeBase:
 
         Only a changed document is split and sent to the retriever.
         """
+        return self.upsert_documents([document])[document.doc_id]
+
+    def upsert_documents(self, documents: list[Document]) -> dict[str, str]:
+        """Add or replace several documents with one retriever call (one batched
+        embedding pass); returns ``doc_id -> "added" | "updated" | "unchanged"``."""
+        outcomes: dict[str, str] = {}
         with self._lock:
-            content_hash = document.content_hash
-            previous = self._documents.get(document.doc_id)
-            if previous is not None and previous.content_hash == content_hash:
-                return "unchanged"
-            passages = split_passages(document, self.max_passage_chars)
-            new_ids = [p.passage_id for p in passages]
-            if previous is not None:
-                stale = [pid for pid in previous.passage_ids if pid not in set(new_ids)]
-                if stale:
-                    self.retriever.delete(stale)
+            passages: list[Passage] = []
+            stale: list[str] = []
+            updates: dict[str, _StoredDocument] = {}
+            for document in documents:
+                content_hash = document.content_hash
+                previous = self._documents.get(document.doc_id)
+                if previous is not None and previous.content_hash == content_hash:
+                    outcomes[document.doc_id] = "unchanged"
+                    continue
+                split = split_passages(document, self.max_passage_chars)
+                new_ids = {p.passage_id for p in split}
+                if previous is not None:
+                    stale += [pid for pid in previous.passage_ids if pid not in new_ids]
+                passages += split
+                updates[document.doc_id] = _StoredDocument(
+                    document, content_hash, [p.passage_id for p in split]
+                )
+                outcomes[document.doc_id] = "added" if previous is None else "updated"
+            if stale:
+                self.retriever.delete(stale)
             self._index(passages)
-            self._documents[document.doc_id] = _StoredDocument(document, content_hash, new_ids)
-            return "added" if previous is None else "updated"
+            self._documents.update(updates)
+        return outcomes
 
     def _index(self, passages: list[Passage]) -> None:
         if passages:
@@ -217,13 +239,14 @@ class KnowledgeBase:
             documents += load_faq(faq_file)
         report = IngestReport()
         with self._lock:
-            seen = set()
-            for done, document in enumerate(documents, start=1):
-                seen.add(document.doc_id)
-                outcome = self.upsert_document(document)
-                getattr(report, outcome).append(document.doc_id)
+            seen = {document.doc_id for document in documents}
+            batch = 64
+            for offset in range(0, len(documents), batch):
+                chunk = documents[offset : offset + batch]
+                for doc_id, outcome in self.upsert_documents(chunk).items():
+                    getattr(report, outcome).append(doc_id)
                 if progress is not None:
-                    progress(done, len(documents))
+                    progress(min(offset + batch, len(documents)), len(documents))
             for doc_id, stored in list(self._documents.items()):
                 document = stored.document
                 if document.format == "faq":

@@ -50,7 +50,7 @@ def _paragraph_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def split_passages(document: Document, max_chars: int = 600) -> list[Passage]:
+def split_passages(document: Document, max_chars: int = 400) -> list[Passage]:
     """Group consecutive paragraphs into passages of at most ``max_chars`` (a longer
     paragraph stays whole), keeping each passage's offsets into ``document.text``.
 
