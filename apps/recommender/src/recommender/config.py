@@ -1,0 +1,84 @@
+"""Service settings (env prefix ``KEEL_REC_``), served by ``get_settings()``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Recommender settings, read from ``KEEL_REC_*`` environment variables.
+
+    Attributes:
+        state_dir: models, SQLite database, embeddings and index live here.
+        data_dir: optional MovieLens-layout folder (``items.csv`` + ``train_ratings.csv``)
+            used instead of the bundled demo data by ``prepare``.
+        api_key: admin key for catalogue changes (header ``X-API-Key``); ``dev-key`` is the
+            documented demo default, change it in production.
+        database_url: ``sqlite:///path``; default ``sqlite:///<state_dir>/recommender.db``.
+        budget: ``fast`` (a few hundred fine-tuning steps) or ``full`` (whole pair set).
+        max_candidates / max_history: list-size limits of the API.
+        mmr_lambda: default MMR trade-off (1.0 = pure relevance, lower = more diverse).
+        bucket_configs: A/B ranking configurations, picked by a stable hash of the user id.
+        embed_cache_size: LRU size for embeddings of uncatalogued texts sent by callers.
+        num_threads: torch/onnx threads of the encoder (None = library default).
+        cross_encoder_dir: optional Keel cross-encoder artifact for a second pass.
+        cross_encoder_top_k: how many top candidates the cross-encoder rescored.
+        kafka_bootstrap_servers: honoured for symmetry with the other apps (unused).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KEEL_REC_", extra="ignore")
+
+    state_dir: Path = Path("var/recommender")
+    data_dir: Path | None = None
+    api_key: str = "dev-key"
+    database_url: str | None = None
+    budget: Literal["fast", "full"] = "fast"
+    max_candidates: int = Field(default=1000, ge=1, le=100_000)
+    max_history: int = Field(default=200, ge=1, le=10_000)
+    default_top_k: int = Field(default=10, ge=1)
+    mmr_lambda: float = Field(default=0.8, ge=0.0, le=1.0)
+    bucket_configs: list[str] = ["control", "diverse"]
+    embed_cache_size: int = Field(default=20_000, ge=0)
+    num_threads: int | None = None
+    cross_encoder_dir: Path | None = None
+    cross_encoder_top_k: int = Field(default=20, ge=1)
+    seed: int = 13
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "KEEL_REC_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+
+    @field_validator("bucket_configs")
+    @classmethod
+    def _known_buckets(cls, value: list[str]) -> list[str]:
+        from recommender.buckets import RANKING_CONFIGS
+
+        unknown = [v for v in value if v not in RANKING_CONFIGS]
+        if not value or unknown:
+            raise ValueError(f"bucket_configs: unknown {unknown}; known: {sorted(RANKING_CONFIGS)}")
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Path of the SQLite database file."""
+        if self.database_url:
+            prefix = "sqlite:///"
+            if not self.database_url.startswith(prefix):
+                raise ValueError(
+                    f"database_url={self.database_url!r}: only sqlite:///PATH is supported"
+                )
+            return Path(self.database_url[len(prefix) :])
+        return self.state_dir / "recommender.db"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings built once from the environment (tests clear the cache to override)."""
+    return Settings()

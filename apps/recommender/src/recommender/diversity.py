@@ -1,0 +1,45 @@
+"""Maximal marginal relevance (MMR) re-ordering."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mmr_order(
+    relevance: np.ndarray, vectors: np.ndarray, mmr_lambda: float, k: int | None = None
+) -> np.ndarray:
+    """Order candidates by maximal marginal relevance.
+
+    At each step pick ``argmax λ·rel(i) − (1−λ)·max_{j selected} cos(i, j)`` where ``rel`` is
+    the relevance min-max scaled to [0, 1] so that λ means the same for every score scale.
+    With ``λ = 1`` this is plain relevance order.
+
+    Args:
+        relevance: ``[n]`` scores, higher is better.
+        vectors: ``[n, d]`` L2-normalised item vectors.
+        mmr_lambda: trade-off in [0, 1].
+        k: how many positions to fill greedily; the rest follow in relevance order.
+
+    Returns:
+        ``[n]`` candidate indices, best first.
+    """
+    n = len(relevance)
+    by_relevance = np.argsort(-relevance, kind="stable")
+    if n == 0 or mmr_lambda >= 1.0:
+        return by_relevance
+    k = n if k is None else min(k, n)
+    span = float(relevance.max() - relevance.min())
+    rel = (relevance - relevance.min()) / span if span > 0 else np.zeros(n, dtype=np.float64)
+    max_sim = np.full(n, -np.inf)
+    chosen = np.zeros(n, dtype=bool)
+    order: list[int] = []
+    for step in range(k):
+        redundancy = np.where(np.isfinite(max_sim), max_sim, 0.0) if step else np.zeros(n)
+        gain = mmr_lambda * rel - (1.0 - mmr_lambda) * redundancy
+        gain[chosen] = -np.inf
+        best = int(np.argmax(gain))
+        order.append(best)
+        chosen[best] = True
+        max_sim = np.maximum(max_sim, vectors @ vectors[best])
+    rest = [int(i) for i in by_relevance if not chosen[i]]
+    return np.asarray(order + rest, dtype=np.int64)

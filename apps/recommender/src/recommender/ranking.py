@@ -1,0 +1,235 @@
+"""Rerank pipeline: business rules -> features -> blend -> (2nd pass) -> MMR -> reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recommender.blend import BlendModel
+from recommender.cooccurrence import ItemSimilarity
+from recommender.diversity import mmr_order
+from recommender.features import CandidateBatch, FeatureMatrix, HistoryBatch, compute_features
+
+#: Rescores candidates given their indices; returns one additive score per index.
+SecondPass = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class RankOptions:
+    """Per-request ranking options.
+
+    Attributes:
+        top_k: how many items to return (None = all that pass the rules).
+        mmr_lambda: MMR trade-off in [0, 1]; 1.0 disables diversity.
+        exclude_seen: drop candidates that are in the history.
+        include_categories: keep only candidates with one of these categories (empty = all).
+        exclude_categories: drop candidates with any of these categories.
+        exclude_ids: drop these ids.
+        numeric_weights: weights of caller-sent numeric features (added to the blend score
+            of the raw value; features without a weight are reported, not used).
+        explain_history: how many history items each explanation names.
+        second_pass_top: how many top candidates a second pass (cross-encoder) rescored.
+    """
+
+    top_k: int | None = None
+    mmr_lambda: float = 1.0
+    exclude_seen: bool = True
+    include_categories: frozenset[str] = frozenset()
+    exclude_categories: frozenset[str] = frozenset()
+    exclude_ids: frozenset[str] = frozenset()
+    numeric_weights: dict[str, float] = field(default_factory=dict)
+    explain_history: int = 3
+    second_pass_top: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mmr_lambda <= 1.0:
+            raise ValueError(f"mmr_lambda={self.mmr_lambda!r}: must be within [0, 1]")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k={self.top_k!r}: must be >= 1")
+
+
+@dataclass
+class HistoryReason:
+    """A history item that pushed a candidate up."""
+
+    id: str
+    title: str
+    similarity: float
+    cooccurrence: float
+    contribution: float
+
+
+@dataclass
+class RankedItem:
+    """One reranked candidate with its explanation."""
+
+    id: str
+    title: str
+    rank: int
+    score: float
+    contributions: dict[str, float]
+    features: dict[str, float]
+    because: list[HistoryReason]
+
+
+@dataclass
+class Filtered:
+    """A candidate removed by a business rule."""
+
+    id: str
+    reason: str
+
+
+@dataclass
+class RankResult:
+    """Ranked items (best first) and the candidates the rules removed."""
+
+    items: list[RankedItem]
+    filtered: list[Filtered]
+
+
+def apply_rules(
+    history_ids: set[str], candidates: CandidateBatch, options: RankOptions
+) -> tuple[np.ndarray, list[Filtered]]:
+    """Boolean keep-mask over candidates and the reasons for the dropped ones."""
+    keep = np.ones(len(candidates), dtype=bool)
+    dropped: list[Filtered] = []
+    seen_ids: set[str] = set()
+    for i, (item_id, cats) in enumerate(zip(candidates.ids, candidates.categories, strict=True)):
+        reason = None
+        if item_id in seen_ids:
+            reason = "duplicate candidate"
+        elif options.exclude_seen and item_id in history_ids:
+            reason = "already in history"
+        elif item_id in options.exclude_ids:
+            reason = "excluded id"
+        elif options.exclude_categories & cats:
+            reason = "excluded category " + ",".join(sorted(options.exclude_categories & cats))
+        elif options.include_categories and not options.include_categories & cats:
+            reason = "not in included categories"
+        seen_ids.add(item_id)
+        if reason:
+            keep[i] = False
+            dropped.append(Filtered(item_id, reason))
+    return keep, dropped
+
+
+def rank_candidates(
+    history: HistoryBatch,
+    candidates: CandidateBatch,
+    blend: BlendModel,
+    similarity: ItemSimilarity | None,
+    options: RankOptions,
+    second_pass: SecondPass | None = None,
+) -> RankResult:
+    """Score, order and explain candidates for one user.
+
+    Args:
+        history: the user's history (oldest first).
+        candidates: the candidates.
+        blend: the learned feature blend.
+        similarity: item-item co-occurrence (None = feature is 0).
+        options: rules, MMR λ, top-k.
+        second_pass: optional rescoring of the top candidates (cross-encoder), added to
+            the score as the ``cross_encoder`` contribution.
+
+    Returns:
+        The ranked, explained items and the filtered-out candidates.
+    """
+    keep, dropped = apply_rules(set(history.ids), candidates, options)
+    cands = candidates.take(keep)
+    numeric_names = tuple(sorted(cands.numeric))
+    fm = compute_features(history, cands, similarity, numeric_names)
+    contrib = blend.contributions(fm.values, fm.names)
+    names = blend.input_names
+    for name in numeric_names:
+        if name in blend.feature_names:
+            continue
+        weight = options.numeric_weights.get(name, 0.0)
+        contrib = np.column_stack([contrib, weight * fm.column(name)])
+        names.append(name)
+    score = contrib.sum(axis=1) + blend.bias
+    if second_pass is not None and len(cands):
+        top = np.argsort(-score, kind="stable")[: options.second_pass_top]
+        extra = np.zeros(len(cands))
+        extra[top] = second_pass(top)
+        contrib = np.column_stack([contrib, extra])
+        names.append("cross_encoder")
+        score = score + extra
+    order = mmr_order(score, cands.vectors, options.mmr_lambda, options.top_k)
+    if options.top_k is not None:
+        order = order[: options.top_k]
+    items = [
+        _explain(int(i), rank, cands, history, fm, names, contrib, score, options)
+        for rank, i in enumerate(order, start=1)
+    ]
+    return RankResult(items=items, filtered=dropped)
+
+
+def _history_drivers(
+    i: int,
+    history: HistoryBatch,
+    fm: FeatureMatrix,
+    contributions: dict[str, float],
+    k: int,
+) -> list[HistoryReason]:
+    """Which history items drove candidate ``i``.
+
+    ``semantic`` and ``cooccurrence`` are weighted sums over history items, so their
+    (positive) contributions are split over the history in proportion to each item's term;
+    with no positive contribution, items are ranked by their similarity share alone.
+    """
+    if not len(history) or k <= 0:
+        return []
+    sem = fm.history_semantic[:, i]
+    co = fm.history_cooccurrence[:, i]
+    sem_c = max(contributions.get("semantic", 0.0), 0.0)
+    co_c = max(contributions.get("cooccurrence", 0.0), 0.0)
+    sem_total, co_total = float(sem.clip(0).sum()), float(co.clip(0).sum())
+    drive = np.zeros(len(history))
+    if sem_c > 0 and sem_total > 0:
+        drive += sem_c * sem.clip(0) / sem_total
+    if co_c > 0 and co_total > 0:
+        drive += co_c * co.clip(0) / co_total
+    if not drive.any():
+        drive = sem.clip(0) + co.clip(0)
+    weights = history.weights / max(float(history.weights.sum()), 1e-12)
+    reasons = []
+    for j in np.argsort(-drive, kind="stable")[:k]:
+        if drive[j] <= 0:
+            break
+        reasons.append(
+            HistoryReason(
+                id=history.ids[j],
+                title=history.titles[j],
+                similarity=float(sem[j] / weights[j]) if weights[j] > 0 else 0.0,
+                cooccurrence=float(co[j] / weights[j]) if weights[j] > 0 else 0.0,
+                contribution=float(drive[j]),
+            )
+        )
+    return reasons
+
+
+def _explain(
+    i: int,
+    rank: int,
+    cands: CandidateBatch,
+    history: HistoryBatch,
+    fm: FeatureMatrix,
+    names: list[str],
+    contrib: np.ndarray,
+    score: np.ndarray,
+    options: RankOptions,
+) -> RankedItem:
+    contributions = {n: float(contrib[i, c]) for c, n in enumerate(names)}
+    return RankedItem(
+        id=cands.ids[i],
+        title=cands.titles[i],
+        rank=rank,
+        score=float(score[i]),
+        contributions=contributions,
+        features={n: float(fm.values[i, c]) for c, n in enumerate(fm.names)},
+        because=_history_drivers(i, history, fm, contributions, options.explain_history),
+    )

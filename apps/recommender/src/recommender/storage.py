@@ -1,0 +1,272 @@
+"""SQLite persistence: catalogue items with their cached embeddings, events, served rankings."""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recommender.datasets import Item
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    features TEXT NOT NULL,
+    created_at REAL,
+    encoder TEXT,
+    embedding BLOB,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    bucket TEXT,
+    request_id TEXT,
+    position INTEGER,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id, timestamp);
+CREATE TABLE IF NOT EXISTS rankings (
+    request_id TEXT PRIMARY KEY,
+    user_id TEXT,
+    bucket TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    item_ids TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An impression / click / purchase / rating logged by the product backend."""
+
+    user_id: str
+    item_id: str
+    type: str
+    timestamp: float
+    bucket: str | None = None
+    request_id: str | None = None
+    position: int | None = None
+    value: float | None = None
+
+
+class Database:
+    """One SQLite file (WAL mode) shared by the stores; safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def execute(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        """Run one statement in its own transaction and return all rows."""
+        with self._lock, self._conn:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
+        """Run one statement for many parameter rows in a single transaction."""
+        with self._lock, self._conn:
+            self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+class CatalogueStore:
+    """Items and their embeddings (float32 blobs tagged with the encoder that made them)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def upsert(self, items: list[Item], vectors: np.ndarray, encoder: str) -> None:
+        """Insert or replace ``items`` with their ``[n, d]`` vectors."""
+        now = time.time()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    it.id,
+                    it.title,
+                    it.text,
+                    json.dumps(it.categories),
+                    json.dumps(it.features),
+                    it.created_at,
+                    encoder,
+                    np.asarray(vec, dtype=np.float32).tobytes(),
+                    now,
+                )
+                for it, vec in zip(items, vectors, strict=True)
+            ],
+        )
+
+    def delete(self, item_ids: list[str]) -> int:
+        """Delete items; returns how many existed."""
+        existing = self.db.execute(
+            f"SELECT id FROM items WHERE id IN ({','.join('?' * len(item_ids))})", item_ids
+        )
+        self.db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in item_ids])
+        return len(existing)
+
+    def load_all(self) -> tuple[list[Item], list[str | None], list[np.ndarray | None]]:
+        """Every item (insertion order), the encoder tag and vector of each."""
+        rows = self.db.execute(
+            "SELECT id, title, text, categories, features, created_at, encoder, embedding "
+            "FROM items ORDER BY rowid"
+        )
+        items, encoders, vectors = [], [], []
+        for r in rows:
+            items.append(Item(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5]))
+            encoders.append(r[6])
+            vectors.append(np.frombuffer(r[7], dtype=np.float32) if r[7] is not None else None)
+        return items, encoders, vectors
+
+    def count(self) -> int:
+        """Number of items."""
+        return int(self.db.execute("SELECT COUNT(*) FROM items")[0][0])
+
+
+class EventStore:
+    """Interaction events and the rankings served (for A/B analysis and retraining)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, events: list[StoredEvent]) -> int:
+        """Store events in one transaction; returns how many were stored."""
+        self.db.executemany(
+            "INSERT INTO events (user_id, item_id, type, timestamp, bucket, request_id, position,"
+            " value) VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (
+                    e.user_id,
+                    e.item_id,
+                    e.type,
+                    e.timestamp,
+                    e.bucket,
+                    e.request_id,
+                    e.position,
+                    e.value,
+                )
+                for e in events
+            ],
+        )
+        return len(events)
+
+    def for_user(self, user_id: str, limit: int = 100) -> list[StoredEvent]:
+        """The newest ``limit`` events of a user, oldest first."""
+        rows = self.db.execute(
+            "SELECT user_id, item_id, type, timestamp, bucket, request_id, position, value "
+            "FROM events WHERE user_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [StoredEvent(*r) for r in reversed(rows)]
+
+    def all_events(self, types: tuple[str, ...] = ("click", "purchase")) -> list[StoredEvent]:
+        """All events of the given types, by user and time (training input)."""
+        rows = self.db.execute(
+            "SELECT user_id, item_id, type, timestamp, bucket, request_id, position, value FROM"
+            f" events WHERE type IN ({','.join('?' * len(types))}) ORDER BY user_id, timestamp",
+            types,
+        )
+        return [StoredEvent(*r) for r in rows]
+
+    def count(self) -> int:
+        """Number of stored events."""
+        return int(self.db.execute("SELECT COUNT(*) FROM events")[0][0])
+
+    def ranking(self, request_id: str) -> dict[str, object] | None:
+        """A logged ranking by request id."""
+        rows = self.db.execute(
+            "SELECT request_id, user_id, bucket, endpoint, timestamp, item_ids FROM rankings"
+            " WHERE request_id = ?",
+            (request_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return {
+            "request_id": r[0],
+            "user_id": r[1],
+            "bucket": r[2],
+            "endpoint": r[3],
+            "timestamp": r[4],
+            "item_ids": json.loads(r[5]),
+        }
+
+
+class RankingLog:
+    """Writes served rankings (request id, user, bucket, items) off the request path.
+
+    A background thread drains a queue and commits in batches, so logging adds
+    microseconds, not a disk write, to each request. ``flush()`` waits for the queue.
+    """
+
+    def __init__(self, db: Database, max_queue: int = 100_000) -> None:
+        self.db = db
+        self._queue: queue.Queue[tuple | None] = queue.Queue(maxsize=max_queue)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="ranking-log", daemon=True)
+        self._thread.start()
+
+    def log(
+        self, request_id: str, user_id: str | None, bucket: str, endpoint: str, ids: list[str]
+    ) -> None:
+        """Queue one served ranking (counted in ``dropped`` if the queue is full)."""
+        try:
+            self._queue.put_nowait(
+                (request_id, user_id, bucket, endpoint, time.time(), json.dumps(ids))
+            )
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                self._queue.task_done()
+                return
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    self._queue.task_done()
+                    break
+                batch.append(nxt)
+            try:
+                self.db.executemany("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?)", batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def flush(self) -> None:
+        """Block until every queued ranking is written."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout=10)
