@@ -82,7 +82,7 @@ class ClassifierConfig:
     epochs: int | None = None
     learning_rate: float | None = None
     head_learning_rate: float = 2e-3
-    head_l2: float = 1e-4
+    head_l2: float = 1e-5
     batch_size: int = 32
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
