@@ -93,9 +93,10 @@ class Demo:
         """Train (or load cached) demo models for every app, one after another, with progress."""
         for app in APPS:
             print(f"[demo] preparing {app.title} (budget {self.options.budget})...", flush=True)
-            done = subprocess.run(
-                [self._bin(app.cli), "prepare", "--budget", self.options.budget], env=self._env(app)
-            )
+            cmd = [self._bin(app.cli), "prepare"]
+            if self.options.budget == "full":  # each app's default is its fast budget
+                cmd += ["--budget", "full"]
+            done = subprocess.run(cmd, env=self._env(app))
             if done.returncode != 0:
                 raise DemoError(f"`{app.cli} prepare` failed with exit code {done.returncode}")
 
@@ -123,7 +124,13 @@ class Demo:
 
     def start_replay(self) -> None:
         finance = next(a for a in APPS if a.name == "finance_monitor")
-        cmd = [self._bin(finance.cli), "replay", "--demo", "--rate", str(self.options.replay_rate)]
+        cmd = [
+            self._bin(finance.cli),
+            "replay",
+            "--demo",
+            "--rate",
+            f"{self.options.replay_rate:g}/s",
+        ]
         if self.options.surge_topic:
             cmd += ["--surge-topic", self.options.surge_topic]
         self.children.append(
