@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     api_key: str = "dev-key"
     database_url: str | None = None
+    models_dir_override: Path | None = Field(
+        default=None, validation_alias=AliasChoices("KEEL_FM_MODELS_DIR", "models_dir_override")
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -88,8 +91,8 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """Folder holding the trained and compressed models."""
-        return self.state_dir / "models"
+        """Folder holding the trained and compressed models (``KEEL_FM_MODELS_DIR`` or state_dir/models)."""
+        return self.models_dir_override or self.state_dir / "models"
 
 
 @lru_cache

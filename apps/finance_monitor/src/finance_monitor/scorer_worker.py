@@ -8,6 +8,8 @@ commit re-delivers that batch, so the only duplicates are the in-flight batch's.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -66,6 +68,7 @@ class ScorerWorker:
         self.last_error: str | None = None
         self._last_lag_check = 0.0
         self._rate_mark = (time.monotonic(), 0)
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{id(self) % 10_000}"
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and exit."""
@@ -122,7 +125,7 @@ class ScorerWorker:
                 metrics.DLQ_MESSAGES.labels("scorer").inc()
                 continue
             pending.append(PendingMessage(msg, rec.partition, rec.offset, rec.timestamp))
-        scored = score_messages(self.model, self.extractor, pending)
+        scored = score_messages(self.model, self.extractor, pending, worker=self.worker_id)
         for record in scored:
             futures.append(
                 producer.send(

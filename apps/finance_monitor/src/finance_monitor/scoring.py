@@ -81,6 +81,7 @@ def enrich(
     ingest_ts_ms: int,
     raw_partition: int = -1,
     raw_offset: int = -1,
+    worker: str = "",
 ) -> list[ScoredRecord]:
     """One record per series of the message: its topic, then each ticker."""
     now_ms = int(time.time() * 1000)
@@ -103,6 +104,7 @@ def enrich(
             scored_ts_ms=now_ms,
             raw_partition=raw_partition,
             raw_offset=raw_offset,
+            extra={"worker": worker} if worker else {},
         )
         for s in series
     ]
@@ -119,7 +121,10 @@ class PendingMessage:
 
 
 def score_messages(
-    model: ScoringModel, extractor: TickerExtractor, batch: Sequence[PendingMessage]
+    model: ScoringModel,
+    extractor: TickerExtractor,
+    batch: Sequence[PendingMessage],
+    worker: str = "",
 ) -> list[ScoredRecord]:
     """Score a batch and fan it out into scored records (pure apart from the model call)."""
     verdicts = score_texts(model, [p.message.scoring_text for p in batch])
@@ -135,6 +140,7 @@ def score_messages(
                 ingest_ts_ms=pending.timestamp_ms,
                 raw_partition=pending.partition,
                 raw_offset=pending.offset,
+                worker=worker,
             )
         )
     return records
