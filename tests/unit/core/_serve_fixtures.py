@@ -65,8 +65,14 @@ def _centroid_head(embed, examples: dict[str, list[str]], scale: float = 20.0):
     return labels, weight, np.zeros(len(labels), dtype=np.float32)
 
 
-def build_classifier_artifact(folder: Path, *, multi_head: bool = False) -> Path:
-    """Write a MiniLM classifier artifact (``keel.json``, ``encoder/``, head files)."""
+def build_classifier_artifact(
+    folder: Path, *, multi_head: bool = False, layers: int | None = None
+) -> Path:
+    """Write a MiniLM classifier artifact (``keel.json``, ``encoder/``, head files).
+
+    ``layers`` keeps only the first N transformer layers (a faster model for the
+    compression tests); the centroid head is computed with that encoder.
+    """
     from safetensors.numpy import save_file
 
     from keel.inference import load_predictor
@@ -76,7 +82,15 @@ def build_classifier_artifact(folder: Path, *, multi_head: bool = False) -> Path
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     _copy_encoder(model_path("minilm"), folder / "encoder")
-    base = load_predictor("minilm")
+    if layers is not None:
+        from transformers import AutoModel
+
+        from keel.compression.pruning import drop_encoder_layers
+
+        model = AutoModel.from_pretrained(str(folder / "encoder"))
+        drop_encoder_layers(model, list(range(layers)))
+        model.save_pretrained(str(folder / "encoder"))
+    base = load_predictor(folder / "encoder")
     labels, weight, bias = _centroid_head(base.embed, EXAMPLES)
     save_file({"weight": weight, "bias": bias}, str(folder / "head.safetensors"))
     heads: dict[str, dict] = {"default": {"labels": labels, "multi_label": False}}

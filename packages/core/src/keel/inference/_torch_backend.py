@@ -56,7 +56,9 @@ def load_torch_encoder(
         else:
             config = AutoConfig.from_pretrained(str(encoder_dir), local_files_only=True)
             model = quantize_linear_int8(AutoModel.from_config(config).eval())
-            state = torch.load(str(int8_state), map_location="cpu", weights_only=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation
+                state = torch.load(str(int8_state), map_location="cpu", weights_only=False)
             model.load_state_dict(state)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ArtifactError(f"{encoder_dir}: cannot load the encoder: {exc}") from exc

@@ -1,0 +1,31 @@
+"""Compression: int8 quantization (torch, ONNX Runtime), layer / FFN pruning,
+distillation, the compression report and ``compress`` (pick the fastest good variant)."""
+
+from keel.compression._student import DistillConfig
+from keel.compression.distillation import distill_classifier
+from keel.compression.onnx_export import OnnxQuantization, export_onnx
+from keel.compression.pruning import drop_layers, parse_keep, prune_ffn
+from keel.compression.report import (
+    choose_variant,
+    compress,
+    compression_report,
+    measure_variants,
+    plot_report,
+)
+from keel.compression.torch_quant import quantize_dynamic_int8
+
+__all__ = [
+    "DistillConfig",
+    "OnnxQuantization",
+    "choose_variant",
+    "compress",
+    "compression_report",
+    "distill_classifier",
+    "drop_layers",
+    "export_onnx",
+    "measure_variants",
+    "parse_keep",
+    "plot_report",
+    "prune_ffn",
+    "quantize_dynamic_int8",
+]

@@ -1,0 +1,139 @@
+"""Knowledge distillation: a teacher artifact -> a smaller (layer-dropped) student."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from keel.compression._artifact_copy import (
+    ENCODER_DIR,
+    copy_encoder_without_weights,
+    prepare_output,
+    source_meta,
+    write_derived_meta,
+)
+from keel.compression._student import (
+    DistillConfig,
+    load_heads_as_torch,
+    save_torch_heads,
+    train_student,
+)
+from keel.errors import ConfigError
+from keel.inference._artifact import load_heads, read_serving_spec
+
+
+def distill_into_student(
+    teacher_dir: Path,
+    student_model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    out_dir: Path,
+    config: DistillConfig,
+) -> list[float]:
+    """Train ``student_model`` (in place) on the teacher's outputs for ``texts``.
+
+    Classifier teachers: every head's logits are distilled and the student's heads
+    (initialised from the teacher's) are written to ``out_dir``. Encoder teachers:
+    the pooled embedding is distilled. Returns the per-step losses.
+    """
+    from keel.inference import load_predictor
+    from keel.inference._encoder_base import EncoderPredictor
+
+    spec = read_serving_spec(teacher_dir)
+    teacher = load_predictor(teacher_dir, batch_size=64)
+    if not isinstance(teacher, EncoderPredictor):
+        raise ConfigError(
+            "teacher_dir", str(teacher_dir), "must be a classifier or encoder artifact"
+        )
+    head_names = list(load_heads(teacher_dir, spec))
+    targets = {name: teacher.logits(texts, head=name) for name in head_names}
+    embedding_target = None
+    if not head_names:
+        embedding_target = teacher.embed(texts)
+    student_dim = int(student_model.config.hidden_size)
+    if embedding_target is not None and embedding_target.shape[1] != student_dim:
+        raise ConfigError(
+            "student_base",
+            student_dim,
+            f"embedding distillation needs the teacher's size {embedding_target.shape[1]}",
+        )
+    heads = load_heads_as_torch(teacher_dir, head_names, dim=student_dim)
+    losses = train_student(
+        student_model,
+        tokenizer,
+        heads,
+        texts,
+        targets,
+        normalize=spec.normalize,
+        max_length=spec.max_length,
+        config=config,
+        embedding_target=embedding_target,
+    )
+    save_torch_heads(out_dir, heads)
+    return losses
+
+
+def distill_classifier(
+    teacher_dir: str | Path,
+    train_texts: Sequence[str],
+    out_dir: str | Path,
+    student_layers: int = 3,
+    *,
+    student_base: str | Path | None = None,
+    keep: str | Sequence[int] | None = None,
+    config: DistillConfig | None = None,
+) -> Path:
+    """Distil a classifier (logits) or encoder (embeddings) artifact into a smaller student.
+
+    The student is the teacher's own encoder with only ``student_layers`` layers
+    (spread evenly, first and last kept), or the encoder of ``student_base`` (for
+    example ``"minilm"`` under an all-mpnet teacher) cut the same way; its heads
+    start from the teacher's. It is trained on the teacher's outputs for
+    ``train_texts`` (no labels needed).
+
+    Returns:
+        ``out_dir``, a normal torch artifact (``variant = "student-L<n>"``).
+    """
+    from keel.compression.pruning import drop_encoder_layers, parse_keep
+    from keel.inference._loader import resolve_model_dir
+    from keel.inference._torch_backend import load_tokenizer, load_torch_encoder
+
+    if student_layers < 1:
+        raise ConfigError("student_layers", student_layers, "must be >= 1")
+    texts = [t for t in train_texts if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ConfigError("train_texts", len(train_texts), "needs non-empty texts")
+    teacher = Path(teacher_dir)
+    target = Path(out_dir)
+    meta = source_meta(teacher)
+    if meta.get("backend") != "torch":
+        raise ConfigError("teacher_dir", str(teacher), "the teacher must be a torch artifact")
+    student_encoder = teacher / ENCODER_DIR
+    if student_base is not None:
+        student_encoder = resolve_model_dir(student_base)
+        if (student_encoder / ENCODER_DIR).is_dir():
+            student_encoder = student_encoder / ENCODER_DIR
+    model = load_torch_encoder(student_encoder)
+    n_layers = int(model.config.num_hidden_layers)
+    layers = parse_keep(keep if keep is not None else f"spread:{student_layers}", n_layers)
+    drop_encoder_layers(model, layers)
+    tokenizer = load_tokenizer(student_encoder)
+    prepare_output(teacher, target)
+    settings = config or DistillConfig()
+    losses = distill_into_student(teacher, model, tokenizer, texts, target, settings)
+    copy_encoder_without_weights(student_encoder, target / ENCODER_DIR)
+    model.save_pretrained(str(target / ENCODER_DIR))
+    write_derived_meta(
+        target,
+        meta,
+        backend="torch",
+        variant=f"student-L{len(layers)}",
+        teacher=str(teacher),
+        kept_layers=layers,
+        epochs=settings.epochs,
+        steps=len(losses),
+        final_loss=round(losses[-1], 5) if losses else None,
+        student_base=str(student_base) if student_base else None,
+    )
+    return target

@@ -1,0 +1,307 @@
+"""Compression report (every variant measured side by side) and ``compress`` (pick one)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keel.compression._artifact_copy import artifact_size_mb, source_meta
+from keel.compression._measure import accuracy, measure_speed, sixteen_word_inputs
+from keel.compression._student import DistillConfig
+from keel.errors import ConfigError, KeelError
+
+REPORT_FILE = "compression_report.json"
+PLOT_FILE = "compression_report.png"
+BASELINE = "fp32"
+
+
+def _texts_and_labels(val: Any) -> tuple[list[str], list[Any]]:
+    texts = list(getattr(val, "texts", []))
+    labels = list(getattr(val, "labels", []))
+    if not texts or len(texts) != len(labels):
+        raise ConfigError(
+            "val", type(val).__name__, "needs .texts and .labels of equal, non-zero length"
+        )
+    return texts, labels
+
+
+def build_variants(
+    model_dir: Path,
+    work_dir: Path,
+    *,
+    train_texts: Sequence[str] | None = None,
+    student_layers: Sequence[int] = (3,),
+    distill_config: DistillConfig | None = None,
+    include_static: bool = True,
+    calibration_size: int = 300,
+    log: Any = print,
+) -> dict[str, Path]:
+    """Write every compressed variant of ``model_dir`` under ``work_dir``.
+
+    Always: torch dynamic int8, ONNX fp32, ONNX dynamic int8. With ``train_texts``:
+    ONNX static int8 (calibrated on up to ``calibration_size`` of them) and, per entry
+    of ``student_layers``, a distilled student and its ONNX int8 export.
+    """
+    from keel.compression.distillation import distill_classifier
+    from keel.compression.onnx_export import export_onnx
+    from keel.compression.torch_quant import quantize_dynamic_int8
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    variants: dict[str, Path] = {BASELINE: model_dir}
+    log("variant torch-int8")
+    variants["torch-int8"] = quantize_dynamic_int8(model_dir, work_dir / "torch-int8")
+    log("variant onnx-fp32")
+    variants["onnx-fp32"] = export_onnx(model_dir, work_dir / "onnx-fp32")
+    log("variant onnx-int8")
+    variants["onnx-int8"] = export_onnx(model_dir, work_dir / "onnx-int8", quantize="dynamic")
+    texts = [t for t in (train_texts or []) if t.strip()]
+    if texts and include_static:
+        rng = np.random.default_rng(13)
+        sample = [texts[i] for i in rng.permutation(len(texts))[:calibration_size]]
+        log("variant onnx-int8-static")
+        variants["onnx-int8-static"] = export_onnx(
+            model_dir, work_dir / "onnx-int8-static", quantize="static", calibration_texts=sample
+        )
+    for layers in student_layers if texts else ():
+        name = f"student-L{layers}"
+        log(f"variant {name} (distillation on {len(texts)} texts)")
+        student = distill_classifier(
+            model_dir, texts, work_dir / name, layers, config=distill_config
+        )
+        variants[name] = student
+        log(f"variant {name}+onnx-int8")
+        variants[f"{name}+onnx-int8"] = export_onnx(
+            student, work_dir / f"{name}+onnx-int8", quantize="dynamic"
+        )
+    return variants
+
+
+def measure_variants(
+    variants: dict[str, Path],
+    val: Any,
+    *,
+    num_threads: int | None = None,
+    latency_inputs: int = 64,
+    log: Any = print,
+) -> dict[str, dict[str, Any]]:
+    """Size, speed and validation accuracy of every variant (same threads, same inputs).
+
+    Each entry has ``size_mb``, ``size_ratio``, ``p50_ms_batch1``, ``p95_ms_batch1``
+    (16-word inputs), ``throughput_batch32``, ``speedup`` (throughput / fp32's),
+    ``accuracy``, ``accuracy_drop_points`` (fp32 accuracy minus this, x100) and
+    ``agreement`` (share of predictions equal to fp32's). For encoder artifacts,
+    accuracy is replaced by the mean cosine to the fp32 embeddings.
+    """
+    from keel.inference import load_predictor
+
+    texts, labels = _texts_and_labels(val)
+    short = sixteen_word_inputs(texts, latency_inputs)
+    rows: dict[str, dict[str, Any]] = {}
+    reference_predictions: list[str] | None = None
+    reference_embeddings: np.ndarray | None = None
+    for name, folder in variants.items():
+        log(f"measure {name}")
+        predictor: Any = load_predictor(folder, num_threads=num_threads)
+        has_heads = bool(predictor.heads)
+        timing = measure_speed(predictor, short, texts, classify=has_heads)
+        row: dict[str, Any] = {
+            "path": str(folder),
+            "variant": predictor.variant,
+            "backend": predictor.backend,
+            "size_mb": artifact_size_mb(folder),
+            **timing.as_dict(),
+        }
+        if has_heads:
+            predictions = predictor.predict_labels(texts)
+            row["accuracy"] = accuracy(predictions, labels)
+            if reference_predictions is None:
+                reference_predictions = predictions
+            row["agreement"] = accuracy(predictions, reference_predictions)
+        else:
+            embeddings = predictor.embed(texts)
+            if reference_embeddings is None:
+                reference_embeddings = embeddings
+            row["accuracy"] = float(np.mean((embeddings * reference_embeddings).sum(axis=1)))
+            row["agreement"] = row["accuracy"]
+        rows[name] = row
+        del predictor
+    base = rows[next(iter(rows))]
+    for row in rows.values():
+        row["size_ratio"] = round(row["size_mb"] / base["size_mb"], 4)
+        row["speedup"] = round(row["throughput_batch32"] / base["throughput_batch32"], 3)
+        row["accuracy_drop_points"] = round((base["accuracy"] - row["accuracy"]) * 100, 3)
+    return rows
+
+
+def plot_report(rows: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Accuracy vs batch-1 latency (p50) of every variant, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, row in rows.items():
+        ax.scatter(row["p50_ms_batch1"], row["accuracy"] * 100, s=30 + row["size_mb"] * 2)
+        ax.annotate(
+            f"{name}\n{row['speedup']:.1f}x, {row['size_mb']:.0f} MB",
+            (row["p50_ms_batch1"], row["accuracy"] * 100),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("latency p50, batch 1, 16-word input (ms)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(title or "Keel compression: accuracy vs latency (marker size = MB)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def compression_report(
+    model_dir: str | Path,
+    val: Any,
+    out_dir: str | Path,
+    *,
+    train_texts: Sequence[str] | None = None,
+    student_layers: Sequence[int] = (3,),
+    distill_config: DistillConfig | None = None,
+    num_threads: int | None = None,
+    latency_inputs: int = 64,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Build every variant of a torch fp32 artifact and measure them side by side.
+
+    Args:
+        model_dir: the fp32 torch classifier (or encoder) artifact.
+        val: validation data with ``.texts`` and ``.labels`` (``LabelledTexts``).
+        out_dir: variants go to ``out_dir/variants/<name>``; the report to
+            ``compression_report.json`` and ``compression_report.png``.
+        train_texts: training texts for static-int8 calibration and distillation
+            (without them only quantized variants are built).
+        student_layers: layer counts of the distilled students.
+        num_threads: CPU threads for every variant (None: library default).
+        latency_inputs: how many 16-word inputs the batch-1 latency is timed on.
+
+    Returns:
+        ``{"model": ..., "variants": {name: row}, "report": path, "plot": path}``.
+    """
+    source = Path(model_dir)
+    target = Path(out_dir)
+    meta = source_meta(source)
+    if meta.get("backend") != "torch" or str(meta.get("variant") or "fp32") != "fp32":
+        raise ConfigError("model_dir", str(source), "the report starts from an fp32 torch artifact")
+    variants = build_variants(
+        source,
+        target / "variants",
+        train_texts=train_texts,
+        student_layers=student_layers,
+        distill_config=distill_config,
+        log=log,
+    )
+    rows = measure_variants(
+        variants, val, num_threads=num_threads, latency_inputs=latency_inputs, log=log
+    )
+    report = {
+        "model": str(source),
+        "validation_size": len(_texts_and_labels(val)[0]),
+        "num_threads": num_threads,
+        "variants": rows,
+    }
+    report_path = target / REPORT_FILE
+    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_path = plot_report(rows, target / PLOT_FILE)
+    report["report"] = str(report_path)
+    report["plot"] = str(plot_path)
+    return report
+
+
+def choose_variant(rows: dict[str, dict[str, Any]], max_drop_points: float) -> str:
+    """The fastest variant (batch-32 throughput) whose accuracy drop is within the limit.
+
+    The fp32 baseline (drop 0) always qualifies, so there is always an answer.
+    """
+    allowed = {n: r for n, r in rows.items() if r["accuracy_drop_points"] <= max_drop_points}
+    if not allowed:  # pragma: no cover - the baseline has drop 0
+        raise KeelError("no variant is within the accuracy limit")
+    return max(allowed, key=lambda n: allowed[n]["throughput_batch32"])
+
+
+def compress(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    val: Any,
+    max_drop_points: float = 0.5,
+    *,
+    train_texts: Sequence[str] | None = None,
+    student_layers: Sequence[int] = (3,),
+    distill_config: DistillConfig | None = None,
+    work_dir: str | Path | None = None,
+    num_threads: int | None = None,
+    latency_inputs: int = 64,
+    log: Any = print,
+) -> Path:
+    """Build and measure every variant, keep the fastest within ``max_drop_points``.
+
+    The chosen variant is copied to ``out_dir`` as a normal artifact whose
+    ``keel.json`` records the measured accuracy, latency and size (``load_predictor``
+    loads it). The full report stays in ``work_dir`` (default ``<out_dir>-variants``).
+
+    Returns:
+        ``out_dir``.
+    """
+    if max_drop_points < 0:
+        raise ConfigError("max_drop_points", max_drop_points, "must be >= 0")
+    target = Path(out_dir)
+    work = Path(work_dir) if work_dir is not None else target.with_name(target.name + "-variants")
+    report = compression_report(
+        model_dir,
+        val,
+        work,
+        train_texts=train_texts,
+        student_layers=student_layers,
+        distill_config=distill_config,
+        num_threads=num_threads,
+        log=log,
+    )
+    rows = report["variants"]
+    chosen = choose_variant(rows, max_drop_points)
+    row = rows[chosen]
+    log(f"chosen: {chosen} ({row['speedup']}x, drop {row['accuracy_drop_points']} points)")
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(Path(row["path"]), target)
+    meta_path = target / "keel.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["latency_ms"] = {
+        "p50_batch1": row["p50_ms_batch1"],
+        "p95_batch1": row["p95_ms_batch1"],
+        "throughput_batch32_per_s": row["throughput_batch32"],
+    }
+    metrics = dict(meta.get("metrics") or {})
+    metrics.update(
+        {
+            "val_accuracy": row["accuracy"],
+            "val_accuracy_drop_points": row["accuracy_drop_points"],
+            "speedup_vs_fp32": row["speedup"],
+        }
+    )
+    meta["metrics"] = metrics
+    meta["size_mb"] = artifact_size_mb(target)
+    config = dict(meta.get("config") or {})
+    config["compress"] = {
+        "chosen": chosen,
+        "max_drop_points": max_drop_points,
+        "report": report["report"],
+    }
+    meta["config"] = config
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return target

@@ -1,0 +1,203 @@
+"""Compressed variants agree with the fp32 model; exports round-trip through load_predictor.
+
+The source model is MiniLM cut to 2 layers with a nearest-centroid head (fast, real
+weights). Agreement thresholds are stated per variant in ``AGREEMENT``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from keel import ArtifactError, ConfigError
+from keel.compression import (
+    DistillConfig,
+    choose_variant,
+    compress,
+    distill_classifier,
+    drop_layers,
+    export_onnx,
+    parse_keep,
+    prune_ffn,
+    quantize_dynamic_int8,
+)
+from keel.inference import load_predictor
+from tests.unit.core._serve_fixtures import EXAMPLES, all_example_texts, build_classifier_artifact
+
+# Share of the 16 example texts whose top label must equal the fp32 model's.
+AGREEMENT = {
+    "onnx-fp32": 1.0,
+    "onnx-int8": 0.9,
+    "onnx-int8-static": 0.75,
+    "torch-int8": 0.85,
+}
+# Mean cosine between a variant's embeddings and fp32's.
+MIN_COSINE = {"onnx-fp32": 0.9999, "onnx-int8": 0.95, "onnx-int8-static": 0.85, "torch-int8": 0.9}
+
+
+@pytest.fixture(scope="session")
+def small_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_classifier_artifact(
+        tmp_path_factory.getbasetemp() / "serve-small-2layer", multi_head=True, layers=2
+    )
+
+
+@pytest.fixture(scope="session")
+def variants(small_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("variants")
+    texts, _ = all_example_texts()
+    return {
+        "onnx-fp32": export_onnx(small_artifact, root / "onnx-fp32"),
+        "onnx-int8": export_onnx(small_artifact, root / "onnx-int8", quantize="dynamic"),
+        "onnx-int8-static": export_onnx(
+            small_artifact, root / "onnx-int8-static", quantize="static", calibration_texts=texts
+        ),
+        "torch-int8": quantize_dynamic_int8(small_artifact, root / "torch-int8"),
+    }
+
+
+@pytest.mark.parametrize("name", list(AGREEMENT))
+def test_variant_agrees_with_fp32(
+    name: str, small_artifact: Path, variants: dict[str, Path]
+) -> None:
+    texts, _ = all_example_texts()
+    reference = load_predictor(small_artifact)
+    variant = load_predictor(variants[name])
+    agreement = np.mean(
+        np.array(variant.predict_labels(texts)) == np.array(reference.predict_labels(texts))
+    )
+    assert agreement >= AGREEMENT[name], f"{name}: agreement {agreement:.2f} < {AGREEMENT[name]}"
+    cosine = float(np.mean((variant.embed(texts) * reference.embed(texts)).sum(axis=1)))
+    assert cosine >= MIN_COSINE[name], f"{name}: cosine {cosine:.4f}"
+
+
+@pytest.mark.parametrize("name", list(AGREEMENT))
+def test_export_round_trips_through_load_predictor(name: str, variants: dict[str, Path]) -> None:
+    folder = variants[name]
+    meta = json.loads((folder / "keel.json").read_text())
+    assert meta["variant"] == name and meta["size_mb"] > 0
+    predictor = load_predictor(folder)
+    assert predictor.backend == ("onnx" if name.startswith("onnx") else "torch")
+    assert predictor.labels == list(EXAMPLES)
+    assert predictor.heads == ["default", "sentiment"]
+    assert set(predictor.classify_heads(["where is my card"])) == {"default", "sentiment"}
+    if name.startswith("onnx"):
+        assert (folder / "model.onnx").is_file()
+        assert not (folder / "encoder" / "model.safetensors").exists()
+
+
+def test_int8_variants_are_smaller(small_artifact: Path, variants: dict[str, Path]) -> None:
+    fp32 = json.loads((variants["onnx-fp32"] / "keel.json").read_text())["size_mb"]
+    int8 = json.loads((variants["onnx-int8"] / "keel.json").read_text())["size_mb"]
+    assert int8 < 0.35 * fp32
+
+
+def test_onnx_predictor_serves_on_its_own_backend_only(variants: dict[str, Path]) -> None:
+    with pytest.raises(ArtifactError, match="onnx"):
+        load_predictor(variants["onnx-int8"], backend="torch")
+
+
+def test_static_quantization_needs_calibration_texts(small_artifact: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="calibration_texts"):
+        export_onnx(small_artifact, tmp_path / "x", quantize="static")
+    with pytest.raises(ConfigError, match="quantize"):
+        export_onnx(small_artifact, tmp_path / "x", quantize="int4")
+
+
+def test_parse_keep_specs() -> None:
+    assert parse_keep("bottom:3", 6) == [0, 1, 2]
+    assert parse_keep("every:2", 6) == [1, 3, 5]
+    assert parse_keep("spread:3", 6) == [0, 2, 5]
+    assert parse_keep([0, 5], 6) == [0, 5]
+    with pytest.raises(ConfigError, match="keep"):
+        parse_keep("top:2", 6)
+    with pytest.raises(ConfigError, match="keep"):
+        parse_keep([7], 6)
+
+
+def test_drop_layers_and_ffn_pruning_give_loadable_smaller_models(
+    small_artifact: Path, tmp_path: Path
+) -> None:
+    texts, _ = all_example_texts()
+    dropped = drop_layers(
+        small_artifact,
+        tmp_path / "drop",
+        keep="bottom:1",
+        recovery_texts=texts,
+        recovery_steps=2,
+        show_progress=False,
+    )
+    config = json.loads((dropped / "encoder" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1
+    assert load_predictor(dropped).classify(texts).shape == (len(texts), len(EXAMPLES))
+    pruned = prune_ffn(
+        small_artifact, tmp_path / "ffn", 0.5, importance_texts=texts, show_progress=False
+    )
+    assert json.loads((pruned / "encoder" / "config.json").read_text())["intermediate_size"] == 768
+    reference = load_predictor(small_artifact).predict_labels(texts)
+    agreement = np.mean(
+        np.array(load_predictor(pruned).predict_labels(texts)) == np.array(reference)
+    )
+    assert agreement >= 0.5, f"FFN pruning to 50% without recovery kept {agreement:.2f} agreement"
+
+
+def test_distilled_student_learns_the_teacher(small_artifact: Path, tmp_path: Path) -> None:
+    texts, _ = all_example_texts()
+    student = distill_classifier(
+        small_artifact,
+        texts * 4,
+        tmp_path / "student",
+        student_layers=1,
+        config=DistillConfig(epochs=4, batch_size=16, learning_rate=2e-4, show_progress=False),
+    )
+    meta = json.loads((student / "keel.json").read_text())
+    assert meta["variant"] == "student-L1"
+    history = meta["config"]["compression"][-1]
+    assert history["steps"] == 16
+    teacher = load_predictor(small_artifact).predict_labels(texts)
+    agreement = np.mean(
+        np.array(load_predictor(student).predict_labels(texts)) == np.array(teacher)
+    )
+    assert agreement >= 0.75, f"student agrees with its teacher on {agreement:.2f} of the examples"
+
+
+def test_compress_picks_the_fastest_variant_within_the_drop(
+    small_artifact: Path, tmp_path: Path
+) -> None:
+    texts, labels = all_example_texts()
+    val = SimpleNamespace(texts=texts, labels=labels)  # what keel.data.LabelledTexts provides
+    out = compress(
+        small_artifact,
+        tmp_path / "best",
+        val,
+        max_drop_points=100.0,
+        latency_inputs=8,
+        log=lambda _: None,
+    )
+    report = json.loads((tmp_path / "best-variants" / "compression_report.json").read_text())
+    rows = report["variants"]
+    assert set(rows) == {"fp32", "torch-int8", "onnx-fp32", "onnx-int8"}
+    assert rows["fp32"]["accuracy"] == 1.0 and rows["fp32"]["accuracy_drop_points"] == 0.0
+    assert (tmp_path / "best-variants" / "compression_report.png").stat().st_size > 0
+    meta = json.loads((out / "keel.json").read_text())
+    chosen = meta["config"]["compress"]["chosen"]
+    assert chosen == max(rows, key=lambda n: rows[n]["throughput_batch32"])
+    assert meta["latency_ms"]["p95_batch1"] == rows[chosen]["p95_ms_batch1"]
+    assert load_predictor(out).predict_labels(texts) == load_predictor(
+        rows[chosen]["path"]
+    ).predict_labels(texts)
+
+
+def test_choose_variant_respects_the_accuracy_limit() -> None:
+    rows = {
+        "fp32": {"accuracy_drop_points": 0.0, "throughput_batch32": 100.0},
+        "fast-but-bad": {"accuracy_drop_points": 2.0, "throughput_batch32": 900.0},
+        "good": {"accuracy_drop_points": 0.4, "throughput_batch32": 400.0},
+    }
+    assert choose_variant(rows, 0.5) == "good"
+    assert choose_variant(rows, 5.0) == "fast-but-bad"
+    assert choose_variant(rows, 0.0) == "fp32"
