@@ -120,7 +120,8 @@ class _HTMLText(HTMLParser):
         self.parts.append(data)
 
 
-def _normalise_text(text: str) -> str:
+def normalise_text(text: str) -> str:
+    """Collapse runs of spaces and blank lines; strip each line."""
     lines = [
         re.sub(r"[ \t]+", " ", line).strip() for line in text.replace("\r\n", "\n").split("\n")
     ]
@@ -145,7 +146,7 @@ def parse_markdown(raw: str) -> tuple[str, str]:
         line = re.sub(r"(\*\*|__|`)", "", line)
         line = re.sub(r"^\s*[-*+]\s+", "- ", line)
         body_lines.append(line)
-    return title, _normalise_text("\n".join(body_lines))
+    return title, normalise_text("\n".join(body_lines))
 
 
 def parse_html(raw: str) -> tuple[str, str]:
@@ -154,7 +155,7 @@ def parse_html(raw: str) -> tuple[str, str]:
     parser.feed(raw)
     parser.close()
     title = (parser.title or parser.h1).strip()
-    text = _normalise_text("".join(parser.parts))
+    text = normalise_text("".join(parser.parts))
     if parser.h1 and text.startswith(parser.h1.strip()):
         text = text[len(parser.h1.strip()) :].strip()
     return title, text
@@ -162,7 +163,7 @@ def parse_html(raw: str) -> tuple[str, str]:
 
 def parse_plain_text(raw: str) -> tuple[str, str]:
     """Return ``(title, text)`` of a plain-text article: the first line is the title."""
-    text = _normalise_text(raw)
+    text = normalise_text(raw)
     first, _, rest = text.partition("\n")
     return first.strip(), rest.strip()
 

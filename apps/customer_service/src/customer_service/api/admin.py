@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -12,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from customer_service.analytics import conversation_analytics
 from customer_service.api.deps import ApiKeyDep, ServicesDep
 from customer_service.api.schemas import DocumentIn, DocumentOut, DocumentStatus
-from customer_service.documents import Document, document_url, parse_article
+from customer_service.documents import Document, document_url, normalise_text, parse_article
 from customer_service.errors import DocumentFormatError
 from customer_service.export import export_training_records
 from customer_service.prepare import ingest_content
@@ -33,7 +34,11 @@ def list_documents(services: ServicesDep) -> list[DocumentOut]:
 @router.put("/documents/{doc_id}", response_model=DocumentStatus)
 def put_document(doc_id: DocId, body: DocumentIn, services: ServicesDep) -> DocumentStatus:
     """Add or replace a document; an unchanged document is not re-embedded."""
-    parsed_title, text = parse_article(body.text, body.format)
+    if body.format == "text":
+        # The title comes in its own field, so the first line is body text.
+        parsed_title, text = body.title, normalise_text(body.text)
+    else:
+        parsed_title, text = parse_article(body.text, body.format)
     if not text:
         raise DocumentFormatError(f"document {doc_id!r} has no text after parsing")
     document = Document(
@@ -50,6 +55,16 @@ def put_document(doc_id: DocId, body: DocumentIn, services: ServicesDep) -> Docu
         kb.save()
     passages = len(kb.passage_ids(doc_id))
     return DocumentStatus(doc_id=doc_id, status=outcome, passages=passages)
+
+
+@router.get("/search")
+def search(
+    services: ServicesDep,
+    q: Annotated[str, Query(min_length=1, max_length=1000, description="query")],
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> list[dict[str, Any]]:
+    """The knowledge base's best passages for a query (what retrieval answers are built from)."""
+    return [asdict(hit) for hit in services.knowledge_base.search(q, k=k)]
 
 
 @router.delete("/documents/{doc_id}", status_code=204)

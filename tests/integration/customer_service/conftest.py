@@ -1,0 +1,33 @@
+"""Fixtures: the customer-service models prepared once per session and a running server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+@pytest.fixture(scope="session")
+def cs_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Intent model + KB index prepared once per session from the bundled demo data."""
+    from tests.integration.customer_service.cs_support import prepare_state
+
+    return prepare_state(tmp_path_factory.getbasetemp() / "customer-service-state")
+
+
+@pytest.fixture(scope="module")
+def cs_url(cs_state_dir: Path) -> Iterator[str]:
+    """Base URL of a real customer-service server (uvicorn subprocess)."""
+    from tests.integration.customer_service.cs_support import APP, server_env
+    from tests.support.servers import start_app_server
+
+    with start_app_server(APP, env=server_env(cs_state_dir), timeout_s=180) as url:
+        yield url
+
+
+@pytest.fixture()
+def client(cs_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=cs_url, timeout=30) as http:
+        yield http

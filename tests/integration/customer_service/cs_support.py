@@ -1,0 +1,39 @@
+"""Helpers shared by the customer-service integration and e2e tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+APP = "customer_service.main:create_app"
+API_KEY = "test-admin-key"
+
+
+def prepare_state(state_dir: Path) -> Path:
+    """Run ``customer-service prepare`` (fast head budget, bundled demo data) once;
+    a second call finds everything cached and returns in seconds."""
+    result = subprocess.run(
+        [sys.executable, "-m", "customer_service.cli", "prepare", "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "KEEL_CS_API_KEY": API_KEY},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"prepare failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return state_dir
+
+
+def server_env(state_dir: Path, **overrides: str) -> dict[str, str]:
+    """Environment of a test server on the prepared state dir."""
+    env = {
+        "KEEL_CS_STATE_DIR": str(state_dir),
+        "KEEL_CS_API_KEY": API_KEY,
+        "KEEL_CS_RATE_LIMIT_PER_MINUTE": "100000",
+        "KEEL_CS_RATE_LIMIT_BURST": "10000",
+        "KEEL_CS_NUM_THREADS": "1",
+    }
+    env.update(overrides)
+    return env

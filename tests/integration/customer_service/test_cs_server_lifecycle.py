@@ -1,0 +1,53 @@
+"""Server restarts and rate limiting (each needs its own server process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.customer_service.cs_support import APP, server_env
+from tests.support.servers import start_app_server
+
+pytestmark = pytest.mark.integration
+
+
+def test_restart_loses_no_conversation(cs_state_dir: Path) -> None:
+    env = server_env(cs_state_dir)
+    with (
+        start_app_server(APP, env=env, timeout_s=180) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        session = client.post("/sessions").json()["session_id"]
+        client.post("/chat", json={"session_id": session, "message": "I lost my card"})
+        client.post(f"/sessions/{session}/handoff")
+        before = client.get(f"/sessions/{session}").json()
+    with (
+        start_app_server(APP, env=env, timeout_s=180) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        after = client.get(f"/sessions/{session}").json()
+        assert after == before
+        assert after["state"] == "waiting_for_agent"
+        assert (
+            client.post("/chat", json={"session_id": session, "message": "hello?"}).json()["kind"]
+            == "silent"
+        )
+
+
+def test_rate_limit_answers_429(cs_state_dir: Path) -> None:
+    env = server_env(cs_state_dir, KEEL_CS_RATE_LIMIT_PER_MINUTE="3", KEEL_CS_RATE_LIMIT_BURST="3")
+    with (
+        start_app_server(APP, env=env, timeout_s=180) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        session = client.post("/sessions").json()["session_id"]  # 1st request
+        codes = [
+            client.post("/chat", json={"session_id": session, "message": "hello"}).status_code
+            for _ in range(3)
+        ]
+        assert codes == [200, 200, 429]
+        refused = client.post("/chat", json={"session_id": session, "message": "hello"})
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert client.get(f"/sessions/{session}").status_code == 200  # reads are not limited
