@@ -165,9 +165,14 @@ SUBJECTS: dict[str, list[tuple[str, str]]] = {
 }
 
 LEVELS = [
-    ("Beginner", "A friendly first course: no experience needed.", 4.0, 19.0),
-    ("Intermediate", "For learners who know the basics and want to go further.", 8.0, 39.0),
-    ("Masterclass", "An advanced, project-heavy course with expert feedback.", 14.0, 79.0),
+    ("Beginner", ["Start from zero.", "Gentle pace.", "No experience needed."], 4.0, 19.0),
+    (
+        "Intermediate",
+        ["Go beyond the basics.", "Practice-heavy.", "Build on what you know."],
+        8.0,
+        39.0,
+    ),
+    ("Masterclass", ["Advanced projects.", "Expert feedback.", "Deep dive."], 14.0, 79.0),
 ]
 
 #: Interests that tend to go together (shapes the co-occurrence signal).
@@ -199,7 +204,7 @@ def build_items(rng: random.Random) -> list[dict[str, object]]:
     n = 0
     for category, subjects in SUBJECTS.items():
         for subject, about in subjects:
-            for level, blurb, hours, price in LEVELS:
+            for level, blurbs, hours, price in LEVELS:
                 n += 1
                 extra = AFFINITY[category] if rng.random() < 0.15 else None
                 cats = [category] + ([extra] if extra else [])
@@ -207,7 +212,7 @@ def build_items(rng: random.Random) -> list[dict[str, object]]:
                     {
                         "item_id": f"c{n:03d}",
                         "title": f"{subject}: {level}",
-                        "text": f"Learn to {about}. {blurb}",
+                        "text": f"Learn to {about}. {rng.choice(blurbs)}",
                         "categories": "|".join(cats),
                         "created_at": START - rng.randint(0, 400) * DAY,
                         "price": price + rng.choice([0, 0, 10, -5]),

@@ -38,8 +38,8 @@ def method_scores(
 ) -> dict[str, np.ndarray]:
     """Scores of each method in :data:`METHODS` for one case."""
     fm = case_features(snapshot, signals, case.history, case.candidates, case.as_of)
-    h_rows = snapshot.row_of(case.history)
-    c_rows = snapshot.row_of(case.candidates)
+    h_rows = signals.rows_of(case.history)
+    c_rows = signals.rows_of(case.candidates)
     return {
         "popularity": signals.stats.counts[np.clip(c_rows, 0, None)] * (c_rows >= 0),
         "itemknn": signals.similarity.block(h_rows, c_rows).sum(axis=0),

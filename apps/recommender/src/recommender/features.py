@@ -29,7 +29,7 @@ class HistoryBatch:
         ids: item ids.
         vectors: ``[m, d]`` L2-normalised embeddings.
         weights: ``[m]`` recency weights (see :func:`recency_weights`).
-        rows: ``[m]`` catalogue rows, -1 for items not in the catalogue.
+        rows: ``[m]`` signal rows (co-occurrence, popularity), -1 for items without signals.
         categories: category set per item.
         titles: display titles (for explanations).
     """
@@ -52,7 +52,7 @@ class CandidateBatch:
     Attributes:
         ids: item ids.
         vectors: ``[n, d]`` L2-normalised embeddings.
-        rows: ``[n]`` catalogue rows, -1 for items not in the catalogue.
+        rows: ``[n]`` signal rows (co-occurrence, popularity), -1 for items without signals.
         categories: category set per item.
         popularity / trending / freshness: ``[n]`` item signals in [0, 1].
         numeric: caller-supplied numeric features, name -> ``[n]`` (missing = 0).

@@ -12,6 +12,9 @@ from recommender.cooccurrence import ItemSimilarity
 from recommender.diversity import mmr_order
 from recommender.features import CandidateBatch, FeatureMatrix, HistoryBatch, compute_features
 
+#: Inputs learned from interaction logs (neutralised for items without log history).
+COLLABORATIVE = ("cooccurrence", "popularity", "trending")
+
 #: Rescores candidates given their indices; returns one additive score per index.
 SecondPass = Callable[[np.ndarray], np.ndarray]
 
@@ -144,6 +147,13 @@ def rank_candidates(
     fm = compute_features(history, cands, similarity, numeric_names)
     contrib = blend.contributions(fm.values, fm.names)
     names = blend.input_names
+    cold = cands.rows < 0
+    if cold.any():
+        # Items the logs never saw have no collaborative evidence either way: their
+        # log-based inputs contribute what an average candidate does (0), so text and
+        # categories decide, instead of "zero popularity" sinking every new item.
+        collab = [j for j, n in enumerate(names) if any(c in n for c in COLLABORATIVE)]
+        contrib[np.ix_(cold, collab)] = 0.0
     for name in numeric_names:
         if name in blend.feature_names:
             continue

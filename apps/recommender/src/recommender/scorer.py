@@ -24,23 +24,43 @@ from recommender.stats import ItemStats, freshness
 class Signals:
     """Everything learned from interaction logs besides the encoder.
 
+    Signals have their own row numbering (``item_index``), independent of catalogue rows, so
+    admin changes to the catalogue never misalign them.
+
     Attributes:
-        stats: popularity and trending counts per catalogue row.
-        similarity: item-item co-occurrence similarity (catalogue rows).
+        item_index: item id -> signal row.
+        stats: popularity and trending counts per signal row.
+        similarity: item-item co-occurrence similarity over signal rows.
         blend: the learned blend.
         history_half_life: recency weighting of history positions.
         freshness_half_life_days: decay of item freshness.
     """
 
+    item_index: dict[str, int]
     stats: ItemStats
     similarity: ItemSimilarity
     blend: BlendModel
     history_half_life: float = 10.0
     freshness_half_life_days: float = 365.0
 
+    def rows_of(self, item_ids: list[str]) -> np.ndarray:
+        """Signal rows of ``item_ids`` (-1 for items without signals)."""
+        get = self.item_index.get
+        return np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+
+    def ensure_row(self, item_id: str) -> int:
+        """Signal row of ``item_id``, adding an empty one for a new item."""
+        row = self.item_index.get(item_id)
+        if row is None:
+            row = len(self.item_index)
+            self.item_index[item_id] = row
+            self.stats.resize(row + 1)
+            self.similarity = self.similarity.resized(row + 1)
+        return row
+
 
 def history_from_catalogue(
-    snapshot: CatalogueSnapshot, item_ids: list[str], half_life: float
+    snapshot: CatalogueSnapshot, signals: Signals, item_ids: list[str]
 ) -> HistoryBatch:
     """History batch of catalogue items (ids not in the catalogue are skipped)."""
     rows = snapshot.row_of(item_ids)
@@ -50,8 +70,8 @@ def history_from_catalogue(
     return HistoryBatch(
         ids=ids,
         vectors=snapshot.vectors[rows],
-        weights=recency_weights(len(ids), half_life),
-        rows=rows,
+        weights=recency_weights(len(ids), signals.history_half_life),
+        rows=signals.rows_of(ids),
         categories=[snapshot.categories[r] for r in rows],
         titles=[snapshot.items[r].title for r in rows],
     )
@@ -79,12 +99,13 @@ def candidates_from_rows(
     numeric: dict[str, np.ndarray] | None = None,
     as_of: float | None = None,
 ) -> CandidateBatch:
-    """Candidate batch from rows (-1 = not catalogued) plus caller-given vectors/metadata.
+    """Candidate batch from catalogue rows (-1 = not catalogued) plus caller-given data.
 
     ``as_of`` is the moment the ranking is for (trending window and freshness are measured
     back from it); None means the end of the interaction log.
     """
     when = signals.stats.reference_time if as_of is None else as_of
+    signal_rows = signals.rows_of(item_ids)
     in_cat = rows >= 0
     if categories is None:
         categories = [snapshot.categories[r] if r >= 0 else frozenset() for r in rows]
@@ -101,10 +122,10 @@ def candidates_from_rows(
     return CandidateBatch(
         ids=list(item_ids),
         vectors=vectors,
-        rows=rows,
+        rows=signal_rows,
         categories=categories,
-        popularity=signals.stats.popularity(rows),
-        trending=signals.stats.trending(rows, when),
+        popularity=signals.stats.popularity(signal_rows),
+        trending=signals.stats.trending(signal_rows, when),
         freshness=freshness(created_at, when, signals.freshness_half_life_days),
         titles=titles,
         numeric=numeric or {},
@@ -119,6 +140,6 @@ def case_features(
     as_of: float | None = None,
 ) -> FeatureMatrix:
     """Features of catalogue candidates for a catalogue history (training / evaluation)."""
-    history = history_from_catalogue(snapshot, history_ids, signals.history_half_life)
+    history = history_from_catalogue(snapshot, signals, history_ids)
     cands = candidates_from_catalogue(snapshot, signals, candidate_ids, as_of)
     return compute_features(history, cands, signals.similarity)

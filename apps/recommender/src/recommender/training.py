@@ -4,6 +4,8 @@ catalogue, learn co-occurrence and popularity from the logs, fit the blend."""
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -84,7 +86,7 @@ class TrainConfig:
         """Pair cap after applying the budget."""
         if self.max_pairs is not None:
             return self.max_pairs
-        return 1500 if self.budget is Budget.FAST else None
+        return 800 if self.budget is Budget.FAST else None
 
     @property
     def effective_epochs(self) -> int:
@@ -99,6 +101,7 @@ class TrainedRecommender:
     """The outputs of a training run."""
 
     encoder_dir: Path | str
+    serving_model: Path | str
     snapshot: CatalogueSnapshot
     signals: Signals
     report: dict[str, float | int | str] = field(default_factory=dict)
@@ -163,7 +166,9 @@ def learn_signals(
         item_rows, [r.timestamp for r in positives], len(snapshot), reference_time=reference
     )
     similarity = ItemSimilarity.from_interactions(user_idx, item_rows, len(snapshot))
-    return Signals(stats, similarity, blend or BlendModel.prior(list(BASE_FEATURES)))
+    return Signals(
+        dict(snapshot.rows), stats, similarity, blend or BlendModel.prior(list(BASE_FEATURES))
+    )
 
 
 def fit_blend(
@@ -202,6 +207,7 @@ def train_recommender(
     work_dir: Path,
     config: TrainConfig,
     predictor_threads: int | None = None,
+    compress: Callable[[Path | str], tuple[Path | str, str]] | None = None,
 ) -> TrainedRecommender:
     """Run the whole pipeline on a catalogue and an interaction log.
 
@@ -214,6 +220,9 @@ def train_recommender(
         work_dir: where the encoder artifact is written (``work_dir/encoder``).
         config: training options.
         predictor_threads: threads of the predictor used to embed the catalogue.
+        compress: turns the fine-tuned encoder into the serving model (e.g. ONNX int8)
+            and says what it did; the catalogue is embedded with the serving model so the
+            blend is fitted on the features the service will compute.
 
     Returns:
         The encoder folder, catalogue snapshot and learned signals.
@@ -222,16 +231,28 @@ def train_recommender(
 
     by_id = {it.id: it for it in items}
     older, _ = temporal_split(log_rows, config.holdout_fraction)
+    clock = time.perf_counter()
     encoder_dir, n_pairs = fine_tune_encoder(by_id, older, work_dir / "encoder", config)
-    predictor = load_predictor(encoder_dir, num_threads=predictor_threads)
+    timings = {"fine_tune_s": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    serving, compression = compress(encoder_dir) if compress else (encoder_dir, "not compressed")
+    timings["compress_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    log.info("serving model: %s (%s)", serving, compression)
+    predictor = load_predictor(serving, num_threads=predictor_threads)
     vectors = embed_catalogue(predictor, items, config.show_progress)
     snapshot = CatalogueSnapshot.build(items, vectors)
+    timings["embed_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     blend = fit_blend(snapshot, log_rows, config)
     signals = learn_signals(snapshot, log_rows, blend)
+    timings["blend_s"] = time.perf_counter() - clock
     report: dict[str, float | int | str] = {
         "pairs": n_pairs,
         "items": len(items),
         "interactions": len(log_rows),
         "encoder": str(encoder_dir),
+        "compression": compression,
+        **{k: round(v, 1) for k, v in timings.items()},
     }
-    return TrainedRecommender(encoder_dir, snapshot, signals, report)
+    return TrainedRecommender(encoder_dir, serving, snapshot, signals, report)

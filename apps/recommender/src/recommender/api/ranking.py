@@ -1,0 +1,124 @@
+"""``POST /rerank`` and ``POST /recommend``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from recommender.api.deps import ServiceDep, SettingsDep
+from recommender.api.errors import validation_detail
+from recommender.api.schemas import Filters, ItemEntry, RankingOut, RecommendRequest, RerankRequest
+from recommender.ranking import RankOptions
+from recommender.service import ItemRef, RankingResponse
+
+router = APIRouter(tags=["ranking"])
+
+
+def _refs(entries: list[ItemEntry]) -> list[ItemRef]:
+    out = []
+    for e in entries:
+        if isinstance(e, str):
+            out.append(ItemRef(e))
+        else:
+            out.append(ItemRef(e.id, e.text, e.title, e.categories, dict(e.features), e.timestamp))
+    return out
+
+
+def _check_size(field: str, size: int, limit: int) -> None:
+    if size > limit:
+        raise RequestValidationError(
+            validation_detail(field, f"at most {limit} entries allowed, got {size}", "too_long")
+        )
+
+
+def _options(
+    filters: Filters,
+    top_k: int | None,
+    exclude_seen: bool,
+    weights: dict[str, float],
+    explain: bool,
+) -> RankOptions:
+    return RankOptions(
+        top_k=top_k,
+        exclude_seen=exclude_seen,
+        include_categories=frozenset(filters.include_categories),
+        exclude_categories=frozenset(filters.exclude_categories),
+        exclude_ids=frozenset(filters.exclude_ids),
+        numeric_weights=dict(weights),
+        explain_history=3 if explain else 0,
+    )
+
+
+def _render(resp: RankingResponse, explain: bool) -> Response:
+    """Serialise directly (the response model documents the shape; skipping its
+    re-validation keeps 100-item responses cheap)."""
+    items: list[dict[str, Any]] = []
+    for it in resp.result.items:
+        entry: dict[str, Any] = {
+            "id": it.id,
+            "title": it.title,
+            "rank": it.rank,
+            "score": round(it.score, 6),
+        }
+        if explain:
+            entry["contributions"] = {k: round(v, 6) for k, v in it.contributions.items()}
+            entry["features"] = {k: round(v, 6) for k, v in it.features.items()}
+            entry["because"] = [
+                {
+                    "id": r.id,
+                    "title": r.title,
+                    "similarity": round(r.similarity, 6),
+                    "cooccurrence": round(r.cooccurrence, 6),
+                    "contribution": round(r.contribution, 6),
+                }
+                for r in it.because
+            ]
+        else:
+            entry.update(contributions={}, features={}, because=[])
+        items.append(entry)
+    body = {
+        "request_id": resp.request_id,
+        "user_id": resp.user_id,
+        "bucket": resp.bucket,
+        "mmr_lambda": resp.mmr_lambda,
+        "history_used": resp.history_used,
+        "took_ms": round(resp.took_ms, 3),
+        "items": items,
+        "filtered": [{"id": f.id, "reason": f.reason} for f in resp.result.filtered],
+    }
+    return Response(content=json.dumps(body), media_type="application/json")
+
+
+@router.post("/rerank", response_model=RankingOut, summary="Rerank candidates for a user")
+def rerank(body: RerankRequest, service: ServiceDep, settings: SettingsDep) -> Response:
+    """Score the candidates' text against the user's history, blend with the other
+    signals, apply rules and MMR, and explain each position. The A/B bucket is returned."""
+    _check_size("candidates", len(body.candidates), settings.max_candidates)
+    _check_size("history", len(body.history), settings.max_history)
+    options = _options(
+        body.filters, body.top_k, body.exclude_seen, body.feature_weights, body.explain
+    )
+    resp = service.rerank(
+        body.user_id,
+        _refs(body.history),
+        _refs(body.candidates),
+        options,
+        mmr_lambda=body.mmr_lambda,
+        as_of=body.as_of,
+    )
+    return _render(resp, body.explain)
+
+
+@router.post("/recommend", response_model=RankingOut, summary="Recommend from the catalogue")
+def recommend(body: RecommendRequest, service: ServiceDep, settings: SettingsDep) -> Response:
+    """Retrieve candidates from the FAISS index with the user's interest vector, then rerank."""
+    _check_size("history", len(body.history), settings.max_history)
+    options = _options(body.filters, body.top_k, body.exclude_seen, {}, body.explain)
+    resp = service.recommend(
+        body.user_id, _refs(body.history), options, body.pool_size, body.mmr_lambda
+    )
+    return _render(resp, body.explain)

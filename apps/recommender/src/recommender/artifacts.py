@@ -1,0 +1,120 @@
+"""Layout of the state directory and (de)serialisation of the learned signals.
+
+```
+<state_dir>/manifest.json        fingerprint of inputs + config, paths, training report
+<state_dir>/models/encoder/      fine-tuned bi-encoder (Keel "encoder" artifact)
+<state_dir>/models/serving/      the variant that serves (ONNX int8 when compression works)
+<state_dir>/signals/             blend.json, similarity.npz, stats.npz, items.json
+<state_dir>/index/               FAISS index of item embeddings (keel.retrieval.VectorIndex)
+<state_dir>/recommender.db       SQLite: items + cached embeddings, events, served rankings
+```
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recommender.blend import BlendModel
+from recommender.cooccurrence import ItemSimilarity
+from recommender.errors import ModelNotReadyError
+from recommender.scorer import Signals
+from recommender.stats import ItemStats
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """Paths inside a state directory."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def signals(self) -> Path:
+        return self.root / "signals"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+
+def save_signals(signals: Signals, folder: Path) -> None:
+    """Write the learned signals to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    signals.blend.save(folder / "blend.json")
+    signals.similarity.save(folder / "similarity.npz")
+    np.savez(
+        folder / "stats.npz",
+        counts=signals.stats.counts,
+        keys=signals.stats.keys,
+        reference_time=np.array([signals.stats.reference_time]),
+        window_days=np.array([signals.stats.window_days]),
+    )
+    ids = sorted(signals.item_index, key=signals.item_index.__getitem__)
+    (folder / "items.json").write_text(
+        json.dumps(
+            {
+                "item_ids": ids,
+                "history_half_life": signals.history_half_life,
+                "freshness_half_life_days": signals.freshness_half_life_days,
+            }
+        )
+    )
+
+
+def load_signals(folder: Path) -> Signals:
+    """Read signals written by :func:`save_signals`.
+
+    Raises:
+        ModelNotReadyError: a file is missing (run ``recommender prepare``).
+    """
+    needed = ["blend.json", "similarity.npz", "stats.npz", "items.json"]
+    missing = [n for n in needed if not (folder / n).is_file()]
+    if missing:
+        raise ModelNotReadyError(f"{folder}: missing {missing}; run `recommender prepare`")
+    meta: dict[str, Any] = json.loads((folder / "items.json").read_text())
+    with np.load(folder / "stats.npz") as data:
+        stats = ItemStats(
+            counts=data["counts"],
+            keys=data["keys"],
+            reference_time=float(data["reference_time"][0]),
+            window_days=float(data["window_days"][0]),
+        )
+    return Signals(
+        item_index={item_id: row for row, item_id in enumerate(meta["item_ids"])},
+        stats=stats,
+        similarity=ItemSimilarity.load(folder / "similarity.npz"),
+        blend=BlendModel.load(folder / "blend.json"),
+        history_half_life=float(meta["history_half_life"]),
+        freshness_half_life_days=float(meta["freshness_half_life_days"]),
+    )
+
+
+def read_manifest(layout: StateLayout) -> dict[str, Any] | None:
+    """The manifest, or None when the state directory was never prepared."""
+    if not layout.manifest.is_file():
+        return None
+    try:
+        return json.loads(layout.manifest.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def write_manifest(layout: StateLayout, manifest: dict[str, Any]) -> None:
+    """Write the manifest last and atomically: its presence means "prepared"."""
+    tmp = layout.manifest.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    tmp.replace(layout.manifest)

@@ -1,0 +1,68 @@
+"""``create_app()``: the FastAPI application (``uvicorn recommender.main:create_app --factory``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from recommender.api import catalogue, events, health, model, pages, ranking
+from recommender.api.errors import install_error_handlers
+from recommender.config import Settings, get_settings
+from recommender.service import RecommenderService
+
+log = logging.getLogger(__name__)
+
+
+def _start_service(app: FastAPI, settings: Settings) -> None:
+    """Prepare (if needed) and load the service; runs in a thread so /healthz answers."""
+    try:
+        app.state.service = RecommenderService.start(settings)
+        log.info("recommender ready: %d items", len(app.state.service.catalogue.snapshot))
+    except Exception as exc:  # reported on /healthz instead of killing the server
+        log.exception("recommender failed to start")
+        app.state.startup_error = f"{type(exc).__name__}: {exc}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; models load in the background and ``/healthz`` turns 200 when ready.
+
+    Args:
+        settings: explicit settings (default: ``get_settings()`` from the environment).
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.service = None
+        app.state.startup_error = None
+        loader = threading.Thread(target=_start_service, args=(app, settings), daemon=True)
+        loader.start()
+        yield
+        loader.join(timeout=1)
+        if app.state.service is not None:
+            app.state.service.close()
+
+    app = FastAPI(
+        title="Keel recommender",
+        description="Text-semantic recommendation reranker built on the Keel engine.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    for router in (
+        ranking.router,
+        events.router,
+        catalogue.router,
+        model.router,
+        health.router,
+        pages.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    install_error_handlers(app)
+    return app

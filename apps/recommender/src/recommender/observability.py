@@ -1,0 +1,40 @@
+"""Prometheus metrics of the recommender service (one registry per app instance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class ServiceMetrics:
+    """Counters and histograms exported on ``/metrics``."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "recommender_requests_total", "Ranking requests", ["endpoint", "bucket"], registry=r
+        )
+        self.latency = Histogram(
+            "recommender_ranking_seconds",
+            "Ranking time inside the service",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.candidates = Histogram(
+            "recommender_candidates",
+            "Candidates per request",
+            buckets=(10, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.uncached_texts = Counter(
+            "recommender_uncached_texts_total", "Caller texts that had to be embedded", registry=r
+        )
+        self.events = Counter(
+            "recommender_events_total", "Stored interaction events", ["type"], registry=r
+        )
+        self.catalogue_size = Gauge("recommender_catalogue_items", "Catalogue items", registry=r)

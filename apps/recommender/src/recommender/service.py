@@ -1,0 +1,367 @@
+"""The recommender service: loads the prepared state and answers rerank / recommend /
+event / catalogue calls. Framework-free; ``recommender.api`` adapts it to HTTP."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recommender.artifacts import StateLayout, load_signals
+from recommender.buckets import RankingConfig, assign_bucket
+from recommender.catalogue import Catalogue, encoder_tag
+from recommender.config import Settings
+from recommender.datasets import Item, load_dataset
+from recommender.errors import ModelNotReadyError, UnknownItemError
+from recommender.features import HistoryBatch, recency_weights
+from recommender.observability import ServiceMetrics
+from recommender.prepare import prepare
+from recommender.ranking import RankOptions, RankResult, rank_candidates
+from recommender.scorer import Signals, candidates_from_rows
+from recommender.splits import by_user
+from recommender.storage import CatalogueStore, Database, EventStore, RankingLog, StoredEvent
+
+if TYPE_CHECKING:
+    from keel.inference import Predictor
+
+log = logging.getLogger(__name__)
+
+POSITIVE_EVENTS = frozenset({"click", "purchase"})
+
+
+@dataclass
+class ItemRef:
+    """An item in a request: a catalogue id, or an id with its own text.
+
+    Attributes:
+        id: item id.
+        text: description; when given, the item need not be in the catalogue and its text is
+            embedded on the fly (cached by text).
+        title / categories: display title and categories for uncatalogued items.
+        features: caller numeric features (candidates only).
+        timestamp: when the user interacted (history only).
+    """
+
+    id: str
+    text: str | None = None
+    title: str | None = None
+    categories: list[str] | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    timestamp: float | None = None
+
+
+@dataclass
+class RankingResponse:
+    """What rerank / recommend return."""
+
+    request_id: str
+    user_id: str | None
+    bucket: str
+    mmr_lambda: float
+    result: RankResult
+    history_used: int
+    took_ms: float
+
+
+class RecommenderService:
+    """Holds the encoder, catalogue, signals and stores of one running app.
+
+    Build it with :meth:`start`; it prepares the state directory first if needed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        predictor: Predictor,
+        catalogue: Catalogue,
+        signals: Signals,
+        db: Database,
+        manifest: dict,
+        demo_histories: dict[str, list[str]],
+    ) -> None:
+        self.settings = settings
+        self.predictor = predictor
+        self.catalogue = catalogue
+        self.signals = signals
+        self.db = db
+        self.events = EventStore(db)
+        self.ranking_log = RankingLog(db)
+        self.manifest = manifest
+        self.users: dict[str, str] = dict(manifest.get("users", {}))
+        self.demo_histories = demo_histories
+        self.metrics = ServiceMetrics()
+        self.metrics.catalogue_size.set(len(catalogue.snapshot))
+        self.cross_encoder: Predictor | None = None
+        if settings.cross_encoder_dir is not None:
+            from keel.inference import load_predictor
+
+            self.cross_encoder = load_predictor(settings.cross_encoder_dir)
+
+    @classmethod
+    def start(cls, settings: Settings, show_progress: bool = False) -> RecommenderService:
+        """Prepare the state directory if needed, then load everything into memory."""
+        from keel.inference import load_predictor
+
+        manifest = prepare(settings, show_progress=show_progress)
+        layout = StateLayout(settings.state_dir)
+        serving = manifest["serving_model"]
+        serving_path = Path(serving)
+        predictor = load_predictor(
+            serving if not serving_path.exists() else serving_path,
+            num_threads=settings.num_threads,
+            cache_size=settings.embed_cache_size,
+        )
+        tag = encoder_tag(serving_path) if serving_path.exists() else serving
+        db = Database(settings.sqlite_path)
+        catalogue = Catalogue(CatalogueStore(db), predictor, tag, layout.index)
+        catalogue.load()
+        signals = load_signals(layout.signals)
+        dataset = load_dataset(settings.data_dir)
+        histories = {
+            user: [r.item_id for r in rows if r.positive]
+            for user, rows in by_user(dataset.interactions).items()
+        }
+        return cls(settings, predictor, catalogue, signals, db, manifest, histories)
+
+    def close(self) -> None:
+        """Flush logs and close the database."""
+        self.ranking_log.close()
+        self.db.close()
+
+    @property
+    def ready(self) -> bool:
+        """True once models and catalogue are loaded."""
+        return self.predictor is not None and self.catalogue.index is not None
+
+    # -- helpers ---------------------------------------------------------------------
+    def bucket_for(self, user_id: str | None) -> RankingConfig:
+        """A/B bucket of a user (anonymous requests use the first configured bucket)."""
+        names = self.settings.bucket_configs
+        if not user_id:
+            from recommender.buckets import RANKING_CONFIGS
+
+            return RANKING_CONFIGS[names[0]]
+        return assign_bucket(user_id, names)
+
+    def stored_history(self, user_id: str, limit: int) -> list[str]:
+        """Positive items of a user: the logged data set history, then stored events."""
+        items = list(self.demo_histories.get(user_id, []))
+        items += [
+            e.item_id for e in self.events.for_user(user_id, limit) if e.type in POSITIVE_EVENTS
+        ]
+        return items[-limit:]
+
+    def _embed_refs(self, refs: list[ItemRef], field_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors and catalogue rows of request items: catalogue vectors for ids, the
+        encoder (with its text LRU cache) for items sent with text."""
+        snap = self.catalogue.snapshot
+        rows = snap.row_of([r.id for r in refs])
+        need_text = [k for k, r in enumerate(refs) if r.text]
+        unknown = [refs[k].id for k in np.flatnonzero(rows < 0) if not refs[k].text]
+        if unknown:
+            raise UnknownItemError(field_name, unknown)
+        vectors = np.empty((len(refs), snap.vectors.shape[1]), dtype=np.float32)
+        cat = np.flatnonzero(rows >= 0)
+        vectors[cat] = snap.vectors[rows[cat]]
+        if need_text:
+            docs = [
+                Item(
+                    refs[k].id,
+                    refs[k].title or refs[k].id,
+                    refs[k].text or "",
+                    refs[k].categories or [],
+                ).document
+                for k in need_text
+            ]
+            self.metrics.uncached_texts.inc(len(docs))
+            vectors[need_text] = self.predictor.embed(docs)
+            rows[need_text] = -1  # the caller's text wins over the catalogue's
+        return vectors, rows
+
+    def _history_batch(self, refs: list[ItemRef]) -> HistoryBatch:
+        snap = self.catalogue.snapshot
+        vectors, rows = self._embed_refs(refs, "history")
+        ids = [r.id for r in refs]
+        cats = [
+            frozenset(r.categories)
+            if r.categories is not None
+            else (snap.categories[row] if row >= 0 else frozenset())
+            for r, row in zip(refs, rows, strict=True)
+        ]
+        titles = [
+            r.title or (snap.items[row].title if row >= 0 else r.id)
+            for r, row in zip(refs, rows, strict=True)
+        ]
+        return HistoryBatch(
+            ids=ids,
+            vectors=vectors,
+            weights=recency_weights(len(refs), self.signals.history_half_life),
+            rows=self.signals.rows_of(ids),
+            categories=cats,
+            titles=titles,
+        )
+
+    def _second_pass(
+        self, history: HistoryBatch, docs: list[str]
+    ) -> Callable[[np.ndarray], np.ndarray] | None:
+        ce = self.cross_encoder
+        if ce is None or not len(history):
+            return None
+        profile = "; ".join(history.titles[-5:])
+
+        def rescore(indices: np.ndarray) -> np.ndarray:
+            scores = ce.score_pairs([(profile, docs[i]) for i in indices])
+            return (scores - scores.mean()) / (scores.std() + 1e-6)
+
+        return rescore
+
+    # -- use cases -------------------------------------------------------------------
+    def rerank(
+        self,
+        user_id: str | None,
+        history: list[ItemRef],
+        candidates: list[ItemRef],
+        options: RankOptions | None,
+        mmr_lambda: float | None = None,
+        as_of: float | None = None,
+        endpoint: str = "rerank",
+    ) -> RankingResponse:
+        """Score, order and explain ``candidates`` for a user.
+
+        Args:
+            user_id: optional; picks the A/B bucket and, if ``history`` is empty, the
+                stored history.
+            history: the user's items, oldest first.
+            candidates: items to rank.
+            options: rules and limits (its ``mmr_lambda`` is replaced by the bucket's unless
+                ``mmr_lambda`` is given).
+            mmr_lambda: explicit MMR λ (overrides the bucket).
+            as_of: ranking time for trending/freshness (default: newest history timestamp,
+                else the end of the interaction log).
+            endpoint: for metrics and the ranking log.
+
+        Raises:
+            UnknownItemError: an id without text is not in the catalogue.
+        """
+        started = time.perf_counter()
+        bucket = self.bucket_for(user_id)
+        if not history and user_id:
+            history = [ItemRef(i) for i in self.stored_history(user_id, self.settings.max_history)]
+            history = [h for h in history if h.id in self.catalogue.snapshot.rows]
+        lam = bucket.mmr_lambda if mmr_lambda is None else mmr_lambda
+        opts = options or RankOptions()
+        opts = RankOptions(**{**opts.__dict__, "mmr_lambda": lam})
+        hist = self._history_batch(history)
+        vectors, rows = self._embed_refs(candidates, "candidates")
+        snap = self.catalogue.snapshot
+        numeric_names = sorted({k for c in candidates for k in c.features})
+        numeric = {
+            name: np.array([c.features.get(name, 0.0) for c in candidates], dtype=np.float64)
+            for name in numeric_names
+        }
+        stamps = [h.timestamp for h in history if h.timestamp is not None]
+        when = as_of if as_of is not None else (max(stamps) if stamps else None)
+        cats = [
+            frozenset(c.categories)
+            if c.categories is not None
+            else (snap.categories[r] if r >= 0 else frozenset())
+            for c, r in zip(candidates, rows, strict=True)
+        ]
+        titles = [
+            c.title or (snap.items[r].title if r >= 0 else c.id)
+            for c, r in zip(candidates, rows, strict=True)
+        ]
+        cands = candidates_from_rows(
+            snap,
+            self.signals,
+            [c.id for c in candidates],
+            rows,
+            vectors,
+            categories=cats,
+            titles=titles,
+            numeric=numeric,
+            as_of=when,
+        )
+        second = None
+        if bucket.use_cross_encoder and self.cross_encoder is not None:
+            docs = [
+                Item(c.id, t, c.text or "", list(k)).document
+                for c, t, k in zip(candidates, titles, cats, strict=True)
+            ]
+            second = self._second_pass(hist, docs)
+        result = rank_candidates(
+            hist, cands, self.signals.blend, self.signals.similarity, opts, second
+        )
+        request_id = uuid.uuid4().hex
+        self.ranking_log.log(
+            request_id, user_id, bucket.name, endpoint, [i.id for i in result.items]
+        )
+        took = time.perf_counter() - started
+        self.metrics.requests.labels(endpoint, bucket.name).inc()
+        self.metrics.latency.labels(endpoint).observe(took)
+        self.metrics.candidates.observe(len(candidates))
+        log.debug(
+            "ranked %d candidates for user=%s bucket=%s", len(candidates), user_id, bucket.name
+        )
+        return RankingResponse(
+            request_id, user_id, bucket.name, lam, result, len(hist), took * 1000
+        )
+
+    def recommend(
+        self,
+        user_id: str | None,
+        history: list[ItemRef],
+        options: RankOptions,
+        pool_size: int = 200,
+        mmr_lambda: float | None = None,
+    ) -> RankingResponse:
+        """Retrieve candidates from the FAISS index by the user's interest vector, then
+        rerank them (seen items excluded unless ``options.exclude_seen`` is False)."""
+        if not history and user_id:
+            history = [ItemRef(i) for i in self.stored_history(user_id, self.settings.max_history)]
+            history = [h for h in history if h.id in self.catalogue.snapshot.rows]
+        index = self.catalogue.index
+        if index is None:
+            raise ModelNotReadyError("the catalogue index is not loaded")
+        if history:
+            hist = self._history_batch(history)
+            profile = (hist.weights[:, None] * hist.vectors).sum(axis=0)
+            profile /= max(float(np.linalg.norm(profile)), 1e-12)
+            hits = index.search(profile[None, :].astype(np.float32), k=pool_size + len(history))[0]
+            ids = [h.id for h in hits]
+        else:  # cold start: the most popular items
+            sig = self.signals
+            pop = sorted(sig.item_index, key=lambda i: -sig.stats.counts[sig.item_index[i]])
+            ids = [i for i in pop if i in self.catalogue.snapshot.rows][:pool_size]
+        return self.rerank(
+            user_id, history, [ItemRef(i) for i in ids], options, mmr_lambda, endpoint="recommend"
+        )
+
+    def record_events(self, events: list[StoredEvent]) -> int:
+        """Store events; clicks and purchases update popularity at once."""
+        stored = self.events.add(events)
+        for e in events:
+            self.metrics.events.labels(e.type).inc()
+            if e.type in POSITIVE_EVENTS:
+                self.signals.stats.record(self.signals.ensure_row(e.item_id), e.timestamp)
+        return stored
+
+    def upsert_items(self, items: list[Item]) -> tuple[int, int]:
+        """Add or update catalogue items (embedded once, persisted, indexed)."""
+        result = self.catalogue.upsert(items)
+        for it in items:
+            self.signals.ensure_row(it.id)
+        self.metrics.catalogue_size.set(len(self.catalogue.snapshot))
+        return result
+
+    def delete_items(self, item_ids: list[str]) -> int:
+        """Remove items from the catalogue and the index."""
+        removed = self.catalogue.delete(item_ids)
+        self.metrics.catalogue_size.set(len(self.catalogue.snapshot))
+        return removed
