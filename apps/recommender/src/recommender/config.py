@@ -20,7 +20,10 @@ class Settings(BaseSettings):
         api_key: admin key for catalogue changes (header ``X-API-Key``); ``dev-key`` is the
             documented demo default, change it in production.
         database_url: ``sqlite:///path``; default ``sqlite:///<state_dir>/recommender.db``.
-        budget: ``fast`` (a few hundred fine-tuning steps) or ``full`` (whole pair set).
+        budget: ``fast`` (800 fine-tuning pairs, one epoch) or ``full`` (every pair, two
+            epochs).
+        max_pairs: explicit cap on fine-tuning pairs (tests use a handful).
+        compress: export the fine-tuned encoder to ONNX int8 for serving.
         max_candidates / max_history: list-size limits of the API.
         mmr_lambda: default MMR trade-off (1.0 = pure relevance, lower = more diverse).
         bucket_configs: A/B ranking configurations, picked by a stable hash of the user id.
@@ -38,6 +41,8 @@ class Settings(BaseSettings):
     api_key: str = "dev-key"
     database_url: str | None = None
     budget: Literal["fast", "full"] = "fast"
+    max_pairs: int | None = Field(default=None, ge=2)
+    compress: bool = True
     max_candidates: int = Field(default=1000, ge=1, le=100_000)
     max_history: int = Field(default=200, ge=1, le=10_000)
     default_top_k: int = Field(default=10, ge=1)

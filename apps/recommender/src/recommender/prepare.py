@@ -52,6 +52,7 @@ def train_config_from(settings: Settings, show_progress: bool = True) -> TrainCo
     """The training configuration implied by the service settings."""
     return TrainConfig(
         budget=settings.budget,
+        max_pairs=settings.max_pairs,
         seed=settings.seed,
         num_threads=settings.num_threads,
         show_progress=show_progress,
@@ -109,7 +110,9 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
     started = time.perf_counter()
     dataset = load_dataset(settings.data_dir)
     config = train_config_from(settings, show_progress)
-    fingerprint = f"{dataset_fingerprint(dataset)}:{config_fingerprint(config)}"
+    fingerprint = (
+        f"{dataset_fingerprint(dataset)}:{config_fingerprint(config)}:compress={settings.compress}"
+    )
     manifest = read_manifest(layout)
     reusable = (
         not force
@@ -128,8 +131,14 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
         layout.models,
         config,
         predictor_threads=settings.num_threads,
-        compress=lambda enc: compress_encoder(
-            enc, layout.models / "serving", [it.document for it in dataset.items[:64]]
+        compress=(
+            (
+                lambda enc: compress_encoder(
+                    enc, layout.models / "serving", [it.document for it in dataset.items[:64]]
+                )
+            )
+            if settings.compress
+            else None
         ),
     )
     save_signals(trained.signals, layout.signals)
