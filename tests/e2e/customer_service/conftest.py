@@ -1,0 +1,24 @@
+"""A real customer-service server for the browser tests (models prepared once per session)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def cs_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.integration.customer_service.cs_support import prepare_state
+
+    return prepare_state(tmp_path_factory.getbasetemp() / "customer-service-state")
+
+
+@pytest.fixture(scope="module")
+def cs_url(cs_state_dir: Path) -> Iterator[str]:
+    from tests.integration.customer_service.cs_support import APP, server_env
+    from tests.support.servers import start_app_server
+
+    with start_app_server(APP, env=server_env(cs_state_dir), timeout_s=180) as url:
+        yield url
