@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from recommender.api.deps import ServiceDep
 from recommender.api.schemas import EventsRequest
@@ -44,3 +44,15 @@ def user_events(
     """The newest events of ``user_id``, oldest first."""
     events = service.events.for_user(user_id, limit)
     return {"user_id": user_id, "events": [e.__dict__ for e in events]}
+
+
+@router.get("/rankings/{request_id}", summary="A served ranking, as logged")
+def served_ranking(request_id: str, service: ServiceDep) -> dict[str, object]:
+    """The logged ranking of a request: user, A/B bucket, endpoint and item order.
+
+    Rankings are written by a background thread, so one may appear a few ms late.
+    """
+    ranking = service.events.ranking(request_id)
+    if ranking is None:
+        raise HTTPException(404, detail=f"request_id {request_id!r} not logged (yet)")
+    return ranking

@@ -1,0 +1,26 @@
+"""Fixtures: a recommender server for the browser tests (models prepared once)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def rec_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """State dir prepared from the bundled demo data (reused if integration tests ran)."""
+    from tests.integration.recommender.rec_support import prepare_state
+
+    return prepare_state(tmp_path_factory.getbasetemp() / "recommender-state")
+
+
+@pytest.fixture(scope="module")
+def rec_url(rec_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.integration.recommender.rec_support import APP, copy_state, server_env
+    from tests.support.servers import start_app_server
+
+    state = copy_state(rec_prepared, tmp_path_factory.mktemp("rec-e2e") / "state")
+    with start_app_server(APP, env=server_env(state), timeout_s=240) as url:
+        yield url
