@@ -201,3 +201,28 @@ def test_choose_variant_respects_the_accuracy_limit() -> None:
     assert choose_variant(rows, 0.5) == "good"
     assert choose_variant(rows, 5.0) == "fast-but-bad"
     assert choose_variant(rows, 0.0) == "fp32"
+
+
+def test_encoder_artifacts_are_distilled_on_embeddings(
+    small_artifact: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    encoder = tmp_path / "encoder-artifact"
+    shutil.copytree(small_artifact / "encoder", encoder / "encoder")
+    meta = json.loads((small_artifact / "keel.json").read_text())
+    meta.update(task="encoder", labels=[], heads={})
+    (encoder / "keel.json").write_text(json.dumps(meta))
+    texts, _ = all_example_texts()
+    student = distill_classifier(
+        encoder,
+        texts * 2,
+        tmp_path / "encoder-student",
+        student_layers=1,
+        config=DistillConfig(epochs=3, batch_size=16, learning_rate=2e-4, show_progress=False),
+    )
+    teacher_vectors = load_predictor(encoder).embed(texts)
+    student_predictor = load_predictor(student)
+    assert student_predictor.heads == []
+    cosine = float(np.mean((student_predictor.embed(texts) * teacher_vectors).sum(axis=1)))
+    assert cosine >= 0.8, f"student embeddings have mean cosine {cosine:.3f} to the teacher's"

@@ -166,3 +166,19 @@ def test_fake_predictor_is_deterministic_and_keyword_aware() -> None:
         [("refund my card", "card refund"), ("refund my card", "weather today")]
     )
     assert similar[0] > similar[1]
+
+
+def test_text_classifier_artifact_serves_the_same_predictions(tmp_path: Path) -> None:
+    from keel.data import LabelledTexts
+    from keel.training import ClassifierConfig, TextClassifier, train_classifier
+
+    texts, labels = all_example_texts()
+    classifier: TextClassifier = train_classifier(
+        LabelledTexts(texts, labels), ClassifierConfig(strategy="head", show_progress=False)
+    )
+    folder = classifier.save(tmp_path / "trained", measure_latency=False)
+    served = load_predictor(folder)
+    probe = ["has my card been sent", "give me my money back", "euro to dollar rate"]
+    assert served.labels == classifier.labels
+    np.testing.assert_allclose(served.classify(probe), classifier.predict_proba(probe), atol=1e-4)
+    assert served.predict_labels(probe) == classifier.predict(probe)

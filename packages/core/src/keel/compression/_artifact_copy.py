@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from keel.errors import ArtifactError, ConfigError
-from keel.inference._artifact import ENCODER_DIR, META_FILE, read_serving_spec
+from keel.inference._artifact import ENCODER_DIR, read_serving_spec
+from keel.models.artifact import ArtifactMeta, write_meta
 
 # Files of an encoder folder that are not weights: tokenizer, configs, pooling.
 _WEIGHT_FILES = {"model.safetensors", "pytorch_model.bin", "model.onnx"}
@@ -70,7 +70,7 @@ def write_derived_meta(
     settings["compression"] = history
     derived["config"] = settings
     derived["size_mb"] = artifact_size_mb(out_dir)
-    (out_dir / META_FILE).write_text(json.dumps(derived, indent=2) + "\n", encoding="utf-8")
+    write_meta(out_dir, ArtifactMeta.from_dict(derived))
     return derived
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,39 +42,28 @@ class ServingSpec:
 
 
 def read_serving_spec(artifact_dir: Path) -> ServingSpec:
-    """Parse ``<artifact_dir>/keel.json``.
+    """Parse ``<artifact_dir>/keel.json`` with ``keel.models.read_meta``.
 
     Raises:
         ModelNotFoundError: the folder or its ``keel.json`` does not exist.
-        ArtifactError: the file is not valid JSON or misses required fields.
+        ArtifactError: the file is not valid JSON or holds bad values.
     """
-    path = artifact_dir / META_FILE
-    if not path.is_file():
+    from keel.models.artifact import read_meta
+
+    if not (artifact_dir / META_FILE).is_file():
         raise ModelNotFoundError(f"{artifact_dir} is not a Keel artifact: {META_FILE} is missing")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: cannot read artifact metadata: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ArtifactError(f"{path}: expected a JSON object")
-    task = str(raw.get("task", "classifier"))
-    if task not in {"classifier", "encoder", "cross_encoder"}:
-        raise ArtifactError(f"{path}: task={task!r} is not classifier, encoder or cross_encoder")
-    backend = str(raw.get("backend", "torch"))
-    if backend not in {"torch", "onnx"}:
-        raise ArtifactError(f"{path}: backend={backend!r} is not torch or onnx")
-    temperature = raw.get("temperature")
+    meta = read_meta(artifact_dir)
     return ServingSpec(
-        task=task,
-        backend=backend,
-        variant=str(raw.get("variant") or "fp32"),
-        max_length=int(raw.get("max_length") or 128),
-        normalize=bool(raw.get("normalize", False)),
-        temperature=float(temperature) if temperature is not None else None,
-        labels=[str(label) for label in raw.get("labels") or []],
-        multi_label=bool(raw.get("multi_label", False)),
-        heads=dict(raw.get("heads") or {}),
-        raw=raw,
+        task=meta.task,
+        backend=meta.backend,
+        variant=str(meta.variant or "fp32"),
+        max_length=int(meta.max_length),
+        normalize=bool(meta.normalize),
+        temperature=float(meta.temperature) if meta.temperature is not None else None,
+        labels=[str(label) for label in meta.labels],
+        multi_label=bool(meta.multi_label),
+        heads=dict(meta.heads),
+        raw=meta.to_dict(),
     )
 
 
