@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     budget: TrainingBudget = TrainingBudget.HEAD
     epochs: int | None = Field(default=None, ge=1)
     compress: bool = True
+    max_accuracy_drop_points: float = Field(default=1.0, ge=0.0, le=100.0)
     max_train_rows: int | None = Field(default=None, ge=10)
 
     # Dialogue policy.

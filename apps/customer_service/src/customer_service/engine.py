@@ -6,7 +6,7 @@ pure-logic unit tests) stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,16 +70,23 @@ def train_intent_classifier(
     return out_dir
 
 
-def compress_intent_classifier(src: Path, out_dir: Path, val: LabelledTexts) -> Path | None:
-    """Pick the fastest compressed variant within 0.5 accuracy points (``keel.compression``).
+def compress_intent_classifier(
+    src: Path,
+    out_dir: Path,
+    val: LabelledTexts,
+    max_drop_points: float,
+    num_threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Keep the fastest quantized variant (torch int8, ONNX int8, ...) whose validation
+    accuracy is within ``max_drop_points`` of the fp32 model (``keel.compression``)."""
+    from keel.compression import compress
 
-    Returns None when this ``keel`` has no compression module yet.
-    """
-    try:
-        from keel.compression import compress
-    except ImportError:
-        return None
-    return Path(compress(src, out_dir, val, max_drop_points=0.5))
+    return Path(
+        compress(
+            src, out_dir, val, max_drop_points=max_drop_points, num_threads=num_threads, log=log
+        )
+    )
 
 
 def calibrate_oos_threshold(

@@ -60,6 +60,7 @@ def intent_fingerprint(settings: Settings) -> str:
         "budget": settings.budget.value,
         "epochs": settings.epochs,
         "compress": settings.compress,
+        "max_accuracy_drop_points": settings.max_accuracy_drop_points,
         "max_train_rows": settings.max_train_rows,
         "oos_rejection_target": settings.oos_rejection_target,
         "columns": [settings.intent_text_column, settings.intent_label_column],
@@ -114,11 +115,14 @@ def prepare_intent_model(
     serving_dir = trained_dir
     if settings.compress:
         report("intent model: compressing")
-        compressed = engine.compress_intent_classifier(trained_dir, work / "serving", val)
-        if compressed is None:
-            report("intent model: keel.compression not available, serving the uncompressed model")
-        else:
-            serving_dir = compressed
+        serving_dir = engine.compress_intent_classifier(
+            trained_dir,
+            work / "serving",
+            val,
+            settings.max_accuracy_drop_points,
+            settings.num_threads,
+            log=report,
+        )
     predictor = engine.load_model(serving_dir, num_threads=settings.num_threads)
     probabilities = predictor.classify(list(val.texts))
     labels = list(predictor.labels)
