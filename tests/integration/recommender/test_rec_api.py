@@ -101,6 +101,7 @@ def test_events_are_stored(client: httpx.Client) -> None:
             "user_id": "ev-user",
             "item_id": "c005",
             "type": "impression",
+            "timestamp": 1_769_999_000,
             "position": 0,
             "bucket": "control",
         },

@@ -118,3 +118,24 @@ def write_manifest(layout: StateLayout, manifest: dict[str, Any]) -> None:
     tmp = layout.manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     tmp.replace(layout.manifest)
+
+
+def model_ref(model: Path | str, root: Path) -> str:
+    """How the manifest records a model: relative to the state dir when inside it (so a
+    state dir can be copied or moved), else as given (a packaged name like "minilm")."""
+    if isinstance(model, Path):
+        try:
+            return str(model.resolve().relative_to(root.resolve()))
+        except ValueError:
+            return str(model)
+    return model
+
+
+def resolve_model(ref: str, root: Path) -> Path | str:
+    """Inverse of :func:`model_ref`: a folder inside the state dir, or a packaged name."""
+    inside = root / ref
+    if inside.exists():
+        return inside
+    if Path(ref).is_absolute() and Path(ref).exists():
+        return Path(ref)
+    return ref

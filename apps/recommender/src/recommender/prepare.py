@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from recommender.artifacts import StateLayout, read_manifest, save_signals, write_manifest
+from recommender.artifacts import (
+    StateLayout,
+    model_ref,
+    read_manifest,
+    resolve_model,
+    save_signals,
+    write_manifest,
+)
 from recommender.catalogue import encoder_tag
 from recommender.config import Settings
 from recommender.datasets import Dataset, load_dataset
@@ -118,7 +125,10 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
         not force
         and manifest is not None
         and manifest.get("fingerprint") == fingerprint
-        and (Path(manifest["serving_model"]).exists() or manifest["serving_model"] == "minilm")
+        and (
+            isinstance(resolve_model(manifest["serving_model"], layout.root), Path)
+            or manifest["serving_model"] == "minilm"
+        )
     )
     if reusable and manifest is not None:
         return {**manifest, "reused": True}
@@ -156,8 +166,8 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
         "pipeline": PIPELINE_VERSION,
         "source": dataset.source,
         "users": dataset.users,
-        "serving_model": str(trained.serving_model),
-        "encoder_model": str(trained.encoder_dir),
+        "serving_model": model_ref(trained.serving_model, layout.root),
+        "encoder_model": model_ref(trained.encoder_dir, layout.root),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
         "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recommender.artifacts import StateLayout, load_signals
+from recommender.artifacts import StateLayout, load_signals, resolve_model
 from recommender.buckets import RankingConfig, assign_bucket
 from recommender.catalogue import Catalogue, encoder_tag
 from recommender.config import Settings
@@ -110,14 +110,11 @@ class RecommenderService:
 
         manifest = prepare(settings, show_progress=show_progress)
         layout = StateLayout(settings.state_dir)
-        serving = manifest["serving_model"]
-        serving_path = Path(serving)
+        serving = resolve_model(manifest["serving_model"], layout.root)
         predictor = load_predictor(
-            serving if not serving_path.exists() else serving_path,
-            num_threads=settings.num_threads,
-            cache_size=settings.embed_cache_size,
+            serving, num_threads=settings.num_threads, cache_size=settings.embed_cache_size
         )
-        tag = encoder_tag(serving_path) if serving_path.exists() else serving
+        tag = encoder_tag(serving) if isinstance(serving, Path) else serving
         db = Database(settings.sqlite_path)
         catalogue = Catalogue(CatalogueStore(db), predictor, tag, layout.index)
         catalogue.load()
