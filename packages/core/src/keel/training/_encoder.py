@@ -35,9 +35,11 @@ def load_encoder(base_model: str, device: str) -> SentenceTransformer:
     """Load the base encoder as a ``SentenceTransformer`` on ``device``, offline."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(
+    encoder = SentenceTransformer(
         str(resolve_base_model(base_model)), device=device, local_files_only=True
     )
+    # Train and embed in fp32 even when the base model was stored in half precision.
+    return encoder.float()
 
 
 def transformer_of(encoder: SentenceTransformer) -> torch.nn.Module:

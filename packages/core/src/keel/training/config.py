@@ -58,7 +58,10 @@ class ClassifierConfig:
             head with L-BFGS and ignores it. ``None`` picks the strategy's default.
         head_learning_rate: head learning rate during ``full`` fine-tuning.
         head_l2: L2 penalty of the logistic-regression head fit on frozen embeddings
-            (``head``, ``fewshot``, and the head initialisation of ``full``).
+            (``head``, ``fewshot``).
+        init_head_l2: L2 penalty of the head fitted on frozen embeddings before ``full``
+            fine-tuning starts (LP-FT); ``None`` uses ``head_l2``. A stronger penalty
+            leaves a less confident head, so the encoder gets more gradient.
         batch_size: examples (``full``) or sentence pairs (``fewshot``) per step.
         weight_decay: AdamW weight decay; the head's L2 penalty for ``head``.
         warmup_ratio: share of the steps with a linear learning-rate warm-up.
@@ -83,6 +86,7 @@ class ClassifierConfig:
     learning_rate: float | None = None
     head_learning_rate: float = 2e-3
     head_l2: float = 1e-5
+    init_head_l2: float | None = None
     batch_size: int = 32
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -115,6 +119,10 @@ class ClassifierConfig:
         _check_positive("head_learning_rate", self.head_learning_rate)
         if not isinstance(self.head_l2, int | float) or self.head_l2 < 0:
             raise ConfigError("head_l2", self.head_l2, "must be >= 0")
+        if self.init_head_l2 is not None and (
+            not isinstance(self.init_head_l2, int | float) or self.init_head_l2 < 0
+        ):
+            raise ConfigError("init_head_l2", self.init_head_l2, "must be >= 0 or None")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError("batch_size", self.batch_size, "must be an integer >= 1")
         if not isinstance(self.weight_decay, int | float) or self.weight_decay < 0:

@@ -124,7 +124,10 @@ def train_multi_head(
             normalize=normalize,
             show_progress=cfg.show_progress,
         )
-        fitted[name], losses = fit_linear_head(emb, targets[name], l2=cfg.head_l2, seed=cfg.seed)
+        l2 = cfg.head_l2
+        if strategy is Strategy.FULL and cfg.init_head_l2 is not None:
+            l2 = cfg.init_head_l2
+        fitted[name], losses = fit_linear_head(emb, targets[name], l2=l2, seed=cfg.seed)
         row = {"epoch": 0 if strategy is Strategy.FULL else len(history) + 1, "head": name}
         row.update({"head_loss_start": losses[0], "train_loss": losses[1]})
         history.append(row)
