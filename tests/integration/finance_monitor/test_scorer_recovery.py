@@ -39,20 +39,21 @@ def test_scorer_kill9_loses_nothing_and_alerts_once(
     with cli_process(["trend"], env, tmp_path / "trend.log"):
         with cli_process(["scorer"], env, log) as scorer:
             # wait until the first scorer is mid-stream, then kill it without warning
-            wait_for(
-                lambda: (
-                    len(
-                        topic_records(
-                            read_topic(kafka_bootstrap, scored_topic, lambda r: len(r) > 300, 5)
-                        )
-                    )
-                    > 300
-                ),
-                240,
-                "the scorer to get going",
-            )
+            def scored_count() -> int:
+                recs = read_topic(
+                    kafka_bootstrap, scored_topic, lambda r: len(topic_records(r)) > 300, 5
+                )
+                return len(topic_records(recs))
+
+            wait_for(lambda: scored_count() > 300, 240, "the scorer to get going", interval_s=0.2)
             scorer.send_signal(signal.SIGKILL)
             scorer.wait(timeout=10)
+            before_restart = topic_records(
+                read_topic(kafka_bootstrap, scored_topic, lambda r: False, 3)
+            )
+            assert len({r["id"] for r in before_restart}) < len(
+                ids
+            )  # the kill really was mid-stream
         with cli_process(["scorer"], env, log):
 
             def all_scored() -> list[dict]:

@@ -93,6 +93,8 @@ def make_consumer(
         "heartbeat_interval_ms": 1000,
         "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
         "fetch_max_bytes": 4 * MAX_MESSAGE_BYTES,
+        # kafka-python rejects network frames above 1 MB by default; a fetch can be bigger.
+        "receive_message_max_bytes": 8 * MAX_MESSAGE_BYTES,
     }
     options.update(overrides)
     consumer = KafkaConsumer(**options)
