@@ -282,9 +282,9 @@ class DialogueManager:
                 resolved_query=resolved,
             )
             return reply, NewMessage(Role.BOT, answer, AnswerKind.TEMPLATE, intent, confidence)
-        title = self.templates.title(intent) if template is not None else ""
+        # Same text as the one just classified: the encoder's cache makes retrieval free.
         return self._answer_from_knowledge_base(
-            conversation, f"{query} {title}".strip(), intent, confidence, resolved, in_scope=True
+            conversation, query, intent, confidence, resolved, in_scope=True
         )
 
     def _answer_from_knowledge_base(

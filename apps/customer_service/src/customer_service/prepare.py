@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from customer_service import engine
-from customer_service.config import Settings
+from customer_service.config import Settings, TrainingBudget
+from customer_service.documents import Document
 from customer_service.knowledge_base import IngestReport, KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,55 @@ def prepare_intent_model(
     return artifacts
 
 
-def open_knowledge_base(settings: Settings, embedder: Any) -> KnowledgeBase:
-    """The knowledge base in ``<state_dir>/kb`` with its saved index (or an empty one)."""
-    kb_dir = settings.kb_dir
-    return KnowledgeBase(kb_dir, engine.load_retriever(kb_dir / "index", embedder))
+@dataclass
+class ServingModels:
+    """The loaded intent predictor and the embedder of the knowledge base."""
+
+    predictor: Any
+    embedder: Any
+    embedder_id: str
+
+
+def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingModels:
+    """Load the intent model; with the ``head`` budget its encoder is the frozen base
+    encoder, so it also embeds the knowledge base and a /chat message needs one encoder
+    pass (the predictor's per-text cache serves the second use)."""
+    predictor = engine.load_model(
+        intent.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
+    )
+    if settings.budget is TrainingBudget.HEAD:
+        return ServingModels(predictor, predictor, f"intent-{intent.fingerprint}")
+    embedder = engine.load_model(
+        RETRIEVAL_MODEL, num_threads=settings.num_threads, cache_size=settings.cache_size
+    )
+    return ServingModels(predictor, embedder, RETRIEVAL_MODEL)
+
+
+def open_knowledge_base(settings: Settings, embedder: Any, embedder_id: str) -> KnowledgeBase:
+    """The knowledge base of ``embedder`` in ``<state_dir>/kb/<embedder_id>``.
+
+    An index built with another embedder cannot be searched with this one: its folder
+    is replaced, and the documents added through the admin API are carried over (the
+    articles folder and FAQ are re-ingested by ``ingest_content``).
+    """
+    kb_root = settings.kb_dir
+    directory = kb_root / embedder_id
+    knowledge_base = KnowledgeBase(directory, engine.load_retriever(directory / "index", embedder))
+    others = (
+        [d for d in kb_root.iterdir() if d.is_dir() and d != directory] if kb_root.is_dir() else []
+    )
+    for old_dir in others:
+        old_file = old_dir / "documents.json"
+        if old_file.is_file() and len(knowledge_base) == 0:
+            records = json.loads(old_file.read_text(encoding="utf-8"))
+            admin_docs = [
+                Document(**r["document"]) for r in records if r["document"]["source"] == "admin"
+            ]
+            if admin_docs:
+                knowledge_base.upsert_documents(admin_docs)
+                knowledge_base.save()
+        shutil.rmtree(old_dir, ignore_errors=True)
+    return knowledge_base
 
 
 def ingest_content(
@@ -218,8 +264,8 @@ def prepare(
     """Prepare everything the server loads: intent model and knowledge-base index."""
     started = time.perf_counter()
     intent = prepare_intent_model(settings, force=force, report=report)
-    embedder = engine.load_model(RETRIEVAL_MODEL, num_threads=settings.num_threads)
-    knowledge_base = open_knowledge_base(settings, embedder)
+    models = load_serving_models(settings, intent)
+    knowledge_base = open_knowledge_base(settings, models.embedder, models.embedder_id)
     ingest = ingest_content(knowledge_base, settings, show_progress)
     report(
         f"knowledge base: {len(knowledge_base)} documents, {knowledge_base.passage_count()} passages "

@@ -18,9 +18,9 @@ from customer_service.intents import IntentModel
 from customer_service.knowledge_base import KnowledgeBase
 from customer_service.metrics import AppMetrics
 from customer_service.prepare import (
-    RETRIEVAL_MODEL,
     IntentArtifacts,
     ingest_content,
+    load_serving_models,
     open_knowledge_base,
     prepare_intent_model,
 )
@@ -55,9 +55,8 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
     started = time.perf_counter()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     intent = prepare_intent_model(settings, report=log.info)
-    predictor = engine.load_model(
-        intent.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
-    )
+    models = load_serving_models(settings, intent)
+    predictor = models.predictor
     batcher = engine.make_batched_classifier(
         predictor, settings.batch_max_size, settings.batch_max_wait_ms
     )
@@ -66,10 +65,7 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
         return np.stack([batcher.submit(text) for text in texts])
 
     intents = IntentModel(classify, predictor.labels, intent.threshold)
-    embedder = engine.load_model(
-        RETRIEVAL_MODEL, num_threads=settings.num_threads, cache_size=settings.cache_size
-    )
-    knowledge_base = open_knowledge_base(settings, embedder)
+    knowledge_base = open_knowledge_base(settings, models.embedder, models.embedder_id)
     ingest = ingest_content(knowledge_base, settings, show_progress)
     templates = TemplateBook.load(settings.content_path("templates.yaml"))
     store = ConversationStore(settings.resolved_database_url)
@@ -147,18 +143,19 @@ def reload_intent_model(services: Services) -> IntentArtifacts:
     artifacts = prepare_intent_model(settings, report=log.info)
     if artifacts.model_dir == services.intent.model_dir:
         return artifacts
-    predictor = engine.load_model(
-        artifacts.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
-    )
+    models = load_serving_models(settings, artifacts)
     batcher = engine.make_batched_classifier(
-        predictor, settings.batch_max_size, settings.batch_max_wait_ms
+        models.predictor, settings.batch_max_size, settings.batch_max_wait_ms
     )
 
     def classify(texts: list[str]) -> np.ndarray:
         return np.stack([batcher.submit(text) for text in texts])
 
+    knowledge_base = open_knowledge_base(settings, models.embedder, models.embedder_id)
+    ingest_content(knowledge_base, settings, show_progress=False)
     old_batcher = services.batcher
-    services.dialogue.intents = IntentModel(classify, predictor.labels, artifacts.threshold)
+    services.dialogue.intents = IntentModel(classify, models.predictor.labels, artifacts.threshold)
+    services.dialogue.kb = services.knowledge_base = knowledge_base
     services.batcher, services.intent = batcher, artifacts
     old_batcher.close()
     return artifacts
