@@ -226,3 +226,38 @@ def test_encoder_artifacts_are_distilled_on_embeddings(
     assert student_predictor.heads == []
     cosine = float(np.mean((student_predictor.embed(texts) * teacher_vectors).sum(axis=1)))
     assert cosine >= 0.8, f"student embeddings have mean cosine {cosine:.3f} to the teacher's"
+
+
+def test_head_refit_moves_an_int8_model_towards_the_teacher(
+    small_artifact: Path, variants: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from keel.compression import refit_heads, teacher_logits
+
+    texts, _ = all_example_texts()
+    targets = teacher_logits(small_artifact, texts)
+    copy = tmp_path / "refit"
+    shutil.copytree(variants["onnx-int8-static"], copy)
+    teacher_probs = load_predictor(small_artifact).classify_heads(texts)
+
+    def mean_kl(folder: Path) -> float:
+        probs = load_predictor(folder).classify_heads(texts)
+        return float(
+            np.mean(
+                [
+                    np.sum(
+                        teacher_probs[h]
+                        * (np.log(teacher_probs[h] + 1e-9) - np.log(probs[h] + 1e-9)),
+                        axis=1,
+                    ).mean()
+                    for h in teacher_probs
+                ]
+            )
+        )
+
+    before = mean_kl(copy)
+    refit_heads(copy, texts, targets, steps=100)
+    after = mean_kl(copy)
+    assert after < before, f"KL to the teacher went from {before:.5f} to {after:.5f}"
+    assert json.loads((copy / "keel.json").read_text())["variant"] == "onnx-int8-static+refit"

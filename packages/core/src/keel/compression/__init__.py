@@ -3,6 +3,7 @@ distillation, the compression report and ``compress`` (pick the fastest good var
 
 from keel.compression._student import DistillConfig
 from keel.compression.distillation import distill_classifier
+from keel.compression.head_refit import refit_heads, teacher_logits
 from keel.compression.onnx_export import OnnxQuantization, export_onnx
 from keel.compression.pruning import drop_layers, parse_keep, prune_ffn
 from keel.compression.report import (
@@ -28,4 +29,6 @@ __all__ = [
     "plot_report",
     "prune_ffn",
     "quantize_dynamic_int8",
+    "refit_heads",
+    "teacher_logits",
 ]

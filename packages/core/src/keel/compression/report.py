@@ -39,13 +39,17 @@ def build_variants(
     distill_config: DistillConfig | None = None,
     include_static: bool = True,
     calibration_size: int = 300,
+    refit: bool = True,
+    refit_size: int = 5000,
     log: Any = print,
 ) -> dict[str, Path]:
     """Write every compressed variant of ``model_dir`` under ``work_dir``.
 
     Always: torch dynamic int8, ONNX fp32, ONNX dynamic int8. With ``train_texts``:
-    ONNX static int8 (calibrated on up to ``calibration_size`` of them) and, per entry
-    of ``student_layers``, a distilled student and its ONNX int8 export.
+    ONNX static int8 (calibrated on up to ``calibration_size`` of them), per entry of
+    ``student_layers`` a distilled student and its ONNX int8 export, and (with
+    ``refit``) a copy of every int8 classifier whose heads are re-fitted to the fp32
+    teacher's logits on up to ``refit_size`` training texts (suffix ``+refit``).
     """
     from keel.compression.distillation import distill_classifier
     from keel.compression.onnx_export import export_onnx
@@ -78,7 +82,32 @@ def build_variants(
         variants[f"{name}+onnx-int8"] = export_onnx(
             student, work_dir / f"{name}+onnx-int8", quantize="dynamic"
         )
+    if texts and refit and source_meta(model_dir).get("task") == "classifier":
+        _add_refitted(variants, model_dir, work_dir, texts, refit_size, log)
     return variants
+
+
+def _add_refitted(
+    variants: dict[str, Path],
+    model_dir: Path,
+    work_dir: Path,
+    texts: list[str],
+    size: int,
+    log: Any,
+) -> None:
+    from keel.compression.head_refit import refit_heads, teacher_logits
+
+    rng = np.random.default_rng(13)
+    sample = [texts[i] for i in rng.permutation(len(texts))[:size]]
+    log(f"teacher logits on {len(sample)} texts for head re-fitting")
+    targets = teacher_logits(model_dir, sample)
+    for name in [n for n in variants if "int8" in n]:
+        refitted = work_dir / f"{name}+refit"
+        if refitted.exists():
+            shutil.rmtree(refitted)
+        shutil.copytree(variants[name], refitted)
+        log(f"variant {name}+refit")
+        variants[f"{name}+refit"] = refit_heads(refitted, sample, targets)
 
 
 def measure_variants(

@@ -116,6 +116,11 @@ class EncoderPredictor(ABC):
             [chosen.labels[i] for i in np.flatnonzero(row >= threshold)] for row in probabilities
         ]
 
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors the heads read: pooled embeddings, L2-normalised when the
+        artifact says ``normalize`` (used to re-fit heads after compression)."""
+        return self._features(texts)
+
     def logits(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         """Raw head scores before temperature and softmax (used by distillation)."""
         return self._head(head).logits(self._features(texts))
