@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import warnings
@@ -118,19 +119,32 @@ def optimize_transformer_graph(
     return True
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization logs advice on the root logger; keep it out of our output."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_onnx_dynamic(onnx_file: Path, out_file: Path) -> None:
     """Dynamic int8: int8 weights for MatMul/Gather, activations quantized at run time."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(onnx_file),
-        str(out_file),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        # Fused graphs hold com.microsoft ops that ONNX shape inference cannot type.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _quiet_root_logger():
+        quantize_dynamic(
+            str(onnx_file),
+            str(out_file),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # Fused graphs hold com.microsoft ops that ONNX shape inference cannot type.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
 
 class _TextCalibration:
@@ -188,18 +202,19 @@ def quantize_onnx_static(
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(onnx_file), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(out_file),
-            _TextCalibration(tokenizer, calibration_texts, max_length),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul", "Gather", "Attention"],
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-        )
+        with _quiet_root_logger():
+            quantize_static(
+                str(prepared),
+                str(out_file),
+                _TextCalibration(tokenizer, calibration_texts, max_length),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul", "Gather", "Attention"],
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
 
 
 def export_onnx(
