@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from finance_monitor.config import Settings, get_settings
@@ -25,7 +26,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=updates) if updates else settings
 
 
-def _stop_on_signals(stop: callable) -> None:  # type: ignore[valid-type]
+def _stop_on_signals(stop: Callable[[], None]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop())
 
