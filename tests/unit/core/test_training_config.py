@@ -29,6 +29,7 @@ def test_defaults_depend_on_strategy() -> None:
         ("early_stopping_patience", -1),
         ("fewshot_pairs_per_example", 0),
         ("head_l2", -1.0),
+        ("init_head_l2", -0.5),
     ],
 )
 def test_bad_classifier_values_name_the_field(field: str, value: object) -> None:
