@@ -11,6 +11,7 @@ encoder, same int8 ONNX export and same two linear heads, so the same cost per m
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import threading
 import time
@@ -185,6 +186,7 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "max_length": meta.get("max_length"),
             "scorer": "one ScorerWorker (kafka-python, acks=all, commit after acks), batch 256",
             "partitions": PARTITIONS,
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
     )
 
@@ -250,6 +252,7 @@ def finance_latency(ctx: SuiteContext) -> SuiteResult:
             "p99_ms": round(float(np.percentile(arr, 99)), 1) if len(arr) else None,
             "max_ms": round(float(arr.max()), 1) if len(arr) else None,
             "measured": "scored-record receive time minus the raw record's producer timestamp",
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
     )
 

@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--surge-duration", type=float, default=120.0, help="surge length in event seconds"
     )
-    p.add_argument("--time-scale", type=float, default=10.0, help="event seconds per wall second")
+    p.add_argument("--time-scale", type=float, default=5.0, help="event seconds per wall second")
     p.set_defaults(fn=cmd_replay)
     return parser
 
