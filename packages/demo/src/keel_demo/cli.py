@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from keel_demo.orchestrator import Demo, DemoOptions
@@ -60,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    stop_event = threading.Event()
+    demo = Demo(options)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop_event.set())
+        signal.signal(sig, lambda *_: demo.stop_event.set())
     try:
-        Demo(options).run(stop_event)
+        demo.run()
     except DemoError as exc:
         print(f"keel-demo: {exc}", file=sys.stderr)
         return 1

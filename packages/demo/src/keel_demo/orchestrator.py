@@ -12,7 +12,15 @@ from pathlib import Path
 import uvicorn
 
 from keel_demo.landing import create_landing_app
-from keel_demo.processes import Child, DemoError, spawn, stop, wait_healthy
+from keel_demo.processes import (
+    Child,
+    DemoError,
+    DemoInterrupted,
+    run_foreground,
+    spawn,
+    stop,
+    wait_healthy,
+)
 from keel_demo.services import APPS, AppService
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -43,6 +51,7 @@ class DemoOptions:
 @dataclass
 class Demo:
     options: DemoOptions
+    stop_event: threading.Event = field(default_factory=threading.Event)
     children: list[Child] = field(default_factory=list)
     bootstrap: str = ""
     started_broker: bool = False
@@ -96,9 +105,9 @@ class Demo:
             cmd = [self._bin(app.cli), "prepare"]
             if self.options.budget == "full":  # each app's default is its fast budget
                 cmd += ["--budget", "full"]
-            done = subprocess.run(cmd, env=self._env(app))
-            if done.returncode != 0:
-                raise DemoError(f"`{app.cli} prepare` failed with exit code {done.returncode}")
+            code = run_foreground(f"{app.cli} prepare", cmd, self._env(app), self.stop_event)
+            if code != 0:
+                raise DemoError(f"`{app.cli} prepare` failed with exit code {code}")
 
     def start_apps(self) -> None:
         logs = self.options.state_dir / "logs"
@@ -119,7 +128,7 @@ class Demo:
             ]
             self.children.append(spawn(app.name, cmd, self._env(app), logs / f"{app.name}.log"))
         for app, child in zip(APPS, self.children, strict=True):
-            wait_healthy(child, f"{self.app_url(app)}/healthz", timeout_s=300)
+            wait_healthy(child, f"{self.app_url(app)}/healthz", 300, self.stop_event)
             print(f"[demo] {app.title} ready at {self.app_url(app)}", flush=True)
 
     def start_replay(self) -> None:
@@ -146,8 +155,9 @@ class Demo:
         self._landing_thread = threading.Thread(target=self._landing.run, daemon=True)
         self._landing_thread.start()
 
-    def run(self, stop_event: threading.Event) -> None:
-        """Start everything, print the URL, and block until ``stop_event`` is set."""
+    def run(self) -> None:
+        """Start everything, print the URL, and block until ``self.stop_event`` is set."""
+        stop_event = self.stop_event
         steps = [self.start_broker, self.prepare_models, self.start_apps]
         if self.options.replay:
             steps.append(self.start_replay)
@@ -156,7 +166,10 @@ class Demo:
             for step in steps:
                 if stop_event.is_set():
                     return
-                step()
+                try:
+                    step()
+                except DemoInterrupted:
+                    return
             print(f"\nKeel demo is running: {self.url}\n(Ctrl-C stops everything)", flush=True)
             while not stop_event.wait(1.0):
                 for child in self.children:

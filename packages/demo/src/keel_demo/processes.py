@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,10 +68,16 @@ def stop(child: Child, grace_s: float = 10.0) -> None:
         child.proc.wait(timeout=5)
 
 
-def wait_healthy(child: Child, url: str, timeout_s: float) -> None:
+class DemoInterrupted(DemoError):
+    """Ctrl-C (or SIGTERM) arrived while the demo was starting."""
+
+
+def wait_healthy(child: Child, url: str, timeout_s: float, stop_event: threading.Event) -> None:
     """Poll ``url`` until it answers 200; raise with the child's log if it dies or times out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if stop_event.is_set():
+            raise DemoInterrupted(f"interrupted while waiting for {child.name}")
         if not child.alive():
             raise DemoError(
                 f"{child.name} exited with {child.proc.returncode}:\n{child.log_tail()}"
@@ -82,3 +89,15 @@ def wait_healthy(child: Child, url: str, timeout_s: float) -> None:
     raise DemoError(
         f"{child.name} not healthy at {url} after {timeout_s:.0f}s:\n{child.log_tail()}"
     )
+
+
+def run_foreground(
+    name: str, cmd: Sequence[str], env: dict[str, str], stop_event: threading.Event
+) -> int:
+    """Run ``cmd`` with its output on the terminal; stop it if ``stop_event`` is set."""
+    child = spawn(name, cmd, env, log=None)
+    while child.proc.poll() is None:
+        if stop_event.wait(0.5):
+            stop(child)
+            raise DemoInterrupted(f"interrupted during {name}")
+    return child.proc.returncode
