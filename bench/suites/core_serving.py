@@ -40,6 +40,8 @@ MAX_DROP_POINTS = 0.5
 # fast) by default, "full" for a fully fine-tuned encoder.
 TEACHER_STRATEGY = os.environ.get("KEEL_BENCH_COMPRESSION_STRATEGY", "head")
 BASE_MODEL = os.environ.get("KEEL_BENCH_BASE_MODEL", "minilm")
+# CPU threads of every model in these suites (unset: the libraries' defaults).
+THREADS = int(os.environ["KEEL_BENCH_THREADS"]) if os.environ.get("KEEL_BENCH_THREADS") else None
 
 
 # --------------------------------------------------------------------------- compression
@@ -140,6 +142,7 @@ def compression_suite(ctx: SuiteContext) -> SuiteResult:
             "chosen_variant": chosen,
             "student_variant": student_name,
             "teacher_strategy": TEACHER_STRATEGY,
+            "threads": THREADS,
             "train_size": len(train),
             "eval_size": len(evaluation),
             "train_seconds": round(train_s, 1),
@@ -329,7 +332,7 @@ def predictor_concurrency_suite(ctx: SuiteContext) -> SuiteResult:
     ].tolist()
     callers = 16
     per_caller = 10 if ctx.quick else 30
-    predictor = load_predictor(BASE_MODEL)
+    predictor = load_predictor(BASE_MODEL, num_threads=THREADS)
     predictor.embed(texts[:32])  # warm-up
 
     def direct(text: str) -> np.ndarray:
@@ -359,6 +362,7 @@ def predictor_concurrency_suite(ctx: SuiteContext) -> SuiteResult:
         targets=[Target("speedup", ">=", 3.0, ISSUE + " (16 concurrent callers)")],
         details={
             "callers": callers,
+            "threads": THREADS,
             "requests": callers * per_caller,
             "model": f"{BASE_MODEL} torch fp32, embed() of one Banking77 text per request",
             "batcher": {"max_batch_size": 32, "max_wait_ms": 5.0},
