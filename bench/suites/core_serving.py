@@ -98,6 +98,7 @@ def compression_suite(ctx: SuiteContext) -> SuiteResult:
             train_texts=train.texts,
             student_layers=(3,),
             distill_config=distill,
+            num_threads=THREADS,
             log=ctx.log,
         )
         report_s = time.perf_counter() - started
