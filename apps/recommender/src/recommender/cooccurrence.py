@@ -15,8 +15,14 @@ class ItemSimilarity:
     Rows and columns are catalogue row numbers ``0..n_items-1``.
     """
 
+    #: Up to this many items a dense copy serves lookups (64 MB at the limit): indexing a
+    #: dense block is ~50x faster than scipy's sparse fancy indexing.
+    DENSE_LIMIT = 4096
+
     def __init__(self, matrix: sparse.csr_matrix) -> None:
         self.matrix = matrix.tocsr()
+        n = self.matrix.shape[0]
+        self._dense = self.matrix.toarray() if n <= self.DENSE_LIMIT else None
 
     @property
     def n_items(self) -> int:
@@ -71,7 +77,10 @@ class ItemSimilarity:
         c_ok = (candidate_rows >= 0) & (candidate_rows < self.n_items)
         if not h_ok.any() or not c_ok.any():
             return out
-        sub = self.matrix[history_rows[h_ok]][:, candidate_rows[c_ok]].toarray()
+        if self._dense is not None:
+            sub = self._dense[np.ix_(history_rows[h_ok], candidate_rows[c_ok])]
+        else:
+            sub = self.matrix[history_rows[h_ok]][:, candidate_rows[c_ok]].toarray()
         out[np.ix_(h_ok, c_ok)] = sub
         return out
 

@@ -30,16 +30,17 @@ def mmr_order(
     k = n if k is None else min(k, n)
     span = float(relevance.max() - relevance.min())
     rel = (relevance - relevance.min()) / span if span > 0 else np.zeros(n, dtype=np.float64)
-    max_sim = np.full(n, -np.inf)
+    sims = vectors @ vectors.T  # [n, n] once; each step is then O(n)
+    relevance_part = mmr_lambda * rel
+    max_sim = np.zeros(n)
     chosen = np.zeros(n, dtype=bool)
     order: list[int] = []
     for step in range(k):
-        redundancy = np.where(np.isfinite(max_sim), max_sim, 0.0) if step else np.zeros(n)
-        gain = mmr_lambda * rel - (1.0 - mmr_lambda) * redundancy
+        gain = relevance_part - (1.0 - mmr_lambda) * max_sim if step else relevance_part.copy()
         gain[chosen] = -np.inf
         best = int(np.argmax(gain))
         order.append(best)
         chosen[best] = True
-        max_sim = np.maximum(max_sim, vectors @ vectors[best])
+        max_sim = sims[best] if step == 0 else np.maximum(max_sim, sims[best])
     rest = [int(i) for i in by_relevance if not chosen[i]]
     return np.asarray(order + rest, dtype=np.int64)

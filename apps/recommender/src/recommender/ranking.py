@@ -171,55 +171,85 @@ def rank_candidates(
     order = mmr_order(score, cands.vectors, options.mmr_lambda, options.top_k)
     if options.top_k is not None:
         order = order[: options.top_k]
+    table = (
+        _ReasonTable.build(
+            history, fm, history_drivers(fm, contrib, names), options.explain_history
+        )
+        if options.explain_history > 0 and len(history) and len(cands)
+        else None
+    )
     items = [
-        _explain(int(i), rank, cands, history, fm, names, contrib, score, options)
+        _explain(int(i), rank, cands, history, fm, names, contrib, score, table)
         for rank, i in enumerate(order, start=1)
     ]
     return RankResult(items=items, filtered=dropped)
 
 
-def _history_drivers(
-    i: int,
-    history: HistoryBatch,
-    fm: FeatureMatrix,
-    contributions: dict[str, float],
-    k: int,
-) -> list[HistoryReason]:
-    """Which history items drove candidate ``i``.
+def history_drivers(fm: FeatureMatrix, contrib: np.ndarray, names: list[str]) -> np.ndarray:
+    """``[m, n]`` how much each history item drove each candidate's score.
 
     ``semantic`` and ``cooccurrence`` are weighted sums over history items, so their
-    (positive) contributions are split over the history in proportion to each item's term;
-    with no positive contribution, items are ranked by their similarity share alone.
+    positive contributions are split over the history in proportion to each item's term;
+    a candidate with neither positive is explained by its plain similarity shares.
+    Vectorised over all candidates (explanations cost no per-item Python loops).
     """
-    if not len(history) or k <= 0:
-        return []
-    sem = fm.history_semantic[:, i]
-    co = fm.history_cooccurrence[:, i]
-    sem_c = max(contributions.get("semantic", 0.0), 0.0)
-    co_c = max(contributions.get("cooccurrence", 0.0), 0.0)
-    sem_total, co_total = float(sem.clip(0).sum()), float(co.clip(0).sum())
-    drive = np.zeros(len(history))
-    if sem_c > 0 and sem_total > 0:
-        drive += sem_c * sem.clip(0) / sem_total
-    if co_c > 0 and co_total > 0:
-        drive += co_c * co.clip(0) / co_total
-    if not drive.any():
-        drive = sem.clip(0) + co.clip(0)
-    weights = history.weights / max(float(history.weights.sum()), 1e-12)
-    reasons = []
-    for j in np.argsort(-drive, kind="stable")[:k]:
-        if drive[j] <= 0:
-            break
-        reasons.append(
-            HistoryReason(
-                id=history.ids[j],
-                title=history.titles[j],
-                similarity=float(sem[j] / weights[j]) if weights[j] > 0 else 0.0,
-                cooccurrence=float(co[j] / weights[j]) if weights[j] > 0 else 0.0,
-                contribution=float(drive[j]),
-            )
+    sem = fm.history_semantic.clip(0)
+    co = fm.history_cooccurrence.clip(0)
+    n = sem.shape[1]
+    sem_c = contrib[:, names.index("semantic")].clip(0) if "semantic" in names else np.zeros(n)
+    co_c = (
+        contrib[:, names.index("cooccurrence")].clip(0) if "cooccurrence" in names else np.zeros(n)
+    )
+    sem_total = sem.sum(axis=0)
+    co_total = co.sum(axis=0)
+    drive = sem * np.divide(sem_c, sem_total, out=np.zeros(n), where=sem_total > 0)
+    drive += co * np.divide(co_c, co_total, out=np.zeros(n), where=co_total > 0)
+    flat = ~drive.any(axis=0)
+    if flat.any():
+        drive[:, flat] = sem[:, flat] + co[:, flat]
+    return drive
+
+
+@dataclass
+class _ReasonTable:
+    """Top history drivers of every candidate, computed in one vectorised pass."""
+
+    index: list[list[int]]  # [k][n] history positions, best first
+    drive: list[list[float]]  # [k][n]
+    similarity: np.ndarray  # [m, n] raw cosine (weighted term / weight share)
+    cooccurrence: np.ndarray  # [m, n]
+
+    @classmethod
+    def build(
+        cls, history: HistoryBatch, fm: FeatureMatrix, drive: np.ndarray, k: int
+    ) -> _ReasonTable:
+        k = min(k, drive.shape[0])
+        top = np.argsort(-drive, axis=0, kind="stable")[:k]
+        share = history.weights / max(float(history.weights.sum()), 1e-12)
+        inv = np.divide(1.0, share, out=np.zeros_like(share), where=share > 0)[:, None]
+        return cls(
+            index=top.tolist(),
+            drive=np.take_along_axis(drive, top, axis=0).tolist(),
+            similarity=fm.history_semantic * inv,
+            cooccurrence=fm.history_cooccurrence * inv,
         )
-    return reasons
+
+    def reasons(self, i: int, history: HistoryBatch) -> list[HistoryReason]:
+        out = []
+        for row_idx, row_drive in zip(self.index, self.drive, strict=True):
+            j, value = row_idx[i], row_drive[i]
+            if value <= 0:
+                break
+            out.append(
+                HistoryReason(
+                    id=history.ids[j],
+                    title=history.titles[j],
+                    similarity=float(self.similarity[j, i]),
+                    cooccurrence=float(self.cooccurrence[j, i]),
+                    contribution=value,
+                )
+            )
+        return out
 
 
 def _explain(
@@ -231,15 +261,15 @@ def _explain(
     names: list[str],
     contrib: np.ndarray,
     score: np.ndarray,
-    options: RankOptions,
+    table: _ReasonTable | None,
 ) -> RankedItem:
-    contributions = {n: float(contrib[i, c]) for c, n in enumerate(names)}
+    contributions = dict(zip(names, contrib[i].tolist(), strict=True))
     return RankedItem(
         id=cands.ids[i],
         title=cands.titles[i],
         rank=rank,
         score=float(score[i]),
         contributions=contributions,
-        features={n: float(fm.values[i, c]) for c, n in enumerate(fm.names)},
-        because=_history_drivers(i, history, fm, contributions, options.explain_history),
+        features=dict(zip(fm.names, fm.values[i].tolist(), strict=True)),
+        because=[] if table is None else table.reasons(i, history),
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,56 +217,42 @@ class EventStore:
 class RankingLog:
     """Writes served rankings (request id, user, bucket, items) off the request path.
 
-    A background thread drains a queue and commits in batches, so logging adds
-    microseconds, not a disk write, to each request. ``flush()`` waits for the queue.
+    Requests append to a deque (atomic, no lock or thread wake-up on the hot path); a
+    background thread commits what accumulated every ``interval_s`` in one transaction.
+    ``flush()`` writes what is pending at once.
     """
 
-    def __init__(self, db: Database, max_queue: int = 100_000) -> None:
+    def __init__(self, db: Database, interval_s: float = 0.05, max_pending: int = 100_000) -> None:
         self.db = db
-        self._queue: queue.Queue[tuple | None] = queue.Queue(maxsize=max_queue)
-        self.dropped = 0
+        self.interval_s = interval_s
+        self._pending: deque[tuple] = deque(maxlen=max_pending)
+        self._stop = threading.Event()
+        self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="ranking-log", daemon=True)
         self._thread.start()
 
     def log(
         self, request_id: str, user_id: str | None, bucket: str, endpoint: str, ids: list[str]
     ) -> None:
-        """Queue one served ranking (counted in ``dropped`` if the queue is full)."""
-        try:
-            self._queue.put_nowait(
-                (request_id, user_id, bucket, endpoint, time.time(), json.dumps(ids))
-            )
-        except queue.Full:
-            self.dropped += 1
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                self._queue.task_done()
-                return
-            batch = [first]
-            while len(batch) < 500:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    self._queue.task_done()
-                    break
-                batch.append(nxt)
-            try:
-                self.db.executemany("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?)", batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        """Queue one served ranking (the oldest are dropped past ``max_pending``)."""
+        self._pending.append((request_id, user_id, bucket, endpoint, time.time(), ids))
 
     def flush(self) -> None:
-        """Block until every queued ranking is written."""
-        self._queue.join()
+        """Write every pending ranking now."""
+        with self._write_lock:
+            batch = []
+            while self._pending:
+                rid, uid, bucket, endpoint, ts, ids = self._pending.popleft()
+                batch.append((rid, uid, bucket, endpoint, ts, json.dumps(ids)))
+            if batch:
+                self.db.executemany("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?)", batch)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.flush()
 
     def close(self) -> None:
-        """Write what is queued and stop the thread."""
-        self._queue.put(None)
+        """Write what is pending and stop the thread."""
+        self._stop.set()
         self._thread.join(timeout=10)
+        self.flush()

@@ -62,18 +62,18 @@ def _render(resp: RankingResponse, explain: bool) -> Response:
             "id": it.id,
             "title": it.title,
             "rank": it.rank,
-            "score": round(it.score, 6),
+            "score": it.score,
         }
         if explain:
-            entry["contributions"] = {k: round(v, 6) for k, v in it.contributions.items()}
-            entry["features"] = {k: round(v, 6) for k, v in it.features.items()}
+            entry["contributions"] = it.contributions
+            entry["features"] = it.features
             entry["because"] = [
                 {
                     "id": r.id,
                     "title": r.title,
-                    "similarity": round(r.similarity, 6),
-                    "cooccurrence": round(r.cooccurrence, 6),
-                    "contribution": round(r.contribution, 6),
+                    "similarity": r.similarity,
+                    "cooccurrence": r.cooccurrence,
+                    "contribution": r.contribution,
                 }
                 for r in it.because
             ]
