@@ -151,3 +151,18 @@ def test_training_input_errors(tiny_intents: LabelledTexts) -> None:
 def test_session_artifact_fixture_loads(tiny_classifier_dir: Path) -> None:
     model = TextClassifier.load(tiny_classifier_dir)
     assert model.predict(["how can I change my pin"]) == ["change_pin"]
+
+
+def test_temperature_is_saved_and_softens_probabilities(
+    tiny_classifier_dir: Path, tmp_path: Path
+) -> None:
+    model = TextClassifier.load(tiny_classifier_dir)
+    texts = ["my card was declined", "refund please"]
+    sharp = model.predict_proba(texts)
+    model.temperature = 3.0
+    soft = model.predict_proba(texts)
+    assert soft.max() < sharp.max()
+    assert (soft.argmax(1) == sharp.argmax(1)).all()
+    folder = model.save(tmp_path / "calibrated", measure_latency=False)
+    assert read_meta(folder).temperature == 3.0
+    np.testing.assert_allclose(TextClassifier.load(folder).predict_proba(texts), soft, atol=1e-6)

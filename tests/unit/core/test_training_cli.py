@@ -13,8 +13,6 @@ from typer.testing import CliRunner
 from keel._cli_training import register
 from keel.data import LabelledTexts
 
-from .conftest import tiny_intents_data
-
 
 @pytest.fixture(scope="module")
 def cli() -> typer.Typer:
@@ -39,8 +37,10 @@ def test_help_for_every_command(cli: typer.Typer) -> None:
         assert "--data" in result.output
 
 
-def test_train_then_eval_prints_metrics_json(cli: typer.Typer, tmp_path: Path) -> None:
-    data = write_csv(tmp_path / "train.csv", tiny_intents_data())
+def test_train_then_eval_prints_metrics_json(
+    cli: typer.Typer, tmp_path: Path, tiny_intents: LabelledTexts
+) -> None:
+    data = write_csv(tmp_path / "train.csv", tiny_intents)
     runner = CliRunner()
     out = tmp_path / "model"
     trained = runner.invoke(
@@ -93,8 +93,10 @@ def test_unknown_label_and_missing_model_exit_2(
     assert missing.exit_code == 2 and "model folder not found" in missing.output
 
 
-def test_bad_option_value_names_the_field(cli: typer.Typer, tmp_path: Path) -> None:
-    data = write_csv(tmp_path / "train.csv", tiny_intents_data())
+def test_bad_option_value_names_the_field(
+    cli: typer.Typer, tmp_path: Path, tiny_intents: LabelledTexts
+) -> None:
+    data = write_csv(tmp_path / "train.csv", tiny_intents)
     result = CliRunner().invoke(
         cli, ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--strategy", "magic"]
     )

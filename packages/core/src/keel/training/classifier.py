@@ -97,9 +97,13 @@ class TextClassifier:
             normalize=self.normalize,
         )
 
+    def _temperature(self, head: str | None) -> float | None:
+        # The calibration temperature belongs to the default (first) head, as in keel.json.
+        return self.temperature if (head or self.head_names[0]) == self.head_names[0] else None
+
     def predict_proba(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         """Class probabilities ``[n, n_labels]`` of one head (softmax, or sigmoid if multi-label)."""
-        return self._head(head).probabilities(self.embed(texts), self.temperature)
+        return self._head(head).probabilities(self.embed(texts), self._temperature(head))
 
     def predict_logits(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         """Raw head scores ``[n, n_labels]`` (before temperature and softmax)."""
@@ -109,7 +113,8 @@ class TextClassifier:
         """Probabilities of every head from one encoder pass."""
         embeddings = self.embed(texts)
         return {
-            name: h.probabilities(embeddings, self.temperature) for name, h in self.heads.items()
+            name: h.probabilities(embeddings, self._temperature(name))
+            for name, h in self.heads.items()
         }
 
     def predict(
@@ -117,7 +122,7 @@ class TextClassifier:
     ) -> list[str] | list[list[str]]:
         """Predicted label per text; a list of labels (probability >= threshold) if multi-label."""
         chosen = self._head(head)
-        probs = chosen.probabilities(self.embed(texts), self.temperature)
+        probs = chosen.probabilities(self.embed(texts), self._temperature(head))
         if chosen.multi_label:
             return [[chosen.labels[j] for j in np.flatnonzero(row >= threshold)] for row in probs]
         return [chosen.labels[j] for j in probs.argmax(axis=1)]
