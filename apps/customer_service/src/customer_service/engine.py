@@ -152,3 +152,30 @@ def make_batched_classifier(predictor: Predictor, max_batch_size: int, max_wait_
         return list(predictor.classify(texts))
 
     return MicroBatcher(classify_batch, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+
+
+def export_base_encoder(
+    out_dir: Path, quantize: str | None = "dynamic", max_length: int = 256
+) -> Path:
+    """The packaged MiniLM as an ONNX (int8 by default) encoder artifact in ``out_dir``;
+    reused when already there. ``load_model(out_dir)`` loads it."""
+    import shutil
+
+    from keel.compression import export_onnx
+    from keel.models import model_path
+    from keel.models.artifact import ArtifactMeta, write_meta
+
+    onnx_dir = out_dir / ("onnx-int8" if quantize else "onnx-fp32")
+    if (onnx_dir / "keel.json").is_file():
+        return onnx_dir
+    torch_dir = out_dir / "torch"
+    if not (torch_dir / "keel.json").is_file():
+        shutil.copytree(model_path("minilm"), torch_dir / "encoder", dirs_exist_ok=True)
+        write_meta(
+            torch_dir,
+            ArtifactMeta(
+                task="encoder", backend="torch", base_model="minilm", max_length=max_length
+            ),
+        )
+    export_onnx(torch_dir, onnx_dir, quantize=quantize)
+    return onnx_dir
