@@ -280,7 +280,10 @@ def _evaluate(
     ready = base.n >= rule.min_history
     if rule.kind is RuleKind.NEGATIVE_SURGE:
         value = window.negative_share
-        threshold = base.mean + max(rule.k * base.std, rule.min_delta)
+        # A share over n messages is noisy by sqrt(p(1-p)/n) even when the baseline's
+        # EWMA spread is small: use the larger, so quiet series do not fire on chance.
+        sampling_std = math.sqrt(max(base.mean * (1 - base.mean), 0.0) / window.count)
+        threshold = base.mean + max(rule.k * max(base.std, sampling_std), rule.min_delta)
         hit = ready and value > threshold
     elif rule.kind is RuleKind.VOLUME_SPIKE:
         value = float(window.count)
