@@ -204,6 +204,15 @@ def test_admin_manages_documents_and_reindex_skips_unchanged(client: httpx.Clien
     assert reindex["added"] == [] and reindex["updated"] == [] and len(reindex["unchanged"]) >= 40
 
 
+def test_retrain_with_unchanged_data_keeps_the_model(client: httpx.Client) -> None:
+    before = client.get("/healthz").json()["intent_model"]
+    assert client.post("/admin/retrain").status_code == 401
+    retrained = client.post("/admin/retrain", headers=ADMIN)
+    assert retrained.status_code == 200
+    assert retrained.json()["fingerprint"] == before["fingerprint"]
+    assert retrained.json()["labels"] == before["labels"]
+
+
 def test_analytics_and_metrics(client: httpx.Client) -> None:
     session = _start(client)
     _say(client, session, "I lost my card")

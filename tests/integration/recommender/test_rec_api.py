@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -193,3 +194,22 @@ def test_blend_weights_are_inspectable(client: httpx.Client) -> None:
     names = {i["name"] for i in blend["inputs"]}
     assert {"semantic", "cooccurrence", "popularity", "category_match"} <= names
     assert all(len(i["shape"]["x"]) == len(i["shape"]["contribution"]) for i in blend["inputs"])
+
+
+def test_second_prepare_reuses_the_cached_artifacts(rec_prepared: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.recommender.rec_support import TEST_ENV
+
+    env = {**os.environ, **TEST_ENV, "KEEL_REC_STATE_DIR": str(rec_prepared)}
+    done = subprocess.run(
+        [sys.executable, "-m", "recommender.cli", "prepare"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "reused cached artifacts" in done.stdout  # fingerprint matched: nothing retrained

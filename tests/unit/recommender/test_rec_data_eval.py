@@ -93,3 +93,15 @@ def test_window_counts_and_popularity() -> None:
     assert pop[0] == 1.0 and 0 < pop[1] < 1 and pop[2] == 0 and pop[3] == 0
     stats.record(2, 10 * day)
     assert stats.counts[2] == 1
+
+
+def test_cli_reports_bad_data_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from recommender.cli import main
+
+    (tmp_path / "items.csv").write_text("item_id,title,release_year,genres\n1,A,1995,Drama\n")
+    (tmp_path / "train_ratings.csv").write_text("user_id,item_id,rating,timestamp\n1,1,x,5\n")
+    assert main(["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "train_ratings.csv:2" in err and "'rating'" in err
