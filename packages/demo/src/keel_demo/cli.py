@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         help="replayed headlines per second (default 20)",
     )
     parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=defaults.time_scale,
+        help="event seconds per wall second of the replay (default 5)",
+    )
+    parser.add_argument(
         "--surge-topic",
         default=defaults.surge_topic,
         help="topic that gets an injected negative surge (default Earnings)",
@@ -54,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             base_port=args.port,
             budget=args.budget,
             replay_rate=args.rate,
+            time_scale=args.time_scale,
             surge_topic=args.surge_topic or None,
             replay=not args.no_replay,
         )

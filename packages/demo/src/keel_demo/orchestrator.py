@@ -36,6 +36,7 @@ class DemoOptions:
     base_port: int = 8100
     budget: str = "small"
     replay_rate: float = 20.0
+    time_scale: float = 5.0
     surge_topic: str | None = "Earnings"
     replay: bool = True
 
@@ -44,6 +45,8 @@ class DemoOptions:
             raise ValueError(f"budget={self.budget!r}: use 'small' or 'full'")
         if not 1024 <= self.base_port <= 65000:
             raise ValueError(f"base_port={self.base_port!r}: use a port in 1024-65000")
+        if self.time_scale <= 0:
+            raise ValueError(f"time_scale={self.time_scale!r}: must be positive")
         if self.replay_rate <= 0:
             raise ValueError(f"replay_rate={self.replay_rate!r}: must be positive")
 
@@ -139,6 +142,8 @@ class Demo:
             "--demo",
             "--rate",
             f"{self.options.replay_rate:g}/s",
+            "--time-scale",
+            f"{self.options.time_scale:g}",
         ]
         if self.options.surge_topic:
             cmd += ["--surge-topic", self.options.surge_topic]
