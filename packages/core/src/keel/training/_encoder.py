@@ -7,7 +7,7 @@ length (sort-by-length buckets) and padded only to their own longest text.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,12 +176,6 @@ def embed_texts(
         normalize=normalize,
         show_progress=show_progress,
     )
-
-
-def cycle_batches(batches: list[list[int]]) -> Iterator[list[int]]:
-    """Iterate over ``batches`` forever (multi-task loops draw from each task in turn)."""
-    while True:
-        yield from batches
 
 
 def embedding_dim(encoder: SentenceTransformer) -> int:

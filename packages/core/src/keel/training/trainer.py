@@ -6,10 +6,9 @@ shared encoder (frozen for ``head``, fine-tuned on all tasks at once for ``full`
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
-
-import numpy as np
 
 from keel.data import LabelledTexts, LabelMap, fingerprint
 from keel.errors import ConfigError, DataError
@@ -207,9 +206,8 @@ def _val_tasks(
 
 
 def _fingerprint_all(heads: dict[str, LabelledTexts]) -> str:
+    """The data fingerprint of one head, or a hash over every head's fingerprint."""
     if len(heads) == 1:
         return fingerprint(next(iter(heads.values())))
-    parts = np.asarray([f"{n}={fingerprint(d)}" for n, d in heads.items()])
-    import hashlib
-
-    return "sha256:" + hashlib.sha256("\n".join(parts.tolist()).encode()).hexdigest()
+    joined = "\n".join(f"{name}={fingerprint(data)}" for name, data in heads.items())
+    return "sha256:" + hashlib.sha256(joined.encode("utf-8")).hexdigest()
