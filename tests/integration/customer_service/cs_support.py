@@ -12,10 +12,18 @@ API_KEY = "test-admin-key"
 
 
 def prepare_state(state_dir: Path) -> Path:
-    """Run ``customer-service prepare`` (fast head budget, bundled demo data) once;
+    """Run ``customer-service prepare`` (head budget, no compression, bundled demo data) once;
     a second call finds everything cached and returns in seconds."""
     result = subprocess.run(
-        [sys.executable, "-m", "customer_service.cli", "prepare", "--state-dir", str(state_dir)],
+        [
+            sys.executable,
+            "-m",
+            "customer_service.cli",
+            "prepare",
+            "--state-dir",
+            str(state_dir),
+            "--no-compress",
+        ],
         capture_output=True,
         text=True,
         timeout=900,
