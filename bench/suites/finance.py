@@ -258,11 +258,15 @@ def finance_latency(ctx: SuiteContext) -> SuiteResult:
 
 
 def _run_stream(
-    bootstrap: str, model: Any, items: list[Any], window_s: float
-) -> list[dict[str, Any]]:
-    """Score + trend + dispatch one stream through the real broker; return the stored alerts."""
+    bootstrap: str, model: Any, items: list[Any], window_s: float, rate: float, surge_topic: str
+) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
+    """Score + trend + dispatch one stream through the real broker.
+
+    Returns the stored alerts, the records dropped as late, and the surge topic's windows.
+    """
     from finance_monitor.dispatcher import AlertDispatcher
     from finance_monitor.kafka_io import make_producer
+    from finance_monitor.replay import send_stream
     from finance_monitor.rules import load_rules_file
     from finance_monitor.store import MonitorStore
     from finance_monitor.trend import default_window_specs
@@ -280,8 +284,8 @@ def _run_stream(
                 names["dlq"],
                 f"{names['run']}-trend",
                 tuple(default_window_specs(window_s, 5 * window_s, window_s)),
-                5.0,
-                10.0,
+                10.0,  # watermark delay
+                window_s,  # allowed lateness: one window (replay compresses event time)
             ),
             store,
         )
@@ -290,18 +294,24 @@ def _run_stream(
         )
         threads = [_start(w.run) for w in (scorer, trend, dispatcher)]
         try:
-            _produce(bootstrap, names["raw"], items)
+            # Paced like a live feed: a preloaded backlog would be consumed partition by
+            # partition, skewing event time by minutes and dropping records as late.
+            producer = make_producer(bootstrap)
+            send_stream(producer, names["raw"], items, rate)
+            producer.close(timeout=10)
             _wait(lambda: scorer.processed >= len(items), 1200, "scoring")
             _wait(lambda: trend.records_seen >= scorer.processed, 300, "the trend stage")
             time.sleep(3)
             alerts = store.list_alerts(limit=1000)
+            late = sum(p.windows.late_records for p in trend.processors.values())
+            series = store.trend_series(f"topic:{surge_topic}")
         finally:
             for w in (scorer, trend, dispatcher):
                 w.stop()
             for t in threads:
                 t.join(timeout=30)
             store.close()
-    return alerts
+    return alerts, late, series
 
 
 @suite(
@@ -322,19 +332,16 @@ def finance_surge(ctx: SuiteContext) -> SuiteResult:
     topic = "Earnings"
     start = (time.time() // window) * window
     plan = SurgePlan(topic, surge_window * window, 2 * window)
+    rate = 150.0
     with LocalBroker() as bootstrap:
-        surged = _run_stream(
-            bootstrap,
-            model,
-            _demo_items(n_windows * per_window, "surge", window / per_window, plan, start),
-            window,
+        surge_items = _demo_items(n_windows * per_window, "surge", window / per_window, plan, start)
+        surged, surge_late, surge_series = _run_stream(
+            bootstrap, model, surge_items, window, rate, topic
         )
-        control = _run_stream(
-            bootstrap,
-            model,
-            _demo_items(n_windows * per_window, "control", window / per_window, None, start),
-            window,
+        control_items = _demo_items(
+            n_windows * per_window, "control", window / per_window, None, start
         )
+        control, control_late, _ = _run_stream(bootstrap, model, control_items, window, rate, topic)
     mine = sorted(
         (a for a in surged if a["series"] == f"topic:{topic}"), key=lambda a: a["window_start"]
     )
@@ -379,6 +386,18 @@ def finance_surge(ctx: SuiteContext) -> SuiteResult:
                 {k: a[k] for k in ("rule_id", "series", "window_start")} for a in control
             ],
             "model": "bundled demo model (small budget), served variant",
+            "produce_rate_msgs_per_s": rate,
+            "watermark_delay_s": 10.0,
+            "allowed_lateness_s": window,
+            "late_records_dropped": {"surge": surge_late, "control": control_late},
+            "surge_topic_windows": [
+                {
+                    "start": p["start"] - start,
+                    "count": p["count"],
+                    "negative_share": round(p["negative_share"], 3),
+                }
+                for p in surge_series
+            ],
         },
     )
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.finance_monitor.fm_support import (
+    LIVE_RATE,
     SURGE_TOPIC,
     fm_env,
     produce_items,
@@ -27,9 +28,8 @@ def test_dashboard_shows_the_surge_alert(
     with start_app_server("finance_monitor.main:create_app", env=env, timeout_s=300) as base:
         page.goto(base + "/")
         assert page.title() == "Finance sentiment monitor"
-        produce_items(
-            kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], surge_items(surge=True, run_id="e2e")
-        )
+        items = surge_items(surge=True, run_id="e2e")
+        produce_items(kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], items, rate=LIVE_RATE)
         (alert,) = wait_for(
             lambda: httpx.get(
                 f"{base}/api/alerts", params={"series": f"topic:{SURGE_TOPIC}"}

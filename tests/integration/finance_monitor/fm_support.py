@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from finance_monitor.kafka_io import ensure_topics, make_consumer, make_producer
-from finance_monitor.replay import ReplayItem, SurgePlan, demo_stream
+from finance_monitor.replay import ReplayItem, SurgePlan, demo_stream, send_stream
 from tests.support.servers import free_port, stop_process_group
 
 WINDOW_S = 10.0
+LIVE_RATE = 250.0  # messages/s of the paced surge streams
 SURGE_TOPIC = "Earnings"
 CONTROL_TOPIC = "Energy | Oil"
 STREAM_TOPICS = [SURGE_TOPIC, CONTROL_TOPIC, "Dividend", "M&A | Investments"]
@@ -58,8 +59,10 @@ def fm_env(
         "KEEL_FM_WINDOW_SIZE_S": str(WINDOW_S),
         "KEEL_FM_SLIDING_SIZE_S": str(3 * WINDOW_S),
         "KEEL_FM_SLIDING_STEP_S": str(WINDOW_S),
-        "KEEL_FM_WATERMARK_DELAY_S": "1",
-        "KEEL_FM_ALLOWED_LATENESS_S": "1",
+        # Replays compress event time (one 10 s window = 200 messages), so a scorer batch
+        # spans seconds of event time: allow one window of lateness.
+        "KEEL_FM_WATERMARK_DELAY_S": "2",
+        "KEEL_FM_ALLOWED_LATENESS_S": str(WINDOW_S),
         "KEEL_FM_GROUP_WAIT_S": "0.5",
         "KEEL_FM_WEBHOOK_BACKOFF_S": "0.2",
         "KEEL_FM_NUM_THREADS": "1",
@@ -119,8 +122,17 @@ def produce(
         producer.close(timeout=10)
 
 
-def produce_items(bootstrap: str, topic: str, items: list[ReplayItem]) -> None:
-    """Send replay items as JSON."""
+def produce_items(
+    bootstrap: str, topic: str, items: list[ReplayItem], rate: float | None = None
+) -> None:
+    """Send replay items as JSON; with ``rate`` paced like a live feed (messages/s)."""
+    if rate is not None:
+        producer = make_producer(bootstrap)
+        try:
+            send_stream(producer, topic, items, rate)
+        finally:
+            producer.close(timeout=10)
+        return
     produce(
         bootstrap,
         topic,

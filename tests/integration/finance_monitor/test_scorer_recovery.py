@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from finance_monitor.store import MonitorStore
 from tests.integration.finance_monitor.fm_support import (
+    LIVE_RATE,
     SURGE_TOPIC,
     cli_process,
     create_topics,
@@ -33,11 +35,18 @@ def test_scorer_kill9_loses_nothing_and_alerts_once(
     create_topics(env)
     items = surge_items(surge=True, run_id="kill")
     ids = {i.message["id"] for i in items}
-    produce_items(kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], items)
     scored_topic = env["KEEL_FM_SCORED_TOPIC"]
     log = tmp_path / "scorer.log"
     with cli_process(["trend"], env, tmp_path / "trend.log"):
         with cli_process(["scorer"], env, log) as scorer:
+            # a live-like feed, produced at a steady rate once the scorer has loaded its model
+            wait_for(lambda: "[scorer] consuming" in log.read_text(), 240, "the scorer to start")
+            feed = threading.Thread(
+                target=produce_items,
+                args=(kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], items, LIVE_RATE),
+            )
+            feed.start()
+
             # wait until the first scorer is mid-stream, then kill it without warning
             def scored_count() -> int:
                 recs = read_topic(
@@ -51,9 +60,9 @@ def test_scorer_kill9_loses_nothing_and_alerts_once(
             before_restart = topic_records(
                 read_topic(kafka_bootstrap, scored_topic, lambda r: False, 3)
             )
-            assert len({r["id"] for r in before_restart}) < len(
-                ids
-            )  # the kill really was mid-stream
+            mid_stream = len({r["id"] for r in before_restart}) < len(ids)
+            assert mid_stream  # the kill really happened before the stream was done
+        feed.join(timeout=120)
         with cli_process(["scorer"], env, log):
 
             def all_scored() -> list[dict]:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.finance_monitor.fm_support import (
     CONTROL_TOPIC,
+    LIVE_RATE,
     SURGE_TOPIC,
     WebhookRecorder,
     fm_env,
@@ -32,7 +33,7 @@ def test_injected_surge_alerts_exactly_once(
         )
         with start_app_server("finance_monitor.main:create_app", env=env, timeout_s=300) as base:
             items = surge_items(surge=True, run_id="surge")
-            produce_items(kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], items)
+            produce_items(kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], items, rate=LIVE_RATE)
 
             def surge_alerts() -> list[dict]:
                 alerts = httpx.get(
