@@ -117,3 +117,35 @@ def test_retriever_errors_name_the_problem() -> None:
         retriever.upsert(["a"], [""])
     with pytest.raises(ConfigError, match="mode"):
         HybridRetriever(FakePredictor(dim=8), mode="magic")
+
+
+def test_concurrent_upserts_and_searches_stay_consistent() -> None:
+    import threading
+
+    retriever = HybridRetriever(FakePredictor(dim=16))
+    retriever.upsert(["seed"], ["card refund password"])
+    errors: list[BaseException] = []
+
+    def writer(start: int) -> None:
+        try:
+            for i in range(start, start + 50):
+                retriever.upsert([f"doc-{i}"], [f"document {i} about cards and refunds"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(50):
+                assert retriever.search("refund card", k=3)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n * 50,)) for n in range(3)]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(retriever) == 151
+    assert len(retriever.search("document 7", k=200, mode="vector")) == 151

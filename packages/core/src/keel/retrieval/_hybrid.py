@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -81,6 +82,8 @@ class HybridRetriever:
         self._digests: dict[str, str] = {}
         self._metadata: dict[str, dict[str, Any]] = {}
         self.embedded_count = 0  # texts embedded so far (shows incremental upserts work)
+        # Searches and updates from several threads (API workers) must not interleave.
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -99,6 +102,15 @@ class HybridRetriever:
         Returns:
             How many texts were embedded.
         """
+        with self._lock:
+            return self._upsert(ids, texts, metadata)
+
+    def _upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadata: Sequence[dict[str, Any]] | None,
+    ) -> int:
         ids = [str(i) for i in ids]
         if len(texts) != len(ids):
             raise ConfigError("texts", len(texts), f"expected {len(ids)} texts for {len(ids)} ids")
@@ -135,7 +147,10 @@ class HybridRetriever:
 
     def delete(self, ids: Sequence[str]) -> int:
         """Remove documents; unknown ids are ignored. Returns how many were removed."""
-        ids = [str(i) for i in ids]
+        with self._lock:
+            return self._delete([str(i) for i in ids])
+
+    def _delete(self, ids: list[str]) -> int:
         self._vectors.delete(ids)
         self._bm25.delete(ids)
         removed = 0
@@ -162,6 +177,10 @@ class HybridRetriever:
             IndexNotBuiltError: nothing was added yet.
             ConfigError: empty query or bad ``k``.
         """
+        with self._lock:
+            return self._search(query, k, mode)
+
+    def _search(self, query: str, k: int, mode: str | SearchMode | None) -> list[Hit]:
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("query", query, "must be a non-empty string")
         if k < 1:
@@ -187,7 +206,10 @@ class HybridRetriever:
 
     def save(self, directory: str | Path) -> Path:
         """Write the vector index, the BM25 index and the documents to ``directory``."""
-        folder = Path(directory)
+        with self._lock:
+            return self._save(Path(directory))
+
+    def _save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         self._vectors.save(folder)
         self._bm25.save(folder)
