@@ -61,3 +61,12 @@ def test_caller_numeric_feature_with_weight_changes_order() -> None:
     result = rank_candidates(make_history(), cands, prior(), None, opts)
     assert result.items[0].id == "c-other"
     assert result.items[0].contributions["boost"] == 100.0
+
+
+def test_history_unknown_to_logs_neutralises_cooccurrence_for_everyone() -> None:
+    history = make_history()
+    history.rows = np.array([-1, -1])  # history sent as free text
+    result = rank_candidates(history, make_candidates(), prior(), None, RankOptions())
+    assert all(i.contributions["cooccurrence"] == 0.0 for i in result.items)
+    known = next(i for i in result.items if i.id == "c-code")
+    assert known.contributions["popularity"] != 0.0  # item-level evidence still counts

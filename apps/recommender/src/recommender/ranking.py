@@ -12,8 +12,25 @@ from recommender.cooccurrence import ItemSimilarity
 from recommender.diversity import mmr_order
 from recommender.features import CandidateBatch, FeatureMatrix, HistoryBatch, compute_features
 
-#: Inputs learned from interaction logs (neutralised for items without log history).
-COLLABORATIVE = ("cooccurrence", "popularity", "trending")
+#: Inputs that need the candidate to be known to the interaction logs.
+ITEM_LOG_INPUTS = ("popularity", "trending", "cooccurrence")
+#: Inputs that need at least one history item known to the interaction logs.
+HISTORY_LOG_INPUTS = ("cooccurrence",)
+
+
+def _neutralise_missing_evidence(
+    contrib: np.ndarray, names: list[str], cold: np.ndarray, history_known: bool
+) -> None:
+    """Zero (= an average candidate's value) the log-based contributions that have no
+    evidence: for items the logs never saw, and co-occurrence when no history item is in
+    the logs. Otherwise "zero popularity / zero co-occurrence" would sink every new item,
+    or every catalogue item when the history is sent as free text."""
+    for j, name in enumerate(names):
+        if not history_known and any(part in name for part in HISTORY_LOG_INPUTS):
+            contrib[:, j] = 0.0
+        elif cold.any() and any(part in name for part in ITEM_LOG_INPUTS):
+            contrib[cold, j] = 0.0
+
 
 #: Rescores candidates given their indices; returns one additive score per index.
 SecondPass = Callable[[np.ndarray], np.ndarray]
@@ -147,13 +164,7 @@ def rank_candidates(
     fm = compute_features(history, cands, similarity, numeric_names)
     contrib = blend.contributions(fm.values, fm.names)
     names = blend.input_names
-    cold = cands.rows < 0
-    if cold.any():
-        # Items the logs never saw have no collaborative evidence either way: their
-        # log-based inputs contribute what an average candidate does (0), so text and
-        # categories decide, instead of "zero popularity" sinking every new item.
-        collab = [j for j, n in enumerate(names) if any(c in n for c in COLLABORATIVE)]
-        contrib[np.ix_(cold, collab)] = 0.0
+    _neutralise_missing_evidence(contrib, names, cands.rows < 0, bool((history.rows >= 0).any()))
     for name in numeric_names:
         if name in blend.feature_names:
             continue
