@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from recommender.api import catalogue, events, health, model, pages, ranking
+from recommender.api import catalogue, events, health, model, pages, ranking, users
 from recommender.api.errors import install_error_handlers
 from recommender.config import Settings, get_settings
 from recommender.service import RecommenderService
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events.router,
         catalogue.router,
         model.router,
+        users.router,
         health.router,
         pages.router,
     ):

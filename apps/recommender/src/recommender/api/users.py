@@ -1,0 +1,44 @@
+"""Users known from the interaction log and their histories (for the playground)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from recommender.api.deps import ServiceDep
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("", summary="Users known from the interaction log")
+def users(service: ServiceDep) -> dict[str, object]:
+    """Demo users with display names (for the playground)."""
+    return {
+        "users": [
+            {
+                "id": uid,
+                "name": name,
+                "bucket": service.bucket_for(uid).name,
+                "history": len(service.demo_histories.get(uid, [])),
+            }
+            for uid, name in list(service.users.items())[:500]
+        ]
+    }
+
+
+@router.get("/{user_id}/history", summary="A user's positive history")
+def user_history(user_id: str, service: ServiceDep, limit: int = 50) -> dict[str, object]:
+    """Catalogue items the user liked (data set log + stored click/purchase events)."""
+    ids = service.stored_history(user_id, max(1, min(limit, 500)))
+    if not ids and user_id not in service.users:
+        raise HTTPException(404, detail=f"user_id {user_id!r} has no history")
+    snap = service.catalogue.snapshot
+    items = [
+        {
+            "id": i,
+            "title": snap.items[snap.rows[i]].title,
+            "categories": snap.items[snap.rows[i]].categories,
+        }
+        for i in ids
+        if i in snap.rows
+    ]
+    return {"user_id": user_id, "bucket": service.bucket_for(user_id).name, "items": items}
