@@ -296,8 +296,9 @@ def rerank_latency(ctx: SuiteContext) -> SuiteResult:
 # ------------------------------------------------------------------------------- load
 async def _load(
     host: str, port: int, bodies: list[bytes], clients: int, seconds: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     done = errors = 0
+    kinds: dict[str, int] = {}
     stop = time.perf_counter() + seconds
 
     async def worker(k: int) -> None:
@@ -307,9 +308,12 @@ async def _load(
         while time.perf_counter() < stop:
             try:
                 status = await client.post("/rerank", bodies[i % len(bodies)])
-                errors += status != 200
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                if status != 200:
+                    errors += 1
+                    kinds[f"http {status}"] = kinds.get(f"http {status}", 0) + 1
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
                 errors += 1
+                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
                 await client.close()
                 client = _KeepAliveClient(host, port)
             done += 1
@@ -324,6 +328,7 @@ async def _load(
         "errors": float(errors),
         "requests": float(done),
         "seconds": elapsed,
+        "error_kinds": kinds,
     }
 
 
@@ -351,6 +356,7 @@ def rerank_load(ctx: SuiteContext) -> SuiteResult:
             "seconds": round(result["seconds"], 1),
             "clients": 32,
             "uvicorn_workers": workers,
+            "error_kinds": result["error_kinds"],
             "load_average": os.getloadavg(),
         },
     )
