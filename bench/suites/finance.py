@@ -200,21 +200,64 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
     )
 
 
+def _latencies(
+    bootstrap: str, names: dict[str, str], consumer: Any, rate: float, seconds: float, run_id: str
+) -> list[float]:
+    """Send ``rate`` msgs/s for ``seconds``; return produce -> scored latencies (ms) of each message."""
+    from finance_monitor.kafka_io import make_producer
+    from finance_monitor.replay import send_stream
+
+    items = _demo_items(int(rate * seconds), run_id)
+    expected = {i.message["id"] for i in items}
+    producer = make_producer(bootstrap, linger_ms=0)
+    sender = _start(lambda: send_stream(producer, names["raw"], items, rate))
+    seen: set[str] = set()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds + 300
+    while seen < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=100).values():
+            now_ms = time.time() * 1000
+            for rec in batch:
+                data = json.loads(rec.value)
+                if (
+                    data["id"] in expected
+                    and data["series"].startswith("topic:")
+                    and data["id"] not in seen
+                ):
+                    seen.add(data["id"])
+                    latencies.append(now_ms - data["ingest_ts_ms"])
+    sender.join(timeout=60)
+    producer.close(timeout=10)
+    return latencies
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float | None]:
+    arr = np.array(latencies)
+    if not len(arr):
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None, "messages": 0}
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 1),
+        "p95_ms": round(float(np.percentile(arr, 95)), 1),
+        "p99_ms": round(float(np.percentile(arr, 99)), 1),
+        "max_ms": round(float(arr.max()), 1),
+        "messages": len(arr),
+    }
+
+
 @suite(
     "finance-latency",
     area="finance_monitor",
     description="p95 produce -> scored latency at 500 msgs/s",
 )
 def finance_latency(ctx: SuiteContext) -> SuiteResult:
-    from finance_monitor.kafka_io import make_consumer, make_producer
+    from finance_monitor.kafka_io import make_consumer
     from finance_monitor.model_prep import load_scoring_model
-    from finance_monitor.replay import send_stream
 
     served = _prepare(ctx, shared=False)
     model = load_scoring_model(served, batch_size=256)
     rate = 500.0
     seconds = 8 if ctx.quick else 20
-    latencies: list[float] = []
+    light_rate = 100.0
     with LocalBroker() as bootstrap:
         names = _topics(bootstrap, "lat")
         worker = _scorer(bootstrap, names, model)
@@ -223,43 +266,23 @@ def finance_latency(ctx: SuiteContext) -> SuiteResult:
         try:
             _produce(bootstrap, names["raw"], _demo_items(200, "warm"))
             _wait(lambda: worker.processed >= 200, 300, "warm-up")
-            items = _demo_items(int(rate * seconds), "lat")
-            expected = {i.message["id"] for i in items}
-            producer = make_producer(bootstrap, linger_ms=0)
-            sender = _start(lambda: send_stream(producer, names["raw"], items, rate))
-            seen: set[str] = set()
-            deadline = time.monotonic() + seconds + 300
-            while seen < expected and time.monotonic() < deadline:
-                for batch in consumer.poll(timeout_ms=100).values():
-                    now_ms = time.time() * 1000
-                    for rec in batch:
-                        data = json.loads(rec.value)
-                        if (
-                            data["id"] in expected
-                            and data["series"].startswith("topic:")
-                            and data["id"] not in seen
-                        ):
-                            seen.add(data["id"])
-                            latencies.append(now_ms - data["ingest_ts_ms"])
-            sender.join(timeout=60)
-            producer.close(timeout=10)
+            # first a rate one scorer sustains on this machine (per-batch latency), then the target rate
+            light = _percentiles(_latencies(bootstrap, names, consumer, light_rate, 10, "light"))
+            at_target = _percentiles(_latencies(bootstrap, names, consumer, rate, seconds, "lat"))
         finally:
             consumer.close()
             worker.stop()
             thread.join(timeout=30)
-    arr = np.array(latencies)
-    p95 = float(np.percentile(arr, 95)) if len(arr) else float("inf")
+    p95 = at_target["p95_ms"] if at_target["p95_ms"] is not None else float("inf")
     return SuiteResult(
-        metrics={"p95_ms": round(p95, 1)},
+        metrics={"p95_ms": p95},
         targets=[Target("p95_ms", "<=", 250, anchor="issue 6: produce -> scored at 500 msgs/s")],
         details={
             "rate_msgs_per_s": rate,
             "seconds": seconds,
-            "messages_measured": len(arr),
             "messages_sent": int(rate * seconds),
-            "p50_ms": round(float(np.percentile(arr, 50)), 1) if len(arr) else None,
-            "p99_ms": round(float(np.percentile(arr, 99)), 1) if len(arr) else None,
-            "max_ms": round(float(arr.max()), 1) if len(arr) else None,
+            f"at_{int(rate)}_msgs_per_s": at_target,
+            f"at_{int(light_rate)}_msgs_per_s": light,
             "measured": "scored-record receive time minus the raw record's producer timestamp",
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
