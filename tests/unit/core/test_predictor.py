@@ -182,3 +182,16 @@ def test_text_classifier_artifact_serves_the_same_predictions(tmp_path: Path) ->
     assert served.labels == classifier.labels
     np.testing.assert_allclose(served.classify(probe), classifier.predict_proba(probe), atol=1e-4)
     assert served.predict_labels(probe) == classifier.predict(probe)
+
+
+def test_length_buckets_group_similar_lengths_and_cover_every_text() -> None:
+    from keel.inference._encoder_base import length_buckets
+
+    lengths = [10, 200, 12, 11, 190, 13, 9, 14, 15, 16, 8, 210]
+    buckets = length_buckets(lengths, batch_size=64, min_bucket=4)
+    assert sorted(i for bucket in buckets for i in bucket) == list(range(len(lengths)))
+    assert [sorted(lengths[i] for i in b) for b in buckets] == [
+        [8, 9, 10, 11, 12, 13, 14, 15, 16],
+        [190, 200, 210],
+    ]
+    assert all(len(b) <= 2 for b in length_buckets(lengths, batch_size=2))

@@ -19,6 +19,32 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def length_buckets(
+    lengths: Sequence[int], batch_size: int, min_bucket: int = 8, growth: float = 1.6
+) -> list[list[int]]:
+    """Split positions into batches of similar length (fewer padding tokens).
+
+    Positions are sorted by length; a new batch starts when the current one is full,
+    or when it holds at least ``min_bucket`` items and the next text is more than
+    ``growth`` times (plus 16 characters) longer than its shortest one. Padding to
+    the longest text otherwise wastes most of the compute of a mixed batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (
+            len(current) >= batch_size
+            or (len(current) >= min_bucket and lengths[i] > growth * lengths[current[0]] + 16)
+        ):
+            buckets.append(current)
+            current = []
+        current.append(i)
+    if current:
+        buckets.append(current)
+    return buckets
+
+
 class EncoderPredictor(ABC):
     """A ``Predictor`` made of an encoder (pooled embedding) and numpy linear heads.
 
@@ -162,10 +188,8 @@ class EncoderPredictor(ABC):
             else:
                 out[i] = cached
         if missing:
-            # Sorting by length keeps padding small inside each batch.
-            order = sorted(missing, key=lambda i: len(texts[i]))
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
+            for chunk in length_buckets([len(texts[i]) for i in missing], self.batch_size):
+                chunk = [missing[j] for j in chunk]
                 with self._lock:
                     vectors = self._encode([texts[i] for i in chunk])
                 for row, i in zip(vectors, chunk, strict=True):
