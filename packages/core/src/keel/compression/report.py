@@ -184,7 +184,8 @@ def plot_report(rows: dict[str, dict[str, Any]], path: Path, title: str = "") ->
             xytext=(4, 4),
             textcoords="offset points",
         )
-    ax.set_xlabel("latency p50, batch 1, 16-word input (ms)")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50, batch 1, 16-word input (ms, log scale)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(title or "Keel compression: accuracy vs latency (marker size = MB)")
     ax.grid(alpha=0.3)
