@@ -84,6 +84,7 @@ def _screenshot(page: Any, name: str) -> None:
 class DemoProcess:
     def __init__(self, state_dir: Path, port: int) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+        env["KEEL_REC_MAX_PAIRS"] = "64"  # a small training budget for the reranker's encoder
         cmd = [
             KEEL_DEMO,
             "--state-dir",
@@ -125,6 +126,7 @@ class DemoProcess:
         raise AssertionError(f"the demo did not print its URL in {timeout_s}s:\n{tail}")
 
 
+@pytest.mark.timeout(2400)
 def test_demo_runs_every_app_and_ctrl_c_stops_everything(tmp_path: Path, page: Any) -> None:
     state_dir = tmp_path / "var"
     demo = DemoProcess(state_dir, _free_port_block())
