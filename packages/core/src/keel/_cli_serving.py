@@ -7,19 +7,14 @@ Bad input (a malformed file, a missing column, a bad option value) prints one
 from __future__ import annotations
 
 import csv
-import functools
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from keel.errors import DataError, KeelError
-
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_BAD_INPUT = 2
+from keel._cli_common import clear_errors, fail, print_json
+from keel.errors import DataError
 
 ModelOpt = Annotated[str, typer.Option("--model", help="Model folder or packaged name (minilm).")]
 TextColOpt = Annotated[str, typer.Option("--text-col", help="Column (or JSON key) with the text.")]
@@ -30,28 +25,6 @@ LabelColOpt = Annotated[
 index_app = typer.Typer(
     help="Build and query a retrieval index (FAISS + BM25).", no_args_is_help=True
 )
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code=EXIT_BAD_INPUT)
-
-
-def _clear_errors(command: F) -> F:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except KeelError as exc:
-            _fail(str(exc))
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            _fail(f"{exc.filename}: {exc.strerror}")
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _log(message: str) -> None:
@@ -116,7 +89,7 @@ def _read_documents(path: Path, id_col: str | None, text_col: str) -> list[dict[
     return documents
 
 
-@_clear_errors
+@clear_errors
 def export_command(
     model: Annotated[Path, typer.Option("--model", help="Torch artifact folder to export.")],
     out: Annotated[Path, typer.Option("--out", help="Folder of the new ONNX artifact.")],
@@ -136,10 +109,10 @@ def export_command(
     texts = _read_texts(calibration, text_col, calibration_size) if calibration else None
     mode = None if quantize == "none" else quantize
     folder = export_onnx(model, out, quantize=mode, calibration_texts=texts)
-    _print_json(json.loads((folder / "keel.json").read_text()))
+    print_json(json.loads((folder / "keel.json").read_text()))
 
 
-@_clear_errors
+@clear_errors
 def compress_command(
     model: Annotated[Path, typer.Option("--model", help="fp32 torch artifact folder.")],
     val: Annotated[Path, typer.Option("--val", help="Labelled validation file (accuracy).")],
@@ -167,7 +140,7 @@ def compress_command(
     try:
         layers = [int(x) for x in students.split(",") if x.strip()]
     except ValueError:
-        _fail(f"--students {students!r}: use comma-separated integers such as '2,3'")
+        fail(f"--students {students!r}: use comma-separated integers such as '2,3'")
         return
     validation = load_labelled(val, text_col=text_col, label_col=label_col)
     train_texts = _read_texts(train, text_col) if train else None
@@ -183,7 +156,7 @@ def compress_command(
         log=_log,
     )
     meta = json.loads((folder / "keel.json").read_text())
-    _print_json(
+    print_json(
         {
             "out": str(folder),
             "variant": meta["variant"],
@@ -196,7 +169,7 @@ def compress_command(
 
 
 @index_app.command("build")
-@_clear_errors
+@clear_errors
 def index_build_command(
     data: Annotated[Path, typer.Option("--data", help="CSV / TSV / JSONL documents.")],
     out: Annotated[Path, typer.Option("--out", help="Index folder (created or updated).")],
@@ -222,11 +195,11 @@ def index_build_command(
         [d["metadata"] for d in documents],
     )
     retriever.save(out)
-    _print_json({"index": str(out), "documents": len(retriever), "embedded": embedded})
+    print_json({"index": str(out), "documents": len(retriever), "embedded": embedded})
 
 
 @index_app.command("search")
-@_clear_errors
+@clear_errors
 def index_search_command(
     index: Annotated[Path, typer.Option("--index", help="Index folder from 'keel index build'.")],
     query: Annotated[str, typer.Option("--query", "-q", help="Search text.")],
@@ -240,7 +213,7 @@ def index_search_command(
 
     retriever = HybridRetriever.load(index, load_predictor(model))
     hits = retriever.search(query, k=k, mode=mode)
-    _print_json(
+    print_json(
         [{"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in hits]
     )
 

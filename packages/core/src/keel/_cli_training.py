@@ -6,20 +6,14 @@ line naming the file and line or the option, and exits with code 2; no traceback
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from keel._cli_common import clear_errors, print_json
 from keel.errors import KeelError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_BAD_INPUT = 2
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Labelled CSV / TSV / JSONL file.")]
 TextColOpt = Annotated[str, typer.Option("--text-col", help="Column (or JSON key) with the text.")]
@@ -34,30 +28,8 @@ LabelSepOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    # Plain text, never wrapped: the file:line stays on one line for editors and grep.
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code=EXIT_BAD_INPUT)
-
-
-def clear_errors(command: F) -> F:
-    """Turn Keel errors into one ``error: ...`` line on stderr and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except KeelError as exc:
-            _fail(str(exc))
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            _fail(f"{exc.filename}: {exc.strerror}")
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
-    sys.stdout.flush()
+def _print(data: Any) -> None:
+    print_json(data, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -149,7 +121,7 @@ def train_command(
             model.predict_proba(val_data.texts), gold
         )
     folder = model.save(out)
-    _print_json({"model": str(folder), "metrics": model.metrics})
+    _print({"model": str(folder), "metrics": model.metrics})
 
 
 @clear_errors
@@ -178,7 +150,7 @@ def eval_command(
     metrics = evaluate_classifier(
         classifier, gold, head=head, confusion_png=confusion, per_class=per_class
     )
-    _print_json(metrics)
+    _print(metrics)
 
 
 @clear_errors
@@ -221,7 +193,7 @@ def tune_command(
         settings.metric = "val_micro_f1"
     result = tune_classifier(train_data, val_data, base, settings, out_dir=out)
     sys.stdout.write(result.table_markdown())
-    _print_json({"model": str(out), "metric": result.metric, "best_score": result.best_score})
+    _print({"model": str(out), "metric": result.metric, "best_score": result.best_score})
 
 
 def register(app: typer.Typer) -> None:
