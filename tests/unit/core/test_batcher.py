@@ -22,7 +22,9 @@ def test_each_caller_gets_its_own_result_and_calls_share_batches() -> None:
         return [x * x for x in items]
 
     with (
-        MicroBatcher(square_all, max_batch_size=16, max_wait_ms=5) as batcher,
+        MicroBatcher(
+            square_all, max_batch_size=16, max_wait_ms=5, default_timeout_s=120
+        ) as batcher,
         ThreadPoolExecutor(max_workers=32) as pool,
     ):
         results = list(pool.map(batcher.submit, range(200)))
@@ -118,7 +120,9 @@ def test_submit_async_from_an_event_loop() -> None:
     with MicroBatcher(lambda items: [x + 1 for x in items], max_wait_ms=2) as batcher:
 
         async def many() -> list[int]:
-            return list(await asyncio.gather(*(batcher.submit_async(i) for i in range(50))))
+            # A generous deadline: this checks results, not speed, and CI machines can be busy.
+            calls = (batcher.submit_async(i, timeout_s=120) for i in range(50))
+            return list(await asyncio.gather(*calls))
 
         assert asyncio.run(many()) == [i + 1 for i in range(50)]
 
