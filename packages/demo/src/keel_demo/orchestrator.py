@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,13 @@ class Demo:
         self._landing = uvicorn.Server(config)
         self._landing_thread = threading.Thread(target=self._landing.run, daemon=True)
         self._landing_thread.start()
+        deadline = time.monotonic() + 30
+        while not self._landing.started:  # print the URL only once it answers
+            if not self._landing_thread.is_alive() or time.monotonic() > deadline:
+                raise DemoError(
+                    f"the landing page could not start on port {self.options.base_port}"
+                )
+            time.sleep(0.05)
 
     def run(self) -> None:
         """Start everything, print the URL, and block until ``self.stop_event`` is set."""
