@@ -29,7 +29,7 @@ APPS: tuple[AppService, ...] = (
     AppService(
         name="customer_service",
         title="Customer-service bot",
-        summary="Chat with the Keel Bank help bot; answers cite help-centre articles; "
+        summary="Chat with the Bramble Bank help bot; answers cite help-centre articles; "
         "ask for a human and pick the conversation up on the agent page.",
         cli="customer-service",
         factory="customer_service.main:create_app",

@@ -67,7 +67,7 @@ function renderMessage(msg) {
   }
   if (msg.role === "bot" && msg.id && ["template", "retrieval", "clarify", "fallback"].includes(msg.kind)) {
     const thumbs = el("div", "thumbs");
-    for (const [rating, label] of [["up", "\u{1F44D}"], ["down", "\u{1F44E}"]]) {
+    for (const [rating, label] of [["up", "\u25B2 Helpful"], ["down", "\u25BC Not helpful"]]) {
       const b = el("button", `thumb thumb-${rating}`, label);
       b.type = "button";
       b.setAttribute("aria-label", rating === "up" ? "Helpful" : "Not helpful");
