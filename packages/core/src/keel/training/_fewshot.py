@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from keel.data import LabelledTexts
 from keel.training._encoder import bucketed_batches, pad_batch, pooled_embeddings, transformer_of
-from keel.training._runtime import autocast, linear_warmup_decay, log_epoch, progress
+from keel.training._runtime import (
+    autocast,
+    linear_warmup_decay,
+    log_epoch,
+    optimizer_step,
+    progress,
+)
 from keel.training.config import ClassifierConfig
 
 if TYPE_CHECKING:
@@ -97,11 +103,9 @@ def contrastive_fine_tune(
                 a, b = emb[: len(batch)], emb[len(batch) :]
                 cosine = torch.nn.functional.cosine_similarity(a.float(), b.float())
                 loss = torch.nn.functional.mse_loss(cosine, target)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(transformer.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer_step(
+                    loss, transformer.parameters(), optimizer, scheduler, config.max_grad_norm
+                )
                 total += float(loss.detach()) * len(batch)
                 seen += len(batch)
                 bar.update(1)

@@ -19,7 +19,13 @@ import numpy as np
 
 from keel.training._encoder import bucketed_batches, embed_token_ids, pad_batch, transformer_of
 from keel.training._heads import HeadTargets, LinearHead, head_loss_fn
-from keel.training._runtime import autocast, linear_warmup_decay, log_epoch, progress
+from keel.training._runtime import (
+    autocast,
+    linear_warmup_decay,
+    log_epoch,
+    optimizer_step,
+    progress,
+)
 from keel.training.config import ClassifierConfig
 
 if TYPE_CHECKING:
@@ -152,14 +158,13 @@ def fine_tune(
                     pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 logits = torch_heads[name](pooled)
                 loss = loss_fns[name](logits, targets[name][batch].to(device))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(
+                optimizer_step(
+                    loss,
                     list(transformer.parameters()) + list(torch_heads.parameters()),
+                    optimizer,
+                    scheduler,
                     config.max_grad_norm,
                 )
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
                 total_loss += float(loss.detach()) * len(batch)
                 seen += len(batch)
                 bar.update(1)

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,3 +89,20 @@ def log_epoch(enabled: bool, message: str) -> None:
         from tqdm.auto import tqdm
 
         tqdm.write(message)
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    parameters: Iterable[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    max_grad_norm: float,
+) -> None:
+    """Backpropagate ``loss``, clip the gradient norm, step optimizer and schedule, reset grads."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(list(parameters), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)

@@ -38,6 +38,7 @@ from keel.training._runtime import (
     autocast,
     linear_warmup_decay,
     log_epoch,
+    optimizer_step,
     pick_device,
     progress,
     seed_everything,
@@ -150,11 +151,9 @@ def train_bi_encoder(
                 scores = cfg.scale * emb_a.float() @ emb_b.float().T
                 labels = torch.arange(len(batch), device=device)
                 loss = torch.nn.functional.cross_entropy(scores, labels)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(transformer.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer_step(
+                    loss, transformer.parameters(), optimizer, scheduler, cfg.max_grad_norm
+                )
                 total += float(loss.detach()) * len(batch)
                 seen += len(batch)
                 bar.update(1)
@@ -258,11 +257,7 @@ def train_cross_encoder(
                 with autocast(device, cfg.mixed_precision):
                     logits = model(**inputs).logits.squeeze(-1)
                 loss = loss_fn(logits.float(), labels[batch].to(device))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                optimizer_step(loss, model.parameters(), optimizer, scheduler, cfg.max_grad_norm)
                 total += float(loss.detach()) * len(batch)
                 seen += len(batch)
                 bar.update(1)
