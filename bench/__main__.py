@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 
-from bench.harness import DEFAULT_DATA_DIR, BenchError, SuiteContext, discover, run_suite
+from bench.harness import (
+    BUDGETS,
+    DEFAULT_DATA_DIR,
+    RUN_SUMMARY,
+    BenchError,
+    SuiteContext,
+    discover,
+    machine_info,
+    run_suite,
+)
 from bench.report import write_report
 
 
@@ -23,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--skip", nargs="*", default=[], metavar="SUITE")
         p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
         p.add_argument("--split", default="valid", help="valid (default) or test")
-        p.add_argument("--quick", action="store_true", help="smaller budgets, for smoke runs")
+        p.add_argument(
+            "--budget",
+            choices=BUDGETS,
+            default="standard",
+            help="quick: smoke run; standard (default): fits 90 min on 2 CPU cores; "
+            "full: every recipe in full (GPU), results in bench/results/full",
+        )
+        p.add_argument("--quick", action="store_true", help="same as --budget quick")
     sub.add_parser("report", help="write docs/benchmarks.md from bench/results/*.json")
     args = parser.parse_args(argv)
 
@@ -36,17 +54,41 @@ def main(argv: list[str] | None = None) -> int:
         print(write_report())
         return 0
     names = args.suites if args.command == "run" else [n for n in suites if n not in args.skip]
-    ctx = SuiteContext(data_dir=args.data_dir.resolve(), split=args.split, quick=args.quick)
+    unknown = [name for name in names if name not in suites]
+    if unknown:
+        print(f"[bench] unknown suite(s): {', '.join(unknown)}; see `python -m bench list`")
+        return 2
+    budget = "quick" if args.quick else args.budget
+    ctx = SuiteContext(data_dir=args.data_dir.resolve(), split=args.split, budget=budget)
     failed: list[str] = []
-    for name in names:
+    durations: dict[str, float | str] = {}
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    for i, name in enumerate(names, 1):
+        print(f"[bench] ({i}/{len(names)}) {name}", flush=True)
         try:
             record = run_suite(name, ctx)
         except BenchError as exc:
             print(f"[bench] {name}: {exc}", file=sys.stderr)
             failed.append(name)
+            durations[name] = f"failed: {exc}"
             continue
+        durations[name] = record["duration_s"]
         print(json.dumps(record, default=str))
     if args.command == "all":
+        summary = {
+            "command": "python -m bench all "
+            + " ".join(sys.argv[2:] if argv is None else argv[1:]),
+            "budget": budget,
+            "split": args.split,
+            "started": started_at,
+            "total_s": round(time.perf_counter() - started, 1),
+            "machine": machine_info(),
+            "suites": durations,
+        }
+        results_dir = ctx.results_dir or Path()
+        (results_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"[bench] {len(names)} suites in {summary['total_s'] / 60:.1f} min", flush=True)
         write_report()
     return 1 if failed else 0
 

@@ -22,6 +22,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
+# What ``python -m bench all`` writes beside the suite records: budget, total and per-suite time.
+RUN_SUMMARY = "bench-all.json"
 
 _COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda v, t: v >= t,
@@ -72,14 +74,53 @@ class SuiteResult:
     plots: list[str] = field(default_factory=list)  # paths relative to the repo root
 
 
+BUDGETS = ("quick", "standard", "full")
+
+
+def gpu_available() -> bool:
+    """Whether torch sees a CUDA GPU (False when torch is missing or broken)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # torch missing or broken CUDA: no GPU
+        return False
+
+
 @dataclass
 class SuiteContext:
-    """Where a suite reads data from and how hard it should work."""
+    """Where a suite reads data from and how hard it should work.
+
+    ``budget``:
+
+    - ``quick``: tiny data and one epoch; a smoke run, its numbers are not results;
+    - ``standard`` (default, what ``make bench`` runs): every suite on the real data, sized
+      so the whole run fits in 90 minutes on 2 CPU cores; encoder fine-tuning in the
+      accuracy suites runs only when a GPU is present, otherwise they report the
+      frozen-encoder strategies;
+    - ``full``: every strategy with its full recipe (encoder fine-tuning included), for a
+      GPU machine or a long CPU run; results go to ``bench/results/full``.
+    """
 
     data_dir: Path
     split: str = "valid"
-    quick: bool = False
-    results_dir: Path = RESULTS_DIR
+    budget: str = "standard"
+    results_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget not in BUDGETS:
+            raise BenchError(f"budget={self.budget!r}: use one of {', '.join(BUDGETS)}")
+        if self.results_dir is None:
+            self.results_dir = RESULTS_DIR / "full" if self.budget == "full" else RESULTS_DIR
+
+    @property
+    def quick(self) -> bool:
+        return self.budget == "quick"
+
+    @property
+    def fine_tune(self) -> bool:
+        """Whether suites fine-tune encoders: the full budget, or standard on a GPU."""
+        return self.budget == "full" or (self.budget == "standard" and gpu_available())
 
     @property
     def is_test(self) -> bool:
@@ -162,13 +203,10 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     gpu = None
-    try:
+    if gpu_available():
         import torch
 
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except Exception:  # torch missing or broken CUDA: report no GPU
-        gpu = None
+        gpu = torch.cuda.get_device_name(0)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -196,6 +234,7 @@ def run_suite(name: str, ctx: SuiteContext) -> dict[str, Any]:
         "targets": [t.evaluate(result.metrics) for t in result.targets],
         "split": ctx.split,
         "quick": ctx.quick,
+        "budget": ctx.budget,
         "data_dir": str(ctx.data_dir),
         "machine": machine_info(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -203,11 +242,10 @@ def run_suite(name: str, ctx: SuiteContext) -> dict[str, Any]:
         "details": result.details,
         "plots": result.plots,
     }
-    ctx.results_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.results_dir / f"{name}.json").write_text(
-        json.dumps(record, indent=2, default=_plain) + "\n"
-    )
-    (ctx.results_dir / f"{name}.md").write_text(markdown_table(record))
+    results_dir = ctx.results_dir or RESULTS_DIR
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.json").write_text(json.dumps(record, indent=2, default=_plain) + "\n")
+    (results_dir / f"{name}.md").write_text(markdown_table(record))
     return record
 
 
@@ -228,6 +266,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def record_budget(record: dict[str, Any]) -> str:
+    """The budget a record ran with (records written before budgets existed: quick flag)."""
+    return str(record.get("budget") or ("quick" if record.get("quick") else "standard"))
+
+
 def markdown_table(record: dict[str, Any]) -> str:
     """One suite's result as a markdown table: metric, value, target, met, anchor."""
     targets = {t["metric"]: t for t in record["targets"]}
@@ -235,7 +278,7 @@ def markdown_table(record: dict[str, Any]) -> str:
     lines = [
         f"### `{record['suite']}` — {record['description']}",
         "",
-        f"split `{record['split']}`{' (quick)' if record['quick'] else ''}; "
+        f"split `{record['split']}`, budget `{record_budget(record)}`; "
         f"{machine['cpu']}, {machine['cores']} cores"
         f"{', GPU ' + machine['gpu'] if machine.get('gpu') else ''}; {record['date']}; "
         f"{record['duration_s']} s",

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.harness import REPO_ROOT, RESULTS_DIR, markdown_table
+from bench.harness import REPO_ROOT, RESULTS_DIR, RUN_SUMMARY, markdown_table, record_budget
 
 REPORT_PATH = REPO_ROOT / "docs" / "benchmarks.md"
 README_PATH = REPO_ROOT / "README.md"
@@ -24,15 +24,56 @@ def load_records(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
     return records
 
 
-def write_report(results_dir: Path = RESULTS_DIR, out: Path = REPORT_PATH) -> Path:
-    """Group every suite record by area into one markdown page with its plots.
+def run_summary_lines(results_dir: Path) -> list[str]:
+    """A paragraph on the last ``python -m bench all`` run in ``results_dir``, if any."""
+    path = results_dir / RUN_SUMMARY
+    if not path.is_file():
+        return []
+    run = json.loads(path.read_text())
+    machine = run["machine"]
+    failed = [name for name, value in run["suites"].items() if isinstance(value, str)]
+    where = f"{machine['cpu']}, {machine['cores']} cores" + (
+        f", GPU {machine['gpu']}" if machine.get("gpu") else ""
+    )
+    lines = [
+        f"Last `{run['command'].strip()}` (budget `{run['budget']}`, split `{run['split']}`): "
+        f"{len(run['suites'])} suites in **{run['total_s'] / 60:.1f} min** on {where}, "
+        f"started {run['started']}"
+        + (f"; failed: {', '.join(failed)}" if failed else "; none failed")
+        + ". Per-suite seconds:",
+        "",
+        "| suite | seconds |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{name}` | {value} |" for name, value in run["suites"].items()]
+    return [*lines, ""]
 
-    Also refreshes the summary table between the bench-summary markers of README.md.
-    """
-    records = load_records(results_dir)
+
+def _area_sections(records: list[dict[str, Any]], level: str) -> list[str]:
     by_area: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_area.setdefault(record.get("area", "other"), []).append(record)
+    lines: list[str] = []
+    for area in sorted(by_area):
+        lines += [f"{level} {area}", ""]
+        for record in by_area[area]:
+            lines.append(markdown_table(record))
+            for plot in record.get("plots", []):
+                rel = Path("..") / plot
+                lines += [f"![{record['suite']}]({rel.as_posix()})", ""]
+    return lines
+
+
+def write_report(
+    results_dir: Path = RESULTS_DIR, out: Path = REPORT_PATH, readme: Path | None = README_PATH
+) -> Path:
+    """Group every suite record by area into one markdown page with its plots.
+
+    Records of ``--budget full`` runs (``results_dir/full``) get their own section. Also
+    refreshes the summary table between the bench-summary markers of README.md.
+    """
+    records = load_records(results_dir)
+    full_records = load_records(results_dir / "full")
     lines = [
         "# Keel benchmarks",
         "",
@@ -40,38 +81,45 @@ def write_report(results_dir: Path = RESULTS_DIR, out: Path = REPORT_PATH) -> Pa
         "from `bench/results/*.json`. Every figure below was measured by the named suite on the",
         "machine and date shown with it; rerun a suite with `python -m bench run SUITE`.",
         "",
+        *run_summary_lines(results_dir),
     ]
-    for area in sorted(by_area):
-        lines += [f"## {area}", ""]
-        for record in by_area[area]:
-            lines.append(markdown_table(record))
-            for plot in record.get("plots", []):
-                rel = Path("..") / plot
-                lines += [f"![{record['suite']}]({rel.as_posix()})", ""]
+    lines += _area_sections(records, "##")
+    if full_records:
+        lines += [
+            "## Full-budget runs (`--budget full`)",
+            "",
+            "Encoder fine-tuning recipes in full, measured with `python -m bench run SUITE "
+            "--budget full` on the machine named with each table (`bench/results/full`).",
+            "",
+            *run_summary_lines(results_dir / "full"),
+        ]
+        lines += _area_sections(full_records, "###")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
-    if README_PATH.is_file():
-        update_readme_summary(records, README_PATH)
+    if readme is not None and readme.is_file():
+        update_readme_summary(records + full_records, readme)
     return out
 
 
 def summary_table(records: list[dict[str, Any]]) -> str:
     """One row per target of every suite: the README's benchmark table."""
     rows = [
-        "| suite | metric | measured | target | met | split | machine | date |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| suite | metric | measured | target | met | split | budget | machine | date |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for record in sorted(records, key=lambda r: (r.get("area", ""), r["suite"])):
+    for record in sorted(
+        records, key=lambda r: (r.get("area", ""), r["suite"], record_budget(r) == "full")
+    ):
         machine = record["machine"]
         where = f"{machine['cores']} cores" + (f" + {machine['gpu']}" if machine.get("gpu") else "")
-        split = record["split"] + (" (quick)" if record.get("quick") else "")
         for target in record["targets"]:
             value = target["value"]
             shown = "n/a" if value is None else f"{value:.4g}"
             rows.append(
                 f"| `{record['suite']}` | {target['metric']} | {shown} | "
                 f"{target['comparison']} {target['threshold']:g} | "
-                f"{'yes' if target['met'] else '**no**'} | {split} | {where} | {record['date'][:10]} |"
+                f"{'yes' if target['met'] else '**no**'} | {record['split']} | "
+                f"{record_budget(record)} | {where} | {record['date'][:10]} |"
             )
     return "\n".join(rows)
 

@@ -36,8 +36,9 @@ AREA = "customer-service"
 ISSUE = "issue 5 target"
 WORK_DIR = REPO_ROOT / "var" / "bench" / "customer_service"
 # Intent training budget of support-intent: "full" (fine-tune MiniLM, the issue's
-# setting; needs a GPU or a long CPU run) or "head" (frozen MiniLM + linear head).
-BUDGET_NAME = os.environ.get("KEEL_BENCH_CS_BUDGET", "full")
+# setting; needs a GPU or a long CPU run) or "head" (frozen MiniLM + linear head). Unset:
+# "full" when the bench budget fine-tunes (--budget full, or standard on a GPU), else "head".
+BUDGET_NAME = os.environ.get("KEEL_BENCH_CS_BUDGET")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -77,7 +78,7 @@ def support_intent(ctx: SuiteContext) -> SuiteResult:
     from customer_service.prepare import prepare_intent_model
     from keel.evaluation import classification_metrics
 
-    budget = TrainingBudget(BUDGET_NAME)
+    budget = TrainingBudget(BUDGET_NAME or ("full" if ctx.fine_tune else "head"))
     work = WORK_DIR / ("support-intent-quick" if ctx.quick else f"support-intent-{budget.value}")
     oos_csv = _clinc_oos_csv(ctx, work / "clinc150_oos_val.csv")
     settings = Settings(
