@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from bench.harness import (
@@ -72,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {name}: {exc}", file=sys.stderr)
             failed.append(name)
             durations[name] = f"failed: {exc}"
+            continue
+        except Exception as exc:  # one broken suite must not stop `bench all`
+            traceback.print_exc()
+            print(f"[bench] {name} failed: {exc!r}", file=sys.stderr, flush=True)
+            failed.append(name)
+            durations[name] = f"failed: {exc!r}"
             continue
         durations[name] = record["duration_s"]
         print(json.dumps(record, default=str))
