@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -47,3 +50,36 @@ def test_every_dockerfile_copies_paths_that_exist() -> None:
             if line.startswith("COPY "):
                 for src in line.split()[1:-1]:
                     assert (REPO_ROOT / src).exists(), f"{package}/Dockerfile copies missing {src}"
+
+
+def _compose_client() -> list[str] | None:
+    """``docker compose`` (v2 plugin) or ``docker-compose`` (v1), whichever is installed."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def test_compose_client_accepts_the_file() -> None:
+    """The compose client parses and normalises the file (no engine is needed for this)."""
+    client = _compose_client()
+    if client is None:
+        pytest.skip("no compose client installed (scripts/install adds Debian's docker-compose)")
+    result = subprocess.run(
+        [*client, "-f", str(REPO_ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    normalised = yaml.safe_load(result.stdout)
+    services = normalised["services"]
+    assert set(services) >= {"kafka", *APPS, "replay"}
+    assert services["replay"]["depends_on"]["finance-monitor"]["condition"] == "service_healthy"
+    for name in APPS:
+        assert services[name]["build"]["dockerfile"] == f"apps/{APPS[name]}/Dockerfile"
