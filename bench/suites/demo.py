@@ -1,0 +1,137 @@
+"""Benchmark of the one-command demo (issue 8): ``demo-startup``.
+
+Runs the real ``keel-demo`` entry point (what ``make demo`` runs after ``make install``)
+with its default budget twice on one empty state folder: the first start trains and
+compresses every demo model, the second loads them from the cache. Each figure is the
+wall time from launch until the demo prints its URL (broker up, models ready, the three
+apps and the landing page answering their health checks); then Ctrl-C (SIGINT) stops it
+and the time until it has exited is recorded too. Installing packages and fetching the
+Kafka jars (``make install``) is not part of the figure.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.harness import BenchError, SuiteContext, SuiteResult, Target, suite
+
+KEEL_DEMO = Path(sys.executable).parent / "keel-demo"
+READY_PREFIX = "Keel demo is running: "
+ISSUE = "issue 8 target (2 cores)"
+
+
+def _port_block(count: int = 4) -> int:
+    """A base port such that base .. base+count-1 are free on 127.0.0.1."""
+    for base in range(23000, 60000, 89):
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise BenchError("no block of 4 free ports for the demo")
+
+
+def _start_and_stop(state_dir: Path, timeout_s: float, ctx: SuiteContext) -> dict[str, float]:
+    """Launch the demo, time it until its URL is printed, then Ctrl-C it and time the stop."""
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    cmd = [str(KEEL_DEMO), "--state-dir", str(state_dir), "--port", str(_port_block())]
+    if ctx.quick:
+        env["KEEL_REC_MAX_PAIRS"] = "64"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    output: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    ready_s = None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and ready_s is None:
+            if proc.poll() is not None and lines.empty():
+                break
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if line.startswith(READY_PREFIX):
+                ready_s = time.perf_counter() - started
+                ctx.log(f"demo ready in {ready_s:.1f}s: {line.strip()}")
+    finally:
+        stop_started = time.perf_counter()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        stop_s = time.perf_counter() - stop_started
+    if ready_s is None:
+        tail = "".join(output)[-3000:]
+        raise BenchError(f"keel-demo did not print its URL within {timeout_s:.0f}s:\n{tail}")
+    if code != 0:
+        raise BenchError(f"keel-demo exited with {code} after Ctrl-C:\n{''.join(output)[-3000:]}")
+    return {"ready_s": ready_s, "stop_s": stop_s}
+
+
+@suite(
+    "demo-startup",
+    area="demo",
+    description="keel-demo (make demo) from an empty state folder, then again with cached models",
+)
+def demo_startup(ctx: SuiteContext) -> SuiteResult:
+    if not KEEL_DEMO.is_file():
+        raise BenchError(f"{KEEL_DEMO} not found; run `make install` first")
+    state_dir = Path(tempfile.mkdtemp(prefix="keel-bench-demo-"))
+    try:
+        cold = _start_and_stop(state_dir / "var", timeout_s=1800, ctx=ctx)
+        warm = _start_and_stop(state_dir / "var", timeout_s=600, ctx=ctx)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return SuiteResult(
+        metrics={
+            "first_run_s": round(cold["ready_s"], 1),
+            "later_run_s": round(warm["ready_s"], 1),
+            "stop_s": round(max(cold["stop_s"], warm["stop_s"]), 1),
+        },
+        targets=[
+            Target("first_run_s", "<=", 600.0, anchor=ISSUE),
+            Target("later_run_s", "<=", 60.0, anchor=ISSUE),
+        ],
+        details={
+            "command": "keel-demo --state-dir EMPTY_DIR --port FREE_PORT (default budget)",
+            "budget": "quick: small reranker budget (KEEL_REC_MAX_PAIRS=64)"
+            if ctx.quick
+            else "default",
+            "measured": "launch -> URL printed (broker, models, apps and landing page healthy); "
+            "stop = SIGINT -> exit",
+            "not_included": "make install (Python packages, Kafka jars, Chromium)",
+            "cold": cold,
+            "warm": warm,
+        },
+    )
