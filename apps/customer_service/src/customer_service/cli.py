@@ -1,4 +1,4 @@
-"""Command line: ``customer-service prepare | serve | export``."""
+"""Command line: ``customer-service prepare | serve | export | train-retriever``."""
 
 from __future__ import annotations
 
@@ -68,6 +68,45 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_retriever(args: argparse.Namespace) -> int:
+    from customer_service.retriever_training import RetrieverOptions, train_retriever
+
+    settings = _settings(args)
+    options = RetrieverOptions(
+        epochs=args.epochs,
+        max_pairs=args.max_pairs or None,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_length=args.max_length,
+        quantize=None if args.no_compress else "dynamic",
+    )
+    artifacts = train_retriever(
+        settings.models_dir,
+        args.pairs,
+        options,
+        question_column=args.question_column,
+        passage_column=args.passage_column,
+        force=args.force,
+        num_threads=settings.num_threads,
+        search_mode=args.search_mode,
+        report=lambda line: print(line, file=sys.stderr),
+    )
+    print(
+        json.dumps(
+            {
+                "retrieval_encoder": artifacts.model_dir,
+                "pairs": artifacts.pairs,
+                "epochs": artifacts.epochs,
+                "train_seconds": artifacts.train_seconds,
+                "search_mode": artifacts.search_mode,
+                "next": "run `customer-service prepare` to re-index the knowledge base",
+            },
+            indent=1,
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="customer-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +141,33 @@ def build_parser() -> argparse.ArgumentParser:
     common(export)
     export.add_argument("--out", type=Path, required=True)
     export.set_defaults(func=_cmd_export)
+
+    retr = sub.add_parser(
+        "train-retriever",
+        help="fine-tune the knowledge-base encoder on question/passage pairs (optional)",
+    )
+    common(retr)
+    retr.add_argument(
+        "--pairs", type=Path, required=True, help="CSV/TSV/JSONL of (question, passage) pairs"
+    )
+    retr.add_argument("--question-column", default="question")
+    retr.add_argument("--passage-column", default="passage")
+    retr.add_argument("--epochs", type=int, default=1)
+    retr.add_argument(
+        "--max-pairs", type=int, default=2000, help="seeded sample of at most N pairs (0: all)"
+    )
+    retr.add_argument("--batch-size", type=int, default=32)
+    retr.add_argument("--learning-rate", type=float, default=5e-5)
+    retr.add_argument("--max-length", type=int, default=128)
+    retr.add_argument(
+        "--search-mode",
+        choices=["hybrid", "vector"],
+        default="hybrid",
+        help="how the knowledge base is searched with this encoder (default: hybrid)",
+    )
+    retr.add_argument("--no-compress", action="store_true", help="ONNX fp32 instead of int8")
+    retr.add_argument("--force", action="store_true", help="retrain even if cached")
+    retr.set_defaults(func=_cmd_train_retriever)
     return parser
 
 

@@ -133,15 +133,19 @@ def new_retriever(embedder: Any) -> Any:
     return HybridRetriever(embedder, kind="flat", mode="hybrid")
 
 
-def load_retriever(directory: Path, embedder: Any) -> Any:
-    """A saved hybrid retriever, or a new one when ``directory`` holds none."""
+def load_retriever(directory: Path, embedder: Any, mode: str | None = None) -> Any:
+    """A saved hybrid retriever, or a new one when ``directory`` holds none; ``mode``
+    (``hybrid``, ``vector``, ``bm25``) overrides its default search mode."""
     from keel import IndexNotBuiltError
-    from keel.retrieval import HybridRetriever
+    from keel.retrieval import HybridRetriever, SearchMode
 
     try:
-        return HybridRetriever.load(directory, embedder)
+        retriever = HybridRetriever.load(directory, embedder)
     except IndexNotBuiltError:
-        return new_retriever(embedder)
+        retriever = new_retriever(embedder)
+    if mode is not None:
+        retriever.mode = SearchMode(mode)
+    return retriever
 
 
 def make_batched_classifier(predictor: Predictor, max_batch_size: int, max_wait_ms: float) -> Any:
@@ -179,3 +183,55 @@ def export_base_encoder(
         )
     export_onnx(torch_dir, onnx_dir, quantize=quantize)
     return onnx_dir
+
+
+def load_text_pairs(
+    path: Path, question_column: str = "question", passage_column: str = "passage"
+) -> list[tuple[str, str]]:
+    """(question, relevant passage) pairs from a CSV/TSV/JSONL file.
+
+    Raises:
+        keel.DataError: missing file or column, empty file, an empty question or
+            passage (names the file and line).
+    """
+    from keel.data import load_labelled
+    from keel.errors import DataError
+
+    if question_column == passage_column:
+        raise DataError(f"question and passage columns are both {question_column!r}", path)
+    # The loader's "label" column is the passage: same checks (missing column, empty
+    # cell, empty file), each naming the file and line.
+    data = load_labelled(path, text_col=question_column, label_col=passage_column)
+    return [(str(q), str(p)) for q, p in zip(data.texts, data.labels, strict=True)]
+
+
+def train_retrieval_encoder(
+    pairs: list[tuple[str, str]],
+    out_dir: Path,
+    epochs: int = 1,
+    batch_size: int = 32,
+    learning_rate: float = 5e-5,
+    max_length: int = 128,
+    num_threads: int | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Fine-tune MiniLM on (question, passage) pairs with in-batch negatives
+    (``keel.training.train_bi_encoder``); the torch encoder artifact goes to ``out_dir``."""
+    from keel.training import PairConfig, train_bi_encoder
+
+    config = PairConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        num_threads=num_threads,
+        show_progress=show_progress,
+    )
+    return Path(train_bi_encoder(pairs, config, out_dir=out_dir))
+
+
+def export_encoder(src: Path, out_dir: Path, quantize: str | None = "dynamic") -> Path:
+    """A torch encoder artifact as ONNX (int8 by default), like ``export_base_encoder``."""
+    from keel.compression import export_onnx
+
+    return Path(export_onnx(src, out_dir, quantize=quantize))

@@ -24,6 +24,7 @@ from customer_service import engine
 from customer_service.config import Settings, TrainingBudget
 from customer_service.documents import Document
 from customer_service.knowledge_base import IngestReport, KnowledgeBase
+from customer_service.retriever_training import read_retriever_manifest
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,18 @@ class ServingModels:
 def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingModels:
     """Load the intent model; with the ``head`` budget its encoder is the frozen base
     encoder, so it also embeds the knowledge base and a /chat message needs one encoder
-    pass (the predictor's per-text cache serves the second use)."""
+    pass (the predictor's per-text cache serves the second use). A retrieval encoder
+    fine-tuned with ``train-retriever`` takes the knowledge base over when present."""
     predictor = engine.load_model(
         intent.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
     )
+    retriever = read_retriever_manifest(settings.models_dir)
+    if retriever is not None:
+        # A domain-adapted encoder from ``train-retriever`` embeds the knowledge base.
+        embedder = engine.load_model(
+            retriever.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
+        )
+        return ServingModels(predictor, embedder, f"retriever-{retriever.fingerprint}")
     if settings.budget is TrainingBudget.HEAD:
         return ServingModels(predictor, predictor, f"intent-{intent.fingerprint}")
     embedder = engine.load_model(
@@ -201,7 +210,13 @@ def open_knowledge_base(settings: Settings, embedder: Any, embedder_id: str) -> 
     """
     kb_root = settings.kb_dir
     directory = kb_root / embedder_id
-    knowledge_base = KnowledgeBase(directory, engine.load_retriever(directory / "index", embedder))
+    tuned = read_retriever_manifest(settings.models_dir)
+    mode = None  # the retriever's default: hybrid
+    if tuned is not None and embedder_id == f"retriever-{tuned.fingerprint}":
+        mode = tuned.search_mode  # as chosen with train-retriever
+    knowledge_base = KnowledgeBase(
+        directory, engine.load_retriever(directory / "index", embedder, mode)
+    )
     others = (
         [d for d in kb_root.iterdir() if d.is_dir() and d != directory] if kb_root.is_dir() else []
     )
