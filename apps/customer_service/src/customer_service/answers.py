@@ -194,6 +194,20 @@ class Citation:
         }
 
 
+def citation_for(passage: RetrievedPassage, number: int) -> Citation:
+    """The citation ``[number]`` of a retrieved passage."""
+    return Citation(
+        number=number,
+        doc_id=passage.doc_id,
+        title=passage.title,
+        url=passage.url,
+        passage_id=passage.passage_id,
+        start=passage.start,
+        end=passage.end,
+        snippet=passage.text[:240],
+    )
+
+
 @dataclass(frozen=True)
 class ExtractiveAnswer:
     text: str
@@ -247,20 +261,9 @@ def compose_extractive_answer(
     for _, rank, _, sentence in chosen:
         number = numbers.setdefault(rank, len(numbers) + 1)
         parts.append(f"{sentence} [{number}]")
-    citations = []
-    for rank, number in sorted(numbers.items(), key=lambda item: item[1]):
-        passage = passages[rank]
-        citations.append(
-            Citation(
-                number=number,
-                doc_id=passage.doc_id,
-                title=passage.title,
-                url=passage.url,
-                passage_id=passage.passage_id,
-                start=passage.start,
-                end=passage.end,
-                snippet=passage.text[:240],
-            )
-        )
+    citations = [
+        citation_for(passages[rank], number)
+        for rank, number in sorted(numbers.items(), key=lambda item: item[1])
+    ]
     used = [passages[rank] for rank in numbers]
     return ExtractiveAnswer(" ".join(parts), citations, lexical_support(query, used))

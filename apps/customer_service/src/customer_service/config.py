@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     retrieval_k: int = Field(default=3, ge=1, le=20)
     history_turns: int = Field(default=1, ge=0, le=10)
 
+    # Generated answers (off by default: SmolLM2 takes seconds per answer on a CPU).
+    # A generated answer is shown only when every sentence passes the grounding check.
+    generation: bool = False
+    generation_max_new_tokens: int = Field(default=80, ge=8, le=512)
+    generation_passages: int = Field(default=3, ge=1, le=20)
+    grounding_min_overlap: float = Field(default=0.7, ge=0.0, le=1.0)
+    generation_model_dir: Path | None = None  # the dequantized SmolLM2 checkpoint cache
+
     # Request limits.
     max_message_chars: int = Field(default=1000, ge=10, le=100_000)
     rate_limit_per_minute: int = Field(default=60, ge=1)
@@ -107,6 +115,11 @@ class Settings(BaseSettings):
     @property
     def kb_dir(self) -> Path:
         return self.state_dir / "kb"
+
+    @property
+    def generator_dir(self) -> Path:
+        """Cache of the dequantized SmolLM2 checkpoint, written on the first load."""
+        return self.generation_model_dir or self.models_dir / "smollm2-135m-instruct"
 
 
 @lru_cache

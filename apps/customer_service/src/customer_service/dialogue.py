@@ -12,20 +12,27 @@ Policy, in order:
 6. Otherwise a retrieval answer with numbered citations when the knowledge base
    supports it; when it does not, a fallback, and after ``fallback_after`` fallbacks
    in a row the conversation is handed to a human.
+
+A retrieval answer is extractive (sentences of the passages) unless an answer
+generator is configured and its text passes the grounding check; only retrieval
+answers are ever generated.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from customer_service.answers import compose_extractive_answer
+from customer_service.answers import Citation, ExtractiveAnswer, compose_extractive_answer
 from customer_service.errors import InvalidStateError
+from customer_service.generation import AnswerGenerator
+from customer_service.grounding import check_grounding, render_grounded_answer
 from customer_service.intents import IntentModel, IntentPrediction
-from customer_service.knowledge_base import KnowledgeBase
+from customer_service.knowledge_base import KnowledgeBase, RetrievedPassage
 from customer_service.pii import mask_pii
 from customer_service.storage import (
     Conversation,
@@ -37,6 +44,8 @@ from customer_service.storage import (
 )
 from customer_service.templates import IntentAction, TemplateBook
 
+log = logging.getLogger(__name__)
+
 
 class AnswerKind(StrEnum):
     TEMPLATE = "template"
@@ -46,6 +55,14 @@ class AnswerKind(StrEnum):
     HANDOFF = "handoff"
     HANDBACK = "handback"
     SILENT = "silent"  # a human agent has the conversation
+
+
+class GenerationOutcome(StrEnum):
+    """What became of a generated answer (``None`` on a reply: none was attempted)."""
+
+    SHOWN = "shown"  # passed the grounding check and replaced the extractive answer
+    REJECTED = "rejected"  # failed the grounding check: the extractive answer was shown
+    FAILED = "failed"  # the generator raised: the extractive answer was shown
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,8 @@ class DialoguePolicy:
     history_turns: int = 1
     min_support_in_scope: float = 0.2
     min_support_out_of_scope: float = 0.5
+    generation_passages: int = 3
+    grounding_min_overlap: float = 0.7
 
     def __post_init__(self) -> None:
         for name in (
@@ -67,6 +86,7 @@ class DialoguePolicy:
             "clarify_min_probability",
             "min_support_in_scope",
             "min_support_out_of_scope",
+            "grounding_min_overlap",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -77,6 +97,8 @@ class DialoguePolicy:
             raise ValueError(f"fallback_after={self.fallback_after!r}: must be >= 1")
         if self.retrieval_k < 1:
             raise ValueError(f"retrieval_k={self.retrieval_k!r}: must be >= 1")
+        if self.generation_passages < 1:
+            raise ValueError(f"generation_passages={self.generation_passages!r}: must be >= 1")
 
 
 @dataclass
@@ -94,6 +116,9 @@ class BotReply:
     resolved_query: str | None = None
     user_message_id: int | None = None
     message_id: int | None = None
+    generated: bool = False  # the answer is the generator's text (grounded), not extractive
+    generation: GenerationOutcome | None = None
+    grounding_failure: str | None = None  # why a generated answer was not shown
 
 
 HANDOFF_MESSAGE = (
@@ -141,6 +166,7 @@ class DialogueManager:
         knowledge_base: passages for retrieval answers.
         templates: per-intent answer templates.
         policy: thresholds of the policy above.
+        generator: writes retrieval answers; ``None`` keeps them extractive.
     """
 
     def __init__(
@@ -150,12 +176,14 @@ class DialogueManager:
         knowledge_base: KnowledgeBase,
         templates: TemplateBook,
         policy: DialoguePolicy | None = None,
+        generator: AnswerGenerator | None = None,
     ) -> None:
         self.store = store
         self.intents = intents
         self.kb = knowledge_base
         self.templates = templates
         self.policy = policy or DialoguePolicy()
+        self.generator = generator
 
     def start(self, client_id: str) -> Conversation:
         return self.store.create_conversation(client_id)
@@ -305,20 +333,27 @@ class DialogueManager:
         supported = bool(composed.text) and composed.support >= needed
         if supported:
             conversation.low_confidence_streak = 0
-            citations = [c.as_dict() for c in composed.citations]
+            text, sources, outcome, failure = composed.text, composed.citations, None, None
+            if self.generator is not None:
+                text, sources, outcome, failure = self._generated_answer(
+                    self.generator, query, passages, composed
+                )
+            citations = [c.as_dict() for c in sources]
             reply = BotReply(
                 conversation.id,
                 conversation.state,
                 AnswerKind.RETRIEVAL,
-                composed.text,
+                text,
                 intent,
                 confidence,
                 citations=citations,
                 resolved_query=resolved,
+                generated=outcome is GenerationOutcome.SHOWN,
+                generation=outcome,
+                grounding_failure=failure,
             )
-            bot = NewMessage(
-                Role.BOT, composed.text, AnswerKind.RETRIEVAL, intent, confidence, citations
-            )
+            # Only the text shown is stored.
+            bot = NewMessage(Role.BOT, text, AnswerKind.RETRIEVAL, intent, confidence, citations)
             return reply, bot
         conversation.low_confidence_streak += 1
         if conversation.low_confidence_streak >= self.policy.fallback_after:
@@ -335,6 +370,35 @@ class DialogueManager:
         return reply, NewMessage(
             Role.BOT, FALLBACK_MESSAGE, AnswerKind.FALLBACK, intent, confidence
         )
+
+    def _generated_answer(
+        self,
+        generator: AnswerGenerator,
+        query: str,
+        passages: list[RetrievedPassage],
+        extractive: ExtractiveAnswer,
+    ) -> tuple[str, list[Citation], GenerationOutcome, str | None]:
+        """The generated answer if it passes the grounding check, else the extractive one.
+
+        Returns:
+            ``(text, citations, outcome, reason the generated text was not shown)``.
+        """
+        given = passages[: self.policy.generation_passages]
+        try:
+            # The model sees the masked question; its text is masked too, like every
+            # stored message, before it is checked and shown.
+            generated = mask_pii(generator.generate(query, given))
+        except Exception as exc:  # a broken generator must not break the chat
+            log.error("answer generation failed, showing the extractive answer: %r", exc)
+            reason = f"generation failed: {type(exc).__name__}: {exc}"
+            return extractive.text, extractive.citations, GenerationOutcome.FAILED, reason
+        result = check_grounding(generated, given, self.policy.grounding_min_overlap)
+        if not result.grounded:
+            log.info("generated answer rejected by the grounding check: %s", result.failure)
+            reason = result.failure or "not grounded"
+            return extractive.text, extractive.citations, GenerationOutcome.REJECTED, reason
+        text, citations = render_grounded_answer(result, given)
+        return text, citations, GenerationOutcome.SHOWN, None
 
     def _handoff(
         self, conversation: Conversation, reason: str, intent: str | None, confidence: float | None

@@ -38,3 +38,7 @@ class DocumentFormatError(CustomerServiceError, ValueError):
 
 class NotReadyError(CustomerServiceError):
     """Models or indexes are not loaded yet."""
+
+
+class GeneratorUnavailableError(CustomerServiceError):
+    """The answer generator (SmolLM2) is not installed or does not load."""

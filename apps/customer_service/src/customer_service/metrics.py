@@ -37,6 +37,13 @@ class AppMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.generated_answers = Counter(
+            "cs_generated_answers_total",
+            "Generated retrieval answers by outcome: shown, rejected (grounding check) "
+            "or failed (generator error); the last two show the extractive answer",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.rate_limited = Counter(
             "cs_rate_limited_total", "Requests refused by the rate limit", registry=self.registry
         )

@@ -13,7 +13,8 @@ import numpy as np
 from customer_service import engine
 from customer_service.config import Settings
 from customer_service.dialogue import DialogueManager, DialoguePolicy
-from customer_service.errors import NotReadyError
+from customer_service.errors import GeneratorUnavailableError, NotReadyError
+from customer_service.generation import SmolLMGenerator
 from customer_service.intents import IntentModel
 from customer_service.knowledge_base import KnowledgeBase
 from customer_service.metrics import AppMetrics
@@ -76,8 +77,11 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
         fallback_after=settings.fallback_after,
         retrieval_k=settings.retrieval_k,
         history_turns=settings.history_turns,
+        generation_passages=settings.generation_passages,
+        grounding_min_overlap=settings.grounding_min_overlap,
     )
-    dialogue = DialogueManager(store, intents, knowledge_base, templates, policy)
+    generator, generation_status = load_generator(settings)
+    dialogue = DialogueManager(store, intents, knowledge_base, templates, policy, generator)
     # Warm the encoders so the first customer does not pay for lazy initialisation.
     intents.predict("hello")
     knowledge_base.search("opening hours", k=1)
@@ -90,8 +94,31 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
         intent=intent,
         batcher=batcher,
         load_seconds=round(time.perf_counter() - started, 1),
-        details={"ingest": ingest.as_dict() if ingest.changed else "unchanged"},
+        details={
+            "ingest": ingest.as_dict() if ingest.changed else "unchanged",
+            "generation": generation_status,
+        },
     )
+
+
+def load_generator(settings: Settings) -> tuple[SmolLMGenerator | None, str]:
+    """SmolLM2 when ``generation`` is on and it loads, with a status for ``/healthz``.
+
+    A model that does not load is logged as an error and the app answers extractively:
+    generated answers are an optional extra, not a reason to refuse customers.
+    """
+    if not settings.generation:
+        return None, "off"
+    try:
+        generator = SmolLMGenerator.load(
+            settings.generator_dir,
+            max_new_tokens=settings.generation_max_new_tokens,
+            num_threads=settings.num_threads,
+        )
+    except GeneratorUnavailableError as exc:
+        log.error("generated answers are OFF, using extractive answers only: %s", exc)
+        return None, f"unavailable: {exc}"
+    return generator, "on"
 
 
 class AppRuntime:

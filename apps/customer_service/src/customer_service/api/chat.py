@@ -87,6 +87,8 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
         metrics.intents.labels(reply.intent).inc()
     if reply.kind is AnswerKind.HANDOFF:
         metrics.handoffs.labels("bot").inc()
+    if reply.generation is not None:
+        metrics.generated_answers.labels(reply.generation.value).inc()
     metrics.chat_latency.observe(time.perf_counter() - started)
     return ChatResponse(
         session_id=reply.conversation_id,
@@ -100,6 +102,8 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
         resolved_query=reply.resolved_query,
         message_id=reply.message_id,
         user_message_id=reply.user_message_id,
+        generated=reply.generated,
+        grounding_failure=reply.grounding_failure,
     )
 
 

@@ -50,6 +50,15 @@ class ChatResponse(BaseModel):
     resolved_query: str | None = None
     message_id: int | None = None
     user_message_id: int | None = None
+    generated: bool = Field(
+        default=False,
+        description="true when a retrieval answer is SmolLM2's text that passed the grounding "
+        "check; false for extractive answers and every other kind",
+    )
+    grounding_failure: str | None = Field(
+        default=None,
+        description="why a generated answer was not shown (the extractive one was)",
+    )
 
 
 class MessageOut(BaseModel):

@@ -32,6 +32,7 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             "documents": len(services.knowledge_base),
             "passages": services.knowledge_base.passage_count(),
         },
+        "generation": services.details.get("generation", "off"),
         "load_seconds": services.load_seconds,
     }
 
