@@ -390,7 +390,7 @@ class DialogueManager:
             generated = mask_pii(generator.generate(query, given))
         except Exception as exc:  # a broken generator must not break the chat
             log.error("answer generation failed, showing the extractive answer: %r", exc)
-            reason = f"generation failed: {type(exc).__name__}: {exc}"
+            reason = f"generation failed ({type(exc).__name__}; details in the server log)"
             return extractive.text, extractive.citations, GenerationOutcome.FAILED, reason
         result = check_grounding(generated, given, self.policy.grounding_min_overlap)
         if not result.grounded:
