@@ -234,8 +234,8 @@ def _evaluate(
 @suite(
     "insuranceqa-retrieval",
     area=AREA,
-    description="InsuranceQA answer retrieval: hybrid (MiniLM fine-tuned on train pairs + BM25) "
-    "vs base MiniLM vs BM25 only, whole answer pool",
+    description="InsuranceQA answer retrieval: MiniLM fine-tuned on train pairs (in the search "
+    "mode the app serves) vs base MiniLM vs BM25 only, whole answer pool",
 )
 def insuranceqa_retrieval(ctx: SuiteContext) -> SuiteResult:
     from customer_service.retriever_training import (
