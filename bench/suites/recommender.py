@@ -339,7 +339,9 @@ async def _load(
 )
 def rerank_load(ctx: SuiteContext) -> SuiteResult:
     state = _prepared_state(ctx)
-    workers = int(os.environ.get("KEEL_REC_BENCH_WORKERS", "1"))
+    # One uvicorn worker per core, as `recommender serve --workers N` is meant to be
+    # deployed; KEEL_REC_BENCH_WORKERS overrides it (the JSON records the count).
+    workers = int(os.environ.get("KEEL_REC_BENCH_WORKERS", str(os.cpu_count() or 1)))
     bodies = _bodies(state, 200, uncached=False)
     seconds = 5.0 if ctx.quick else 20.0
     with _server(state, workers=workers) as (host, port):
