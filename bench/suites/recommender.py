@@ -16,7 +16,8 @@ Suites:
   for a fixed time; requests/s and errors (non-200 or broken connections).
 
 Environment: ``KEEL_REC_BENCH_STATE`` (prepared state dir, default
-``var/recommender-bench``), ``KEEL_REC_BENCH_WORKERS`` (uvicorn workers, default 1),
+``var/recommender-bench``), ``KEEL_REC_BENCH_WORKERS`` (uvicorn workers of
+``rerank-load``, default one per core),
 ``KEEL_REC_BENCH_PAIRS`` (fine-tuning pairs for ``movielens``, default 2000).
 ``--quick`` shrinks every budget for a smoke run; its numbers are not results.
 """
