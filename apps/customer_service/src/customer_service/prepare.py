@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from customer_service import engine
+from customer_service import engine, manifests
 from customer_service.config import Settings, TrainingBudget
 from customer_service.documents import Document
 from customer_service.knowledge_base import IngestReport, KnowledgeBase
@@ -29,7 +28,7 @@ from customer_service.retriever_training import read_retriever_manifest
 log = logging.getLogger(__name__)
 
 RETRIEVAL_MODEL = "minilm"
-MANIFEST = "current.json"
+MANIFEST = manifests.MANIFEST
 
 
 @dataclass
@@ -155,13 +154,7 @@ def prepare_intent_model(
         validation_accuracy=accuracy,
         trained_seconds=round(time.perf_counter() - started, 1),
     )
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(asdict(artifacts), indent=1))
-    os.replace(tmp, root / MANIFEST)
-    for old in root.iterdir():
-        if old.is_dir() and old.name != fingerprint:
-            shutil.rmtree(old, ignore_errors=True)
+    manifests.publish(root, fingerprint, asdict(artifacts))
     report(
         f"intent model: ready ({variant}), validation accuracy {accuracy:.3f}, "
         f"OOS threshold {threshold:.3f}"

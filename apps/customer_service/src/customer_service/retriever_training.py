@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import time
@@ -24,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from customer_service import engine
+from customer_service import engine, manifests
 
-MANIFEST = "current.json"
+MANIFEST = manifests.MANIFEST
 FORMAT = 1
 SEARCH_MODES = ("hybrid", "vector")
 
@@ -108,10 +107,7 @@ def set_search_mode(models_dir: Path, mode: str) -> RetrieverArtifacts:
 
 
 def _write_manifest(models_dir: Path, artifacts: RetrieverArtifacts) -> None:
-    root = retriever_dir(models_dir)
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(asdict(artifacts), indent=1), encoding="utf-8")
-    os.replace(tmp, root / MANIFEST)
+    manifests.write_manifest(retriever_dir(models_dir), asdict(artifacts))
 
 
 def sample_pairs(
@@ -203,10 +199,7 @@ def train_retriever(
         options=asdict(opts),
         search_mode=search_mode,
     )
-    _write_manifest(models_dir, artifacts)
-    for old in root.iterdir():
-        if old.is_dir() and old.name != fingerprint:
-            shutil.rmtree(old, ignore_errors=True)
+    manifests.publish(retriever_dir(models_dir), fingerprint, asdict(artifacts))
     report(
         f"retrieval encoder: ready ({name}) in {train_seconds:.0f} s training + "
         f"{export_seconds:.0f} s export; run `prepare` to re-index the knowledge base"
