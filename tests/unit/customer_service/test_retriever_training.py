@@ -127,7 +127,7 @@ def test_train_retriever_end_to_end_tiny(
     assert loaded == ["intent-dir", artifacts.model_dir]
 
 
-def test_recorded_search_mode_is_served(tmp_path: Path) -> None:
+def test_recorded_search_mode_is_served(tmp_path: Path, monkeypatch: Any) -> None:
     from customer_service.retriever_training import RetrieverArtifacts, _write_manifest
     from keel.inference.fake import FakePredictor
     from keel.retrieval import SearchMode
@@ -145,7 +145,13 @@ def test_recorded_search_mode_is_served(tmp_path: Path) -> None:
         set_search_mode(settings.models_dir, "bm25-only")
     assert set_search_mode(settings.models_dir, "vector").search_mode == "vector"
     embedder = FakePredictor(labels=["a"])
-    kb = prepare.open_knowledge_base(settings, embedder, "retriever-abc")
+    monkeypatch.setattr(engine, "load_model", lambda path, **_: embedder)
+    intent: Any = type("Intent", (), {"model_dir": "intent-dir", "fingerprint": "f"})()
+    models = prepare.load_serving_models(settings, intent)
+    assert (models.embedder_id, models.search_mode) == ("retriever-abc", "vector")
+    kb = prepare.open_knowledge_base(
+        settings, models.embedder, models.embedder_id, models.search_mode
+    )
     assert kb.retriever.mode is SearchMode.VECTOR  # type: ignore[attr-defined]
     other = prepare.open_knowledge_base(settings, embedder, "intent-f")
     assert other.retriever.mode is SearchMode.HYBRID  # type: ignore[attr-defined]

@@ -169,6 +169,7 @@ class ServingModels:
     predictor: Any
     embedder: Any
     embedder_id: str
+    search_mode: str | None = None  # None: the retriever's default (hybrid)
 
 
 def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingModels:
@@ -185,7 +186,9 @@ def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingM
         embedder = engine.load_model(
             retriever.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
         )
-        return ServingModels(predictor, embedder, f"retriever-{retriever.fingerprint}")
+        return ServingModels(
+            predictor, embedder, f"retriever-{retriever.fingerprint}", retriever.search_mode
+        )
     if settings.budget is TrainingBudget.HEAD:
         return ServingModels(predictor, predictor, f"intent-{intent.fingerprint}")
     embedder = engine.load_model(
@@ -194,8 +197,11 @@ def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingM
     return ServingModels(predictor, embedder, RETRIEVAL_MODEL)
 
 
-def open_knowledge_base(settings: Settings, embedder: Any, embedder_id: str) -> KnowledgeBase:
-    """The knowledge base of ``embedder`` in ``<state_dir>/kb/<embedder_id>``.
+def open_knowledge_base(
+    settings: Settings, embedder: Any, embedder_id: str, search_mode: str | None = None
+) -> KnowledgeBase:
+    """The knowledge base of ``embedder`` in ``<state_dir>/kb/<embedder_id>``, searched in
+    ``search_mode`` (``ServingModels.search_mode``: as chosen with ``train-retriever``).
 
     An index built with another embedder cannot be searched with this one: its folder
     is replaced, and the documents added through the admin API are carried over (the
@@ -203,12 +209,8 @@ def open_knowledge_base(settings: Settings, embedder: Any, embedder_id: str) -> 
     """
     kb_root = settings.kb_dir
     directory = kb_root / embedder_id
-    tuned = read_retriever_manifest(settings.models_dir)
-    mode = None  # the retriever's default: hybrid
-    if tuned is not None and embedder_id == f"retriever-{tuned.fingerprint}":
-        mode = tuned.search_mode  # as chosen with train-retriever
     knowledge_base = KnowledgeBase(
-        directory, engine.load_retriever(directory / "index", embedder, mode)
+        directory, engine.load_retriever(directory / "index", embedder, search_mode)
     )
     others = (
         [d for d in kb_root.iterdir() if d.is_dir() and d != directory] if kb_root.is_dir() else []
@@ -273,7 +275,9 @@ def prepare(
     started = time.perf_counter()
     intent = prepare_intent_model(settings, force=force, report=report)
     models = load_serving_models(settings, intent)
-    knowledge_base = open_knowledge_base(settings, models.embedder, models.embedder_id)
+    knowledge_base = open_knowledge_base(
+        settings, models.embedder, models.embedder_id, models.search_mode
+    )
     ingest = ingest_content(knowledge_base, settings, show_progress)
     report(
         f"knowledge base: {len(knowledge_base)} documents, {knowledge_base.passage_count()} passages "

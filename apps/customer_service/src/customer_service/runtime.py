@@ -66,7 +66,9 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
         return np.stack([batcher.submit(text) for text in texts])
 
     intents = IntentModel(classify, predictor.labels, intent.threshold)
-    knowledge_base = open_knowledge_base(settings, models.embedder, models.embedder_id)
+    knowledge_base = open_knowledge_base(
+        settings, models.embedder, models.embedder_id, models.search_mode
+    )
     ingest = ingest_content(knowledge_base, settings, show_progress)
     templates = TemplateBook.load(settings.content_path("templates.yaml"))
     store = ConversationStore(settings.resolved_database_url)
@@ -178,7 +180,9 @@ def reload_intent_model(services: Services) -> IntentArtifacts:
     def classify(texts: list[str]) -> np.ndarray:
         return np.stack([batcher.submit(text) for text in texts])
 
-    knowledge_base = open_knowledge_base(settings, models.embedder, models.embedder_id)
+    knowledge_base = open_knowledge_base(
+        settings, models.embedder, models.embedder_id, models.search_mode
+    )
     ingest_content(knowledge_base, settings, show_progress=False)
     old_batcher = services.batcher
     services.dialogue.intents = IntentModel(classify, models.predictor.labels, artifacts.threshold)
