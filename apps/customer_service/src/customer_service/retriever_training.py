@@ -199,7 +199,7 @@ def train_retriever(
         options=asdict(opts),
         search_mode=search_mode,
     )
-    manifests.publish(retriever_dir(models_dir), fingerprint, asdict(artifacts))
+    manifests.publish(root, fingerprint, asdict(artifacts))
     report(
         f"retrieval encoder: ready ({name}) in {train_seconds:.0f} s training + "
         f"{export_seconds:.0f} s export; run `prepare` to re-index the knowledge base"
