@@ -12,12 +12,12 @@ from finance_monitor.config import Settings
 from finance_monitor.main import create_app
 from finance_monitor.rules import Alert
 
-KEY = {"X-API-Key": "secret"}
+KEY = {"X-API-Key": "test-admin-key-fm"}
 
 
 @pytest.fixture()
 def client(tmp_path: Path) -> TestClient:
-    settings = Settings(state_dir=tmp_path, api_key="secret", run_workers=False)
+    settings = Settings(state_dir=tmp_path, api_key="test-admin-key-fm", run_workers=False)
     return TestClient(create_app(settings))  # no `with`: models are not prepared
 
 

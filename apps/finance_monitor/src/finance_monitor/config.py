@@ -7,17 +7,20 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from keel_service import ServiceSettings
+
+ENV_PREFIX = "KEEL_FM_"
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything the finance monitor can be configured with; every field has a working default."""
 
-    model_config = SettingsConfigDict(env_prefix="KEEL_FM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     state_dir: Path = Path("var/finance_monitor")
     data_dir: Path | None = None
-    api_key: str = "dev-key"
     database_url: str | None = None
     models_dir_override: Path | None = Field(
         default=None, validation_alias=AliasChoices("KEEL_FM_MODELS_DIR", "models_dir_override")
@@ -49,10 +52,30 @@ class Settings(BaseSettings):
     watermark_delay_s: float = Field(default=5.0, ge=0)
     allowed_lateness_s: float = Field(default=10.0, ge=0)
     rules_file: Path | None = None
+    # Event-time bounds: records outside [now - past, now + future] go to the DLQ, and the
+    # watermark never runs ahead of wall clock + future skew.
+    max_future_skew_s: float = Field(default=600.0, ge=0)
+    max_past_skew_s: float = Field(default=7 * 86400.0, gt=0)
+    dedup_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
+    rule_state_max_series: int = Field(default=10_000, ge=10)
+    rule_state_idle_s: float = Field(default=7 * 86400.0, gt=0)
+
+    restart_backoff_s: float = Field(default=1.0, gt=0)
+    restart_backoff_max_s: float = Field(default=30.0, gt=0)
+    degraded_restarts: int = Field(default=3, ge=1)
+    degraded_window_s: float = Field(default=300.0, gt=0)
+
+    retention_days_trend_points: float = Field(default=30.0, gt=0)
+    retention_days_alerts: float = Field(default=90.0, gt=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    sse_max_subscribers: int = Field(default=50, ge=1)
 
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_max_retries: int = Field(default=5, ge=0, le=20)
     webhook_backoff_s: float = Field(default=0.5, gt=0)
+    webhook_max_backoff_s: float = Field(default=300.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    delivery_claim_timeout_s: float = Field(default=60.0, gt=0)
     group_by: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["rule", "series"])
     group_wait_s: float = Field(default=1.0, ge=0)
 

@@ -12,8 +12,9 @@ from fastapi.staticfiles import StaticFiles
 
 from finance_monitor.api import alerts, pages, rules, silences, stream, system, trends
 from finance_monitor.api.errors import install_error_handlers
-from finance_monitor.config import Settings, get_settings
+from finance_monitor.config import ENV_PREFIX, Settings, get_settings
 from finance_monitor.runtime import MonitorRuntime
+from keel_service import configure_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runtime.stop()
 
     app = FastAPI(title="Keel finance monitor", version="0.1.0", lifespan=lifespan)
+    configure_app(app, settings, env_prefix=ENV_PREFIX)
     app.state.runtime = runtime
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -23,6 +25,11 @@ from finance_monitor.errors import InvalidMessageError
 
 MAX_ID_CHARS = 200
 MAX_TICKERS = 20
+# Real messages nest two levels deep; 32 leaves room for extra fields and stops a
+# "[[[[...]]]]" record long before any recursive parser could overflow the stack.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class RawMessage(BaseModel):
@@ -43,6 +50,21 @@ class RawMessage(BaseModel):
     def _text_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("id", "source", "text", "title", "lang")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    @field_validator("tickers")
+    @classmethod
+    def _tickers_clean(cls, value: list[str]) -> list[str]:
+        for ticker in value:
+            if not ticker.strip() or len(ticker) > 32 or "\x00" in ticker:
+                raise ValueError("each ticker must be 1..32 characters without NUL")
         return value
 
     @field_validator("published_at")
@@ -72,12 +94,99 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_raw_message(value: bytes | None, *, max_text_chars: int) -> RawMessage:
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays/objects in a JSON text, computed without recursion.
+
+    Brackets inside string literals are ignored. Cheap for normal messages: when the
+    text holds fewer brackets than ``MAX_JSON_DEPTH`` it cannot be deeper than that.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return text.count("[") + text.count("{")
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
+
+
+def loads_strict(text: str, what: str = "message") -> Any:
+    """``json.loads`` that refuses deep nesting, NaN/Infinity and raw NUL characters.
+
+    Raises:
+        InvalidMessageError: with a reason starting with ``what``.
+    """
+    if "\x00" in text:
+        raise InvalidMessageError(f"{what}: contains a NUL byte")
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidMessageError(
+            f"{what}: JSON nested {depth} levels deep, more than the limit of {MAX_JSON_DEPTH}"
+        )
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidMessageError(
+            f"{what}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from exc
+    except ValueError as exc:  # NaN / Infinity from _reject_constant
+        raise InvalidMessageError(f"{what}: {exc}") from exc
+    except RecursionError as exc:  # belt and braces: the depth check should catch it first
+        raise InvalidMessageError(f"{what}: JSON nested too deeply") from exc
+
+
+def check_event_time(
+    event_time: float,
+    *,
+    now: float,
+    max_future_skew_s: float,
+    max_past_skew_s: float,
+    field_name: str = "published_at",
+) -> None:
+    """Reject event times outside ``[now - max_past_skew_s, now + max_future_skew_s]``.
+
+    A far-future time would drag the watermark ahead and make every normal record
+    late; a far-past one could only ever be dropped as late. Both go to the DLQ.
+
+    Raises:
+        InvalidMessageError: naming the field and the bound.
+    """
+    if not math.isfinite(event_time):
+        raise InvalidMessageError(f"{field_name}: not a finite time")
+    if event_time > now + max_future_skew_s:
+        raise InvalidMessageError(
+            f"{field_name}: {event_time - now:.0f} s in the future, more than the allowed "
+            f"skew of {max_future_skew_s:g} s"
+        )
+    if event_time < now - max_past_skew_s:
+        raise InvalidMessageError(
+            f"{field_name}: {now - event_time:.0f} s in the past, more than the allowed "
+            f"skew of {max_past_skew_s:g} s"
+        )
+
+
+def parse_raw_message(
+    value: bytes | None,
+    *,
+    max_text_chars: int,
+    now: float | None = None,
+    max_future_skew_s: float | None = None,
+    max_past_skew_s: float | None = None,
+) -> RawMessage:
     """Decode and validate one raw Kafka record value.
 
     Args:
         value: the record's bytes (``None`` for a tombstone).
         max_text_chars: longest accepted ``text``; longer texts are rejected, not cut.
+        now: wall-clock time the skews are measured from (default: ``time.time()``).
+        max_future_skew_s: reject ``published_at`` later than ``now`` + this (None: no bound).
+        max_past_skew_s: reject ``published_at`` earlier than ``now`` - this (None: no bound).
 
     Returns:
         The validated message.
@@ -91,12 +200,7 @@ def parse_raw_message(value: bytes | None, *, max_text_chars: int) -> RawMessage
         decoded = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidMessageError(f"message: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    try:
-        payload = json.loads(decoded)
-    except json.JSONDecodeError as exc:
-        raise InvalidMessageError(
-            f"message: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from exc
+    payload = loads_strict(decoded)
     if not isinstance(payload, dict):
         raise InvalidMessageError(f"message: expected a JSON object, got {type(payload).__name__}")
     text = payload.get("text")
@@ -106,9 +210,25 @@ def parse_raw_message(value: bytes | None, *, max_text_chars: int) -> RawMessage
         )
     try:
         # JSON-mode validation so ISO strings parse as datetimes even in strict mode.
-        return RawMessage.model_validate_json(decoded)
+        message = RawMessage.model_validate_json(decoded)
     except ValidationError as exc:
         raise InvalidMessageError(_describe(exc)) from exc
+    except (OverflowError, ValueError) as exc:  # e.g. a date pydantic parses but cannot convert
+        raise InvalidMessageError(f"message: {type(exc).__name__}") from exc
+    if max_future_skew_s is not None or max_past_skew_s is not None:
+        import time
+
+        try:
+            event_time = message.event_time
+        except (OverflowError, ValueError, OSError) as exc:
+            raise InvalidMessageError("published_at: not a representable time") from exc
+        check_event_time(
+            event_time,
+            now=time.time() if now is None else now,
+            max_future_skew_s=math.inf if max_future_skew_s is None else max_future_skew_s,
+            max_past_skew_s=math.inf if max_past_skew_s is None else max_past_skew_s,
+        )
+    return message
 
 
 @dataclass(frozen=True)
@@ -143,17 +263,59 @@ class ScoredRecord:
         return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
-    def from_json_bytes(cls, value: bytes) -> ScoredRecord:
-        """Parse a record written by ``to_json_bytes``.
+    def from_json_bytes(cls, value: bytes | None) -> ScoredRecord:
+        """Parse and strictly validate a record written by ``to_json_bytes``.
 
         Raises:
-            InvalidMessageError: the bytes are not a scored record.
+            InvalidMessageError: the bytes are not a valid scored record (reason names the field).
         """
+        if value is None:
+            raise InvalidMessageError("scored record: empty value")
         try:
-            payload = json.loads(value)
-            return cls(**payload)
-        except (ValueError, TypeError) as exc:
-            raise InvalidMessageError(f"scored record: {exc}") from exc
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidMessageError(f"scored record: not UTF-8 (at byte {exc.start})") from exc
+        payload = loads_strict(text, "scored record")
+        if not isinstance(payload, dict):
+            raise InvalidMessageError(
+                f"scored record: expected a JSON object, got {type(payload).__name__}"
+            )
+        try:
+            checked = _ScoredModel.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidMessageError(f"scored record: {_describe(exc)}") from exc
+        return cls(**checked.model_dump())
+
+
+class _ScoredModel(BaseModel):
+    """Strict schema of a scored record (what the trend stage accepts)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    series: str = Field(min_length=3, max_length=300, pattern=r"^(topic|ticker):[^\x00]+$")
+    event_time: float
+    published_at: str = Field(max_length=64)
+    source: str = Field(max_length=200)
+    title: str | None = Field(default=None, max_length=1000)
+    text: str = Field(max_length=100_000)
+    topic: str = Field(min_length=1, max_length=200)
+    topic_confidence: float = Field(ge=0.0, le=1.0)
+    sentiment: Literal["negative", "neutral", "positive"]
+    sentiment_scores: dict[str, float]
+    tickers: list[str] = Field(max_length=MAX_TICKERS * 10)
+    ingest_ts_ms: int
+    scored_ts_ms: int
+    raw_partition: int = -1
+    raw_offset: int = -1
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", "source", "text", "title", "topic")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 def topic_series(topic: str) -> str:

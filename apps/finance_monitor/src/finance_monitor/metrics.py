@@ -36,3 +36,22 @@ ALERT_DELIVERIES = Counter(
     "finance_alert_deliveries_total", "Alert notifications", ["channel", "outcome"]
 )
 WORKER_UP = Gauge("finance_worker_up", "1 while a stage's loop runs", ["stage"])
+
+
+def _counter(name: str, documentation: str, labels: list[str]) -> Counter:
+    """A counter registered once per process (reused if another module registered it)."""
+    from prometheus_client import REGISTRY
+
+    try:
+        return Counter(name, documentation, labels)
+    except ValueError:  # already registered in this process (e.g. by another app's module)
+        return REGISTRY._names_to_collectors[name]  # type: ignore[return-value]
+
+
+WORKER_RESTARTS = _counter(
+    "worker_restarts", "Restarts of a streaming stage after it failed", ["stage"]
+)
+RETENTION_DELETED = Counter(
+    "finance_retention_deleted_total", "Rows removed by the retention job", ["table"]
+)
+SSE_SUBSCRIBERS = Gauge("finance_sse_subscribers", "Open dashboard event streams")

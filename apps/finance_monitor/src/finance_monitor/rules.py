@@ -240,6 +240,7 @@ class SeriesRuleState:
 
     baseline: Ewma
     last_fired_end: float | None = None
+    last_seen_end: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -314,12 +315,37 @@ def _summary(rule: RuleSpec, window: ClosedWindow, value: float, baseline: float
 
 
 class RuleEngine:
-    """Evaluates a set of rules over closed windows and remembers per-series state."""
+    """Evaluates a set of rules over closed windows and remembers per-series state.
 
-    def __init__(self, rules: list[RuleSpec]) -> None:
+    The state is bounded: a (rule, series) entry not updated for ``idle_s`` of event
+    time is evicted, and beyond ``max_series`` entries the least recently updated go
+    (an evicted series simply relearns its baseline, ``min_history`` windows).
+    """
+
+    def __init__(
+        self, rules: list[RuleSpec], max_series: int = 10_000, idle_s: float = 7 * 86400.0
+    ) -> None:
         self.rules: dict[str, RuleSpec] = {}
         self.states: dict[tuple[str, str], SeriesRuleState] = {}
+        self.max_series = max_series
+        self.idle_s = idle_s
+        self.evicted = 0
+        self._latest_end = -math.inf
+        self._since_sweep = 0
         self.set_rules(rules)
+
+    def _evict(self) -> None:
+        """Drop idle entries, then the least recently updated beyond ``max_series``."""
+        horizon = self._latest_end - self.idle_s
+        idle = [key for key, st in self.states.items() if st.last_seen_end < horizon]
+        for key in idle:
+            del self.states[key]
+        excess = len(self.states) - self.max_series
+        if excess > 0:
+            oldest = sorted(self.states, key=lambda k: self.states[k].last_seen_end)[:excess]
+            for key in oldest:
+                del self.states[key]
+        self.evicted += len(idle) + max(excess, 0)
 
     def set_rules(self, rules: list[RuleSpec]) -> None:
         """Replace the rule set, keeping the learned state of rules whose logic is unchanged."""
@@ -345,6 +371,14 @@ class RuleEngine:
             state = self.states.setdefault(
                 (rule.id, window.series), SeriesRuleState(Ewma(rule.alpha))
             )
+            state.last_seen_end = max(state.last_seen_end, window.end)
+            self._latest_end = max(self._latest_end, window.end)
+            self._since_sweep += 1
+            # Sweep every 1,000 updates, or at once past the cap: bounded and cheap.
+            if len(self.states) > self.max_series or self._since_sweep >= 1000:
+                self._since_sweep = 0
+                self._evict()
+                state = self.states.setdefault((rule.id, window.series), state)
             baseline = state.baseline.mean
             hit = _evaluate(rule, state, window)
             if hit is None:
@@ -387,7 +421,15 @@ class RuleEngine:
         """JSON-able snapshot of every (rule, series) baseline and cooldown."""
         return {
             "states": [
-                [rid, series, st.baseline.mean, st.baseline.var, st.baseline.n, st.last_fired_end]
+                [
+                    rid,
+                    series,
+                    st.baseline.mean,
+                    st.baseline.var,
+                    st.baseline.n,
+                    st.last_fired_end,
+                    st.last_seen_end,
+                ]
                 for (rid, series), st in self.states.items()
             ]
         }
@@ -395,7 +437,13 @@ class RuleEngine:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a snapshot; entries of rules no longer configured are dropped."""
         self.states = {}
-        for rid, series, mean, var, n, last in state.get("states", []):
+        for entry in state.get("states", []):
+            rid, series, mean, var, n, last = entry[:6]
+            # Checkpoints before eviction existed have no last_seen_end: use the last firing.
+            seen = float(entry[6]) if len(entry) > 6 else float(last or 0.0)
             if rid in self.rules:
                 base = Ewma(self.rules[rid].alpha, float(mean), float(var), int(n))
-                self.states[(rid, series)] = SeriesRuleState(base, last)
+                self.states[(rid, series)] = SeriesRuleState(base, last, seen)
+                self._latest_end = max(self._latest_end, seen)
+        if len(self.states) > self.max_series:
+            self._evict()

@@ -16,6 +16,7 @@ from finance_monitor.rules import load_rules_file
 from finance_monitor.scorer_worker import ScorerConfig, ScorerWorker
 from finance_monitor.scoring import ScoringModel
 from finance_monitor.store import MonitorStore
+from finance_monitor.supervisor import StageSupervisor
 from finance_monitor.tickers import TickerExtractor, load_companies
 from finance_monitor.trend import default_window_specs
 from finance_monitor.trend_worker import TrendConfig, TrendWorker
@@ -69,6 +70,9 @@ def build_scorer(settings: Settings, model: ScoringModel) -> ScorerWorker:
         group_id=settings.scorer_group,
         batch_size=settings.batch_size,
         max_text_chars=settings.max_text_chars,
+        max_future_skew_s=settings.max_future_skew_s,
+        max_past_skew_s=settings.max_past_skew_s,
+        dedup_cache_size=settings.dedup_cache_size,
     )
     return ScorerWorker(config, model, TickerExtractor(load_companies(settings.companies_file)))
 
@@ -87,6 +91,10 @@ def build_trend(settings: Settings, store: MonitorStore) -> TrendWorker:
         ),
         watermark_delay_s=settings.watermark_delay_s,
         allowed_lateness_s=settings.allowed_lateness_s,
+        max_future_skew_s=settings.max_future_skew_s,
+        max_past_skew_s=settings.max_past_skew_s,
+        rule_state_max_series=settings.rule_state_max_series,
+        rule_state_idle_s=settings.rule_state_idle_s,
     )
     return TrendWorker(config, store)
 
@@ -102,20 +110,33 @@ def build_dispatcher(settings: Settings, store: MonitorStore) -> AlertDispatcher
         settings.group_wait_s,
         settings.webhook_max_retries,
         settings.webhook_backoff_s,
+        max_backoff_s=settings.webhook_max_backoff_s,
+        claim_timeout_s=settings.delivery_claim_timeout_s,
+        timeout_s=settings.webhook_timeout_s,
     )
 
 
-def run_forever(
-    target: Callable[[], None], name: str, stop: threading.Event, retry_s: float = 2.0
-) -> None:
-    """Run a worker loop; if it crashes (broker gone), log it and start it again."""
+def build_supervisor(settings: Settings) -> StageSupervisor:
+    """A stage supervisor with the settings' restart backoff and degraded threshold."""
+    return StageSupervisor(
+        backoff_s=settings.restart_backoff_s,
+        backoff_max_s=settings.restart_backoff_max_s,
+        degraded_restarts=settings.degraded_restarts,
+        degraded_window_s=settings.degraded_window_s,
+    )
+
+
+def run_retention(settings: Settings, store: MonitorStore, stop: threading.Event) -> None:
+    """Periodically delete trend points and finished alerts older than their retention."""
     while not stop.is_set():
         try:
-            target()
-            return
-        except Exception:
-            log.exception("%s stopped with an error; restarting in %.0fs", name, retry_s)
-            stop.wait(retry_s)
+            store.apply_retention(
+                trend_points_days=settings.retention_days_trend_points,
+                alerts_days=settings.retention_days_alerts,
+            )
+        except Exception as exc:  # retried at the next interval
+            log.warning("retention run failed (%s); retrying later", type(exc).__name__)
+        stop.wait(settings.retention_interval_s)
 
 
 class MonitorRuntime:
@@ -132,6 +153,7 @@ class MonitorRuntime:
         self.dispatcher: AlertDispatcher | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.supervisor = build_supervisor(settings)
         self.started_at = time.time()
 
     def start(self) -> None:
@@ -139,6 +161,14 @@ class MonitorRuntime:
         thread = threading.Thread(target=self._start, name="fm-startup", daemon=True)
         thread.start()
         self._threads.append(thread)
+        retention = threading.Thread(
+            target=run_retention,
+            args=(self.settings, self.store, self._stop),
+            name="fm-retention",
+            daemon=True,
+        )
+        retention.start()
+        self._threads.append(retention)
 
     def _start(self) -> None:
         try:
@@ -158,7 +188,7 @@ class MonitorRuntime:
                     ("dispatcher", self.dispatcher.run),
                 ):
                     thread = threading.Thread(
-                        target=run_forever,
+                        target=self.supervisor.run,
                         args=(target, name, self._stop),
                         name=f"fm-{name}",
                         daemon=True,
@@ -169,34 +199,51 @@ class MonitorRuntime:
         except Exception as exc:
             log.exception("finance monitor failed to start")
             self.state = "failed"
-            self.error = str(exc)
+            # The class only: exception text can quote URLs, paths or credentials.
+            self.error = type(exc).__name__
 
     @property
     def ready(self) -> bool:
         """Models loaded (and, with workers, topics created and stages started)."""
         return self.state == "ready"
 
+    def status(self) -> tuple[str, list[str]]:
+        """``ok``, ``degraded`` (stages restarting too often) or ``unavailable``, with reasons."""
+        if not self.ready:
+            return "unavailable", [f"state: {self.state}"]
+        reasons = self.supervisor.degraded_reasons()
+        return ("degraded", reasons) if reasons else ("ok", [])
+
     def health(self) -> dict[str, Any]:
-        """Details for ``/healthz``."""
+        """Details for ``/healthz`` (counts and error classes; never exception text or URLs)."""
         workers: dict[str, Any] = {}
+        restarts = self.supervisor.snapshot()
         if self.scorer is not None:
             workers["scorer"] = {
                 "running": self.scorer.running,
                 "processed": self.scorer.processed,
                 "dead_lettered": self.scorer.dead_lettered,
+                **restarts.get("scorer", {"restarts": 0, "last_error": None}),
             }
         if self.trend is not None:
             workers["trend"] = {
                 "running": self.trend.running,
                 "records": self.trend.records_seen,
+                "accepted": self.trend.accepted,
+                "dead_lettered": self.trend.dead_lettered,
                 "partitions": sorted(self.trend.processors),
+                **restarts.get("trend", {"restarts": 0, "last_error": None}),
             }
+        if self.dispatcher is not None:
+            workers["dispatcher"] = restarts.get("dispatcher", {"restarts": 0, "last_error": None})
+        status, reasons = self.status()
         return {
+            "status": status,
+            "reasons": reasons,
             "state": self.state,
             "error": self.error,
             "model": "loaded" if self.model is not None else "not loaded",
             "workers": workers if self.settings.run_workers else "disabled",
-            "kafka": self.settings.kafka_bootstrap_servers,
         }
 
     def stop(self) -> None:

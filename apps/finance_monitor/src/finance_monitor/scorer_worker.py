@@ -12,14 +12,16 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from finance_monitor import metrics
+from finance_monitor.dlq import DEFAULT_MAX_VALUE_BYTES, dead_letter
 from finance_monitor.errors import InvalidMessageError
-from finance_monitor.kafka_io import make_consumer, make_producer
+from finance_monitor.kafka_io import MAX_MESSAGE_BYTES, make_consumer, make_producer
 from finance_monitor.messages import parse_raw_message
-from finance_monitor.scoring import PendingMessage, ScoringModel, score_messages
+from finance_monitor.scoring import PendingMessage, ScoringModel, enrich, score_texts
 from finance_monitor.tickers import TickerExtractor
 
 log = logging.getLogger(__name__)
@@ -44,17 +46,48 @@ class ScorerConfig:
     # the trend stage). A larger record still arrives whole (the broker returns the
     # first record batch even when it exceeds this).
     partition_fetch_bytes: int = 32 * 1024
+    max_future_skew_s: float = 600.0
+    max_past_skew_s: float = 7 * 86400.0
+    dedup_cache_size: int = 100_000
+    dlq_max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 
 
 def dlq_headers(
     reason: str, stage: str, topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:
-    """Kafka headers of a dead-lettered record: why, where from."""
-    return [
-        ("dlq.reason", reason.encode()[:2000]),
-        ("dlq.stage", stage.encode()),
-        ("dlq.source", f"{topic}/{partition}/{offset}".encode()),
-    ]
+    """Kafka headers of a dead-lettered record: why, where from (see ``finance_monitor.dlq``)."""
+    return dead_letter(
+        None, reason=reason, stage=stage, topic=topic, partition=partition, offset=offset
+    ).headers[:3]
+
+
+class DedupCache:
+    """Ids recently scored by this worker, with where they were read (bounded, LRU).
+
+    A second record with a known id at a *different* position is a duplicate (DLQ);
+    the same position again is an at-least-once redelivery and is scored again.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    def position(self, message_id: str) -> tuple[int, int] | None:
+        """Where ``message_id`` was read, if it was scored recently."""
+        return self._seen.get(message_id)
+
+    def add(self, message_id: str, partition: int, offset: int) -> None:
+        """Remember a scored id, evicting the oldest beyond the capacity."""
+        if self.capacity <= 0:
+            return
+        self._seen[message_id] = (partition, offset)
+        self._seen.move_to_end(message_id)
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything (a restarted loop re-reads uncommitted records)."""
+        self._seen.clear()
 
 
 class ScorerWorker:
@@ -70,6 +103,8 @@ class ScorerWorker:
         self.running = False
         self.processed = 0
         self.dead_lettered = 0
+        self.redelivered = 0
+        self.dedup = DedupCache(config.dedup_cache_size)
         self.last_error: str | None = None
         self._last_lag_check = 0.0
         self._rate_mark = (time.monotonic(), 0)
@@ -90,6 +125,7 @@ class ScorerWorker:
             max_partition_fetch_bytes=cfg.partition_fetch_bytes,
         )
         producer = make_producer(cfg.bootstrap)
+        self.dedup.clear()
         self.running = True
         metrics.WORKER_UP.labels("scorer").set(1)
         try:
@@ -107,8 +143,76 @@ class ScorerWorker:
             finally:
                 producer.close(timeout=10)
 
+    def _dead_letter(self, producer: Any, rec: Any, reason: str) -> Any:
+        letter = dead_letter(
+            rec.value,
+            reason=reason,
+            stage="scorer",
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            max_value_bytes=self.config.dlq_max_value_bytes,
+        )
+        self.dead_lettered += 1
+        metrics.DLQ_MESSAGES.labels("scorer").inc()
+        log.info("dead-lettered %s/%s/%s: %s", rec.topic, rec.partition, rec.offset, reason)
+        return producer.send(
+            self.config.dlq_topic, value=letter.value, key=rec.key, headers=letter.headers
+        )
+
+    def _parse(self, rec: Any, batch_ids: dict[str, tuple[int, int]]) -> PendingMessage:
+        """Validate one record (schema, skew, duplicate id); raises InvalidMessageError."""
+        cfg = self.config
+        try:
+            msg = parse_raw_message(
+                rec.value,
+                max_text_chars=cfg.max_text_chars,
+                max_future_skew_s=cfg.max_future_skew_s,
+                max_past_skew_s=cfg.max_past_skew_s,
+            )
+        except InvalidMessageError:
+            raise
+        except Exception as exc:  # any failure on one record is that record's
+            raise InvalidMessageError(
+                f"message: could not be parsed ({type(exc).__name__})"
+            ) from exc
+        here = (rec.partition, rec.offset)
+        seen = batch_ids.get(msg.id) or self.dedup.position(msg.id)
+        if seen is not None and seen != here:
+            raise InvalidMessageError(
+                f"id: duplicate of the message at partition {seen[0]} offset {seen[1]}"
+            )
+        if seen == here:
+            self.redelivered += 1
+        batch_ids[msg.id] = here
+        return PendingMessage(msg, rec.partition, rec.offset, rec.timestamp)
+
+    def _score(self, pending: list[PendingMessage]) -> list[Any]:
+        """Verdicts for the batch; if the batch call fails, one call per message.
+
+        Returns one verdict per message, or the exception class name of a message the
+        model could not score (it goes to the DLQ; the rest of the batch goes on).
+        """
+        texts = [p.message.scoring_text for p in pending]
+        try:
+            return list(score_texts(self.model, texts))
+        except Exception:  # isolate the record that breaks the model
+            log.exception("batch scoring failed; scoring the %d messages one by one", len(texts))
+        out: list[Any] = []
+        for text in texts:
+            try:
+                out.append(score_texts(self.model, [text])[0])
+            except Exception as exc:
+                out.append(type(exc).__name__)
+        return out
+
     def process_batch(self, records: list[Any], producer: Any, consumer: Any) -> None:
-        """Validate, score, produce and (after the acks) commit one batch of raw records."""
+        """Validate, score, produce and (after the acks) commit one batch of raw records.
+
+        Every failure tied to one record (parse, validation, scoring, serialisation,
+        size) dead-letters that record and the batch goes on. Only broker failures
+        (no acknowledgement) raise, so the batch is re-read after a restart.
+        """
         from kafka.errors import CommitFailedError
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -116,34 +220,56 @@ class ScorerWorker:
         started = time.perf_counter()
         futures = []
         pending: list[PendingMessage] = []
+        by_position = {(rec.partition, rec.offset): rec for rec in records}
+        batch_ids: dict[str, tuple[int, int]] = {}
         for rec in records:
             try:
-                msg = parse_raw_message(rec.value, max_text_chars=cfg.max_text_chars)
+                pending.append(self._parse(rec, batch_ids))
             except InvalidMessageError as exc:
-                futures.append(
-                    producer.send(
-                        cfg.dlq_topic,
-                        value=rec.value if rec.value is not None else b"",
-                        key=rec.key,
-                        headers=dlq_headers(
-                            exc.reason, "scorer", rec.topic, rec.partition, rec.offset
-                        ),
-                    )
-                )
-                self.dead_lettered += 1
-                metrics.DLQ_MESSAGES.labels("scorer").inc()
+                futures.append(self._dead_letter(producer, rec, exc.reason))
+        verdicts = self._score(pending) if pending else []
+        scored_ok: list[PendingMessage] = []
+        produced = 0
+        for item, verdict in zip(pending, verdicts, strict=True):
+            rec = by_position[(item.partition, item.offset)]
+            if isinstance(verdict, str):
+                futures.append(self._dead_letter(producer, rec, f"scoring failed ({verdict})"))
                 continue
-            pending.append(PendingMessage(msg, rec.partition, rec.offset, rec.timestamp))
-        scored = score_messages(self.model, self.extractor, pending, worker=self.worker_id)
-        for record in scored:
-            futures.append(
-                producer.send(
-                    cfg.scored_topic, key=record.series.encode(), value=record.to_json_bytes()
+            try:
+                msg = item.message
+                tickers = self.extractor.extract(msg.scoring_text, msg.tickers)
+                values = [
+                    (r.series.encode(), r.to_json_bytes())
+                    for r in enrich(
+                        msg,
+                        verdict,
+                        tickers,
+                        ingest_ts_ms=item.timestamp_ms,
+                        raw_partition=item.partition,
+                        raw_offset=item.offset,
+                        worker=self.worker_id,
+                    )
+                ]
+                too_big = max(len(v) + len(k) for k, v in values)
+                if too_big > MAX_MESSAGE_BYTES - 10_000:
+                    raise InvalidMessageError(f"scored record: {too_big} bytes, too large")
+            except InvalidMessageError as exc:
+                futures.append(self._dead_letter(producer, rec, exc.reason))
+                continue
+            except Exception as exc:  # e.g. a lone surrogate that cannot be encoded
+                futures.append(
+                    self._dead_letter(producer, rec, f"scored record: {type(exc).__name__}")
                 )
-            )
+                continue
+            for key, value in values:
+                futures.append(producer.send(cfg.scored_topic, key=key, value=value))
+            produced += len(values)
+            scored_ok.append(item)
         producer.flush(timeout=ACK_TIMEOUT_S)
         for future in futures:
             future.get(timeout=ACK_TIMEOUT_S)  # raises if the broker did not acknowledge
+        for item in scored_ok:
+            self.dedup.add(item.message.id, item.partition, item.offset)
         offsets: dict[Any, Any] = {}
         for rec in records:
             tp = TopicPartition(rec.topic, rec.partition)
@@ -153,9 +279,9 @@ class ScorerWorker:
             consumer.commit(offsets=offsets)
         except CommitFailedError as exc:  # rebalance in flight: the batch will be redelivered
             log.warning("offset commit failed (%s); records will be redelivered", exc)
-        self.processed += len(pending)
-        metrics.MESSAGES_SCORED.inc(len(pending))
-        metrics.RECORDS_PRODUCED.inc(len(scored))
+        self.processed += len(scored_ok)
+        metrics.MESSAGES_SCORED.inc(len(scored_ok))
+        metrics.RECORDS_PRODUCED.inc(produced)
         metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
 

@@ -10,11 +10,12 @@ stable key: a replayed window can never create, or deliver, an alert twice.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,48 @@ CREATE TABLE IF NOT EXISTS trend_points (
     start REAL NOT NULL, end REAL NOT NULL, count INTEGER NOT NULL, negative INTEGER NOT NULL,
     neutral INTEGER NOT NULL, positive INTEGER NOT NULL, negative_share REAL NOT NULL,
     sentiment_index REAL NOT NULL, created_at REAL NOT NULL, UNIQUE (spec, series, start));
+CREATE INDEX IF NOT EXISTS trend_points_created ON trend_points (created_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL, receiver_label TEXT NOT NULL,
+    payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+    claimed_by TEXT, claimed_at REAL, last_error TEXT, created_at REAL NOT NULL, sent_at REAL);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (receiver, state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS delivery_alerts (
+    alert_key TEXT NOT NULL, delivery_id INTEGER NOT NULL, PRIMARY KEY (alert_key, delivery_id));
+CREATE INDEX IF NOT EXISTS delivery_alerts_delivery ON delivery_alerts (delivery_id);
 """
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s;,]+")
+
+
+def scrub_urls(text: str | None) -> str | None:
+    """Replace every URL in ``text`` by its host (older rows stored full URLs)."""
+    if not text:
+        return text
+    from finance_monitor.webhooks import redact_url
+
+    return _URL.sub(lambda m: redact_url(m.group()), text)
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """A delivery target: ``id`` is stable and URL-free, ``label`` is for display (host)."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One queued notification (a group of alerts) for one receiver."""
+
+    id: int
+    receiver: str
+    receiver_label: str
+    payload: dict[str, Any]
+    attempts: int
+
 
 ALERT_COLUMNS = (
     "key, rule_id, kind, series, severity, window_spec, window_start, window_end, value, baseline,"
@@ -88,6 +130,7 @@ def _alert_row_dict(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
     data["labels"] = json.loads(data["labels"])
     data.pop("dispatch_owner", None)
+    data["dispatch_error"] = scrub_urls(data.get("dispatch_error"))
     return data
 
 
@@ -336,15 +379,6 @@ class MonitorStore:
                 )
         return [_alert_from_row(r) for r in rows]
 
-    def release_stale_claims(self, older_than_s: float = 120.0) -> int:
-        """Hand alerts claimed by a dispatcher that died back to the outbox."""
-        with self._tx() as db:
-            return db.execute(
-                "UPDATE alerts SET dispatch_state='pending', dispatch_owner=NULL"
-                " WHERE dispatch_state='claimed' AND created_at < ?",
-                (time.time() - older_than_s,),
-            ).rowcount
-
     def mark_delivered(self, keys: list[str], attempts: int, error: str | None) -> None:
         """Record the outcome of a delivery (``sent`` or ``failed`` with the error)."""
         state = "failed" if error else "sent"
@@ -355,6 +389,201 @@ class MonitorStore:
                     " dispatch_error=?, sent_at=? WHERE key=?",
                     (state, attempts, error, time.time(), key),
                 )
+
+    # ---- per-receiver delivery queues -----------------------------------------
+    def enqueue_deliveries(
+        self,
+        receivers: list[Receiver],
+        older_than: float,
+        make_groups: Callable[[list[Alert]], list[tuple[list[str], dict[str, Any]]]],
+        limit: int = 500,
+    ) -> int:
+        """Move pending alerts into one delivery queue per receiver, atomically.
+
+        In ONE write transaction: the pending alerts created before ``older_than`` are
+        grouped by ``make_groups`` (-> (alert keys, payload) pairs), one delivery row per
+        group and receiver is inserted, and the alerts become ``queued``. Two processes
+        can never queue the same alert twice (SQLite serialises write transactions).
+
+        Returns:
+            The number of alerts queued.
+        """
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {ALERT_COLUMNS} FROM alerts WHERE dispatch_state='pending'"
+                " AND created_at<=? ORDER BY created_at LIMIT ?",
+                (older_than, limit),
+            ).fetchall()
+            if not rows:
+                return 0
+            alerts = [_alert_from_row(r) for r in rows]
+            for keys, payload in make_groups(alerts):
+                body = json.dumps(payload)
+                for receiver in receivers:
+                    cur = db.execute(
+                        "INSERT INTO deliveries (receiver, receiver_label, payload,"
+                        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
+                        (receiver.id, receiver.label, body, now, now),
+                    )
+                    db.executemany(
+                        "INSERT OR IGNORE INTO delivery_alerts VALUES (?, ?)",
+                        [(key, cur.lastrowid) for key in keys],
+                    )
+            state = "queued" if receivers else "sent"
+            db.executemany(
+                "UPDATE alerts SET dispatch_state=?, sent_at=CASE WHEN ?='sent' THEN ? END"
+                " WHERE key=?",
+                [(state, state, now, a.key) for a in alerts],
+            )
+        return len(alerts)
+
+    def claim_delivery(
+        self, receiver: str, owner: str, claim_timeout_s: float, now: float | None = None
+    ) -> Delivery | None:
+        """Claim the next due delivery of ``receiver`` for ``owner``, or None.
+
+        The claim is a conditional UPDATE (still pending, and unclaimed or its claim
+        older than ``claim_timeout_s``), so of two dispatchers racing for one row exactly
+        one wins; a dispatcher that died mid-delivery loses its claim after the timeout.
+        """
+        now = time.time() if now is None else now
+        stale = now - claim_timeout_s
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT id FROM deliveries WHERE receiver=? AND state='pending'"
+                " AND next_attempt_at<=? AND (claimed_by IS NULL OR claimed_at<?)"
+                " ORDER BY next_attempt_at, id LIMIT 1",
+                (receiver, now, stale),
+            ).fetchone()
+            if row is None:
+                return None
+            cur = db.execute(
+                "UPDATE deliveries SET claimed_by=?, claimed_at=? WHERE id=? AND state='pending'"
+                " AND (claimed_by IS NULL OR claimed_at<?)",
+                (owner, now, row["id"], stale),
+            )
+            if cur.rowcount != 1:
+                return None
+            full = db.execute("SELECT * FROM deliveries WHERE id=?", (row["id"],)).fetchone()
+        return Delivery(
+            full["id"],
+            full["receiver"],
+            full["receiver_label"],
+            json.loads(full["payload"]),
+            full["attempts"],
+        )
+
+    def finish_delivery(
+        self, delivery_id: int, owner: str, error: str | None, retry_at: float | None = None
+    ) -> bool:
+        """Record an attempt by the claim's owner: sent, or failed and due again at ``retry_at``.
+
+        ``error`` must already be redacted (a short class such as "HTTP 503"). The alerts
+        of the delivery get a summary: ``sent`` once every receiver has it, else
+        ``retrying`` with ``receiver host: error``.
+
+        Returns:
+            False when the claim was lost (expired and taken by another dispatcher).
+        """
+        now = time.time()
+        with self._tx() as db:
+            if error is None:
+                cur = db.execute(
+                    "UPDATE deliveries SET state='sent', attempts=attempts+1, sent_at=?,"
+                    " claimed_by=NULL, claimed_at=NULL, last_error=NULL"
+                    " WHERE id=? AND claimed_by=?",
+                    (now, delivery_id, owner),
+                )
+            else:
+                cur = db.execute(
+                    "UPDATE deliveries SET attempts=attempts+1, next_attempt_at=?,"
+                    " claimed_by=NULL, claimed_at=NULL, last_error=?"
+                    " WHERE id=? AND claimed_by=?",
+                    (retry_at if retry_at is not None else now, error, delivery_id, owner),
+                )
+            if cur.rowcount != 1:
+                return False
+            keys = [
+                r["alert_key"]
+                for r in db.execute(
+                    "SELECT alert_key FROM delivery_alerts WHERE delivery_id=?", (delivery_id,)
+                )
+            ]
+            for key in keys:
+                self._summarise_alert(db, key, now)
+        return True
+
+    def _summarise_alert(self, db: sqlite3.Connection, key: str, now: float) -> None:
+        rows = db.execute(
+            "SELECT d.state, d.attempts, d.last_error, d.receiver_label FROM deliveries d"
+            " JOIN delivery_alerts l ON l.delivery_id=d.id WHERE l.alert_key=?",
+            (key,),
+        ).fetchall()
+        if not rows:
+            return
+        attempts = sum(r["attempts"] for r in rows)
+        errors = [
+            f"{r['receiver_label']}: {r['last_error']}"
+            for r in rows
+            if r["state"] != "sent" and r["last_error"]
+        ]
+        if all(r["state"] == "sent" for r in rows):
+            state, sent_at = "sent", now
+        else:
+            state, sent_at = ("retrying" if errors else "queued"), None
+        db.execute(
+            "UPDATE alerts SET dispatch_state=?, dispatch_attempts=?, dispatch_error=?,"
+            " sent_at=? WHERE key=?",
+            (state, attempts, "; ".join(errors) or None, sent_at, key),
+        )
+
+    def list_deliveries(self, receiver: str | None = None) -> list[dict[str, Any]]:
+        """Delivery rows (for tests and diagnostics), oldest first."""
+        query = "SELECT * FROM deliveries"
+        args: list[Any] = []
+        if receiver:
+            query += " WHERE receiver=?"
+            args.append(receiver)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        return [dict(r) for r in rows]
+
+    # ---- retention -------------------------------------------------------------
+    def apply_retention(
+        self, trend_points_days: float, alerts_days: float, now: float | None = None
+    ) -> dict[str, int]:
+        """Delete trend points and finished alerts stored longer ago than their retention.
+
+        Alerts still waiting for a delivery are kept whatever their age (never drop an
+        undelivered alert); their delivery rows go with them once they are finished.
+
+        Returns:
+            Rows deleted per table.
+        """
+        from finance_monitor import metrics
+
+        now = time.time() if now is None else now
+        points_cutoff = now - trend_points_days * 86400.0
+        alerts_cutoff = now - alerts_days * 86400.0
+        with self._tx() as db:
+            points = db.execute(
+                "DELETE FROM trend_points WHERE created_at < ?", (points_cutoff,)
+            ).rowcount
+            alerts = db.execute(
+                "DELETE FROM alerts WHERE created_at < ? AND dispatch_state IN ('sent', 'silenced')",
+                (alerts_cutoff,),
+            ).rowcount
+            db.execute(
+                "DELETE FROM delivery_alerts WHERE alert_key NOT IN (SELECT key FROM alerts)"
+            )
+            deliveries = db.execute(
+                "DELETE FROM deliveries WHERE state='sent' AND id NOT IN"
+                " (SELECT delivery_id FROM delivery_alerts)"
+            ).rowcount
+        metrics.RETENTION_DELETED.labels("trend_points").inc(points)
+        metrics.RETENTION_DELETED.labels("alerts").inc(alerts)
+        return {"trend_points": points, "alerts": alerts, "deliveries": deliveries}
 
     # ---- alert queries ---------------------------------------------------------
     def list_alerts(

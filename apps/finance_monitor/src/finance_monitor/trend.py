@@ -39,9 +39,14 @@ class TrendProcessor:
         rules: list[RuleSpec],
         watermark_delay_s: float = 0.0,
         allowed_lateness_s: float = 0.0,
+        max_future_skew_s: float | None = None,
+        rule_state_max_series: int = 10_000,
+        rule_state_idle_s: float = 7 * 86400.0,
     ) -> None:
-        self.windows = WindowAggregator(specs, watermark_delay_s, allowed_lateness_s)
-        self.rules = RuleEngine(rules)
+        self.windows = WindowAggregator(
+            specs, watermark_delay_s, allowed_lateness_s, max_future_skew_s
+        )
+        self.rules = RuleEngine(rules, rule_state_max_series, rule_state_idle_s)
 
     def process(self, records: Iterable[ScoredRecord]) -> TrendOutput:
         """Add records, close the windows the watermark passed, and evaluate the rules."""

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from finance_monitor import metrics
+from finance_monitor.dlq import DEFAULT_MAX_VALUE_BYTES, dead_letter
 from finance_monitor.errors import InvalidMessageError
 from finance_monitor.kafka_io import make_consumer, make_producer
-from finance_monitor.messages import ScoredRecord
+from finance_monitor.messages import ScoredRecord, check_event_time
 from finance_monitor.rules import RuleSpec
-from finance_monitor.scorer_worker import dlq_headers
 from finance_monitor.store import Checkpoint, MonitorStore
 from finance_monitor.trend import TrendProcessor
-from finance_monitor.windows import SENTIMENTS, WindowSpec
+from finance_monitor.windows import WindowSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,29 @@ class TrendConfig:
     checkpoint_interval_s: float = 1.0
     poll_timeout_ms: int = 200
     max_records: int = 2000
+    max_future_skew_s: float = 600.0
+    max_past_skew_s: float = 7 * 86400.0
+    rule_state_max_series: int = 10_000
+    rule_state_idle_s: float = 7 * 86400.0
+    dlq_max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 
 
-def _parse_scored(value: bytes | None) -> ScoredRecord:
-    if value is None:
-        raise InvalidMessageError("scored record: empty value")
+def parse_scored(
+    value: bytes | None, *, now: float, max_future_skew_s: float, max_past_skew_s: float
+) -> ScoredRecord:
+    """Strictly validate one scored record, event time within the skew bounds.
+
+    Raises:
+        InvalidMessageError: the reason names the field.
+    """
     record = ScoredRecord.from_json_bytes(value)
-    if record.sentiment not in SENTIMENTS:
-        raise InvalidMessageError(f"sentiment: {record.sentiment!r} is not one of {SENTIMENTS}")
+    check_event_time(
+        record.event_time,
+        now=now,
+        max_future_skew_s=max_future_skew_s,
+        max_past_skew_s=max_past_skew_s,
+        field_name="event_time",
+    )
     return record
 
 
@@ -68,6 +83,8 @@ class TrendWorker:
         self._consumer: Any = None
         self.running = False
         self.records_seen = 0
+        self.accepted = 0
+        self.dead_lettered = 0
 
     def stop(self) -> None:
         """Ask the loop to checkpoint and exit."""
@@ -77,7 +94,13 @@ class TrendWorker:
     def _new_processor(self) -> TrendProcessor:
         cfg = self.config
         return TrendProcessor(
-            list(cfg.specs), self._rules, cfg.watermark_delay_s, cfg.allowed_lateness_s
+            list(cfg.specs),
+            self._rules,
+            cfg.watermark_delay_s,
+            cfg.allowed_lateness_s,
+            cfg.max_future_skew_s,
+            cfg.rule_state_max_series,
+            cfg.rule_state_idle_s,
         )
 
     def on_assigned(self, partitions: list[Any]) -> None:
@@ -163,23 +186,27 @@ class TrendWorker:
             if processor is None:
                 continue
             parsed = []
+            now = time.time()
             for rec in records:
                 try:
-                    parsed.append(_parse_scored(rec.value))
-                except InvalidMessageError as exc:
-                    dlq.append(
-                        self._producer.send(
-                            self.config.dlq_topic,
-                            value=rec.value or b"",
-                            key=rec.key,
-                            headers=dlq_headers(
-                                exc.reason, "trend", rec.topic, rec.partition, rec.offset
-                            ),
+                    parsed.append(
+                        parse_scored(
+                            rec.value,
+                            now=now,
+                            max_future_skew_s=self.config.max_future_skew_s,
+                            max_past_skew_s=self.config.max_past_skew_s,
                         )
                     )
-                    metrics.DLQ_MESSAGES.labels("trend").inc()
+                except Exception as exc:  # one bad record never stops the stage
+                    reason = (
+                        exc.reason
+                        if isinstance(exc, InvalidMessageError)
+                        else f"scored record: could not be parsed ({type(exc).__name__})"
+                    )
+                    dlq.append(self._dead_letter(rec, reason))
             out = processor.process(parsed)
             self.records_seen += len(records)
+            self.accepted += out.accepted
             metrics.TREND_RECORDS.labels("accepted").inc(out.accepted)
             metrics.TREND_RECORDS.labels("duplicate").inc(out.duplicates)
             metrics.TREND_RECORDS.labels("late").inc(out.late)
@@ -198,6 +225,23 @@ class TrendWorker:
         for alert in new:
             metrics.ALERTS_FIRED.labels(alert.rule_id).inc()
         self._checkpoint(force=force)
+
+    def _dead_letter(self, rec: Any, reason: str) -> Any:
+        letter = dead_letter(
+            rec.value,
+            reason=reason,
+            stage="trend",
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            max_value_bytes=self.config.dlq_max_value_bytes,
+        )
+        self.dead_lettered += 1
+        metrics.DLQ_MESSAGES.labels("trend").inc()
+        metrics.TREND_RECORDS.labels("dead_lettered").inc()
+        return self._producer.send(
+            self.config.dlq_topic, value=letter.value, key=rec.key, headers=letter.headers
+        )
 
     def _checkpoint(self, force: bool) -> None:
         if not self._dirty:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import enum
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +115,10 @@ class WindowAggregator:
         specs: window shapes to maintain (e.g. a 60 s tumbling and a 5 min / 1 min sliding).
         watermark_delay_s: how far behind the largest event time the watermark trails.
         allowed_lateness_s: how long after the watermark passes a window's end it stays open.
+        max_future_skew_s: the watermark's event time never goes beyond ``clock()`` plus
+            this (None: unbounded). One far-future record can then not close every
+            window early and make all normal records late.
+        clock: wall clock (Unix seconds), injectable for tests.
     """
 
     def __init__(
@@ -120,6 +126,8 @@ class WindowAggregator:
         specs: list[WindowSpec],
         watermark_delay_s: float = 0.0,
         allowed_lateness_s: float = 0.0,
+        max_future_skew_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not specs:
             raise RuleConfigError("windows", specs, "need at least one window spec")
@@ -132,6 +140,8 @@ class WindowAggregator:
         self.specs = {s.name: s for s in specs}
         self.watermark_delay_s = watermark_delay_s
         self.allowed_lateness_s = allowed_lateness_s
+        self.max_future_skew_s = max_future_skew_s
+        self.clock = clock
         self.max_event_time: float | None = None
         self._open: dict[tuple[str, str, float], _OpenWindow] = {}
         self.late_records = 0
@@ -143,6 +153,11 @@ class WindowAggregator:
         if self.max_event_time is None:
             return -math.inf
         return self.max_event_time - self.watermark_delay_s
+
+    def _clamp(self, event_time: float) -> float:
+        if self.max_future_skew_s is None:
+            return event_time
+        return min(event_time, self.clock() + self.max_future_skew_s)
 
     def _is_closed(self, spec: WindowSpec, start: float) -> bool:
         return start + spec.size_s + self.allowed_lateness_s <= self.watermark
@@ -167,8 +182,9 @@ class WindowAggregator:
                 window.ids.add(record_id)
                 window.counts[sentiment] += 1
                 accepted = True
-        if self.max_event_time is None or event_time > self.max_event_time:
-            self.max_event_time = event_time
+        bounded = self._clamp(event_time)
+        if self.max_event_time is None or bounded > self.max_event_time:
+            self.max_event_time = bounded
         if accepted:
             return AddResult.ACCEPTED
         if duplicate:
@@ -215,7 +231,11 @@ class WindowAggregator:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a snapshot written by ``to_state`` (windows of unknown specs are dropped)."""
-        self.max_event_time = state.get("max_event_time")
+        restored = state.get("max_event_time")
+        # A checkpoint written before the skew bound existed (or with a wrong clock) must
+        # not bring a far-future watermark back: clamp it.
+        valid = isinstance(restored, int | float) and math.isfinite(restored)
+        self.max_event_time = self._clamp(float(restored)) if valid else None
         self.late_records = int(state.get("late_records", 0))
         self.duplicate_records = int(state.get("duplicate_records", 0))
         self._open = {}

@@ -18,11 +18,13 @@ router = APIRouter(tags=["system"])
 
 @router.get("/healthz")
 def healthz(runtime: RuntimeDep) -> JSONResponse:
-    """200 ``{"status": "ok"}`` once models are loaded and the stages started; 503 before."""
+    """Readiness: 200 ``{"status": "ok"}`` once models are loaded and the stages run.
+
+    503 with ``status`` ``unavailable`` while starting, or ``degraded`` with ``reasons``
+    when a stage keeps restarting (names the stage and the error class only).
+    """
     details = runtime.health()
-    if runtime.ready:
-        return JSONResponse({"status": "ok", **details})
-    return JSONResponse({"status": "unavailable", **details}, status_code=503)
+    return JSONResponse(details, status_code=200 if details["status"] == "ok" else 503)
 
 
 @router.get("/metrics")
