@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ def support_intent(ctx: SuiteContext) -> SuiteResult:
     oos_csv = _clinc_oos_csv(ctx, work / "clinc150_oos_val.csv")
     settings = Settings(
         state_dir=work,
+        api_key=secrets.token_urlsafe(24),
         intents_file=ctx.train_file("banking77", "train.csv"),
         intent_label_column="category",
         oos_file=oos_csv or work / "no-oos.csv",
@@ -422,7 +424,7 @@ async def _run_clients(
 def chat_load(ctx: SuiteContext) -> SuiteResult:
     from customer_service.config import Settings
     from customer_service.prepare import prepare
-    from tests.support.servers import start_app_server
+    from keel_service.servers import start_app_server
 
     clients = 32
     duration_s = 15.0 if ctx.quick else 60.0
@@ -432,6 +434,7 @@ def chat_load(ctx: SuiteContext) -> SuiteResult:
     prepare(Settings(state_dir=state), report=ctx.log, show_progress=False)
     env = {
         "KEEL_CS_STATE_DIR": str(state),
+        "KEEL_CS_API_KEY": secrets.token_urlsafe(24),
         "KEEL_CS_RATE_LIMIT_PER_MINUTE": "100000000",
         "KEEL_CS_RATE_LIMIT_BURST": "10000000",
     }

@@ -28,10 +28,7 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
+import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -99,12 +96,6 @@ def movielens(ctx: SuiteContext) -> SuiteResult:
 
 
 # ------------------------------------------------------------------------- server helpers
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _prepared_state(ctx: SuiteContext) -> Path:
     """Prepare the demo state once (cached by fingerprint; the first run trains)."""
     os.environ["KEEL_REC_STATE_DIR"] = str(STATE_DIR)
@@ -121,51 +112,21 @@ def _prepared_state(ctx: SuiteContext) -> Path:
 
 @contextmanager
 def _server(state: Path, workers: int) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    env = {**os.environ, "KEEL_REC_STATE_DIR": str(state)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "recommender.main:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--workers",
-        str(workers),
-        "--no-access-log",
-    ]
-    log_path = Path(tempfile.mkstemp(prefix="rec-bench-server-", suffix=".log")[1])
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        import httpx
+    from keel_service.servers import ServerStartError, start_app_server
 
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise BenchError(f"server exited; see {log_path}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise BenchError(f"server not healthy in time; see {log_path}")
-        yield "127.0.0.1", port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    env = {"KEEL_REC_STATE_DIR": str(state), "KEEL_REC_API_KEY": secrets.token_urlsafe(24)}
+    try:
+        with start_app_server(
+            "recommender.main:create_app",
+            env=env,
+            timeout_s=600,
+            workers=workers,
+            extra_args=["--no-access-log"],
+        ) as url:
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            yield host, int(port)
+    except ServerStartError as exc:
+        raise BenchError(f"recommender server did not start: {exc}") from exc
 
 
 def _bodies(state: Path, n: int, uncached: bool, seed: int = 13) -> list[bytes]:

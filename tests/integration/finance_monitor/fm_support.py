@@ -34,6 +34,9 @@ def prepare_test_models(models_dir: Path) -> Path:
     return models_dir
 
 
+API_KEY = "test-admin-key-fm"
+
+
 def topic_names(prefix: str = "t") -> dict[str, str]:
     """Fresh topic names (one set per test keeps tests independent on one broker)."""
     run = f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -53,6 +56,7 @@ def fm_env(
     """Environment of a finance monitor process with fast test windows."""
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KEEL_FM_API_KEY": API_KEY,
         "KEEL_FM_STATE_DIR": str(state_dir),
         "KEEL_FM_MODELS_DIR": str(models_dir),
         "KEEL_FM_TOPIC_PARTITIONS": str(partitions),

@@ -17,7 +17,9 @@ def test_bad_intents_file_is_reported_with_file_and_line(
 
 
 def test_settings_name_the_bad_field() -> None:
-    with pytest.raises(ValueError, match="api_key"):
-        Settings(api_key="  ")
+    from keel_service import InsecureConfigError
+
+    with pytest.raises(InsecureConfigError, match="KEEL_CS_API_KEY"):
+        Settings(api_key="  ").check_keys("KEEL_CS_")
     with pytest.raises(ValueError, match="max_message_chars"):
         Settings(max_message_chars=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -68,14 +69,9 @@ def test_compose_client_accepts_the_file() -> None:
     client = _compose_client()
     if client is None:
         pytest.skip("no compose client installed (scripts/install adds Debian's docker-compose)")
-    result = subprocess.run(
-        [*client, "-f", str(REPO_ROOT / "docker-compose.yml"), "config"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO_ROOT,
-        timeout=120,
-    )
+    keys = {f"KEEL_{p}_API_KEY": f"test-key-{p.lower()}-0123456789" for p in ("CS", "FM", "REC")}
+    env = {k: v for k, v in os.environ.items() if k != "KEEL_BIND_ADDRESS"}
+    result = _compose_config(client, {**env, **keys})
     assert result.returncode == 0, result.stderr
     normalised = yaml.safe_load(result.stdout)
     services = normalised["services"]
@@ -83,3 +79,33 @@ def test_compose_client_accepts_the_file() -> None:
     assert services["replay"]["depends_on"]["finance-monitor"]["condition"] == "service_healthy"
     for name in APPS:
         assert services[name]["build"]["dockerfile"] == f"apps/{APPS[name]}/Dockerfile"
+        env_prefix = {"customer-service": "CS", "finance-monitor": "FM", "recommender": "REC"}[name]
+        key_var = f"KEEL_{env_prefix}_API_KEY"
+        assert services[name]["environment"][key_var] == keys[key_var]
+    for name in (*APPS, "kafka"):
+        for port in services[name]["ports"]:
+            published = port if isinstance(port, str) else port.get("host_ip", "")
+            assert "127.0.0.1" in str(published), f"{name} publishes {port} beyond loopback"
+
+
+def _compose_config(client: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*client, "-f", str(REPO_ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_compose_refuses_to_run_without_keys() -> None:
+    """No default key works outside the demo: without the keys the file does not resolve."""
+    client = _compose_client()
+    if client is None:
+        pytest.skip("no compose client installed (scripts/install adds Debian's docker-compose)")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    result = _compose_config(client, env)
+    assert result.returncode != 0
+    assert "KEEL_" in result.stderr and "API_KEY" in result.stderr

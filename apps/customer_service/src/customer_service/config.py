@@ -6,8 +6,10 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from keel_service import Role, ServiceSettings
 
 BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
 
@@ -19,14 +21,22 @@ class TrainingBudget(StrEnum):
     FULL = "full"  # fine-tunes the encoder: accurate, slow on a CPU
 
 
-class Settings(BaseSettings):
-    """Settings of the customer-service app, read from ``KEEL_CS_*`` environment variables."""
+ENV_PREFIX = "KEEL_CS_"
 
-    model_config = SettingsConfigDict(env_prefix="KEEL_CS_", extra="ignore")
+
+class Settings(ServiceSettings):
+    """Settings of the customer-service app, read from ``KEEL_CS_*`` environment variables.
+
+    ``api_key`` (``KEEL_CS_API_KEY``) is the admin key: knowledge base, retraining,
+    export, analytics, and everything an agent may do. ``agent_key``
+    (``KEEL_CS_AGENT_KEY``) only opens the agent queue, replies and hand-backs.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     state_dir: Path = Path("var/customer_service")
     data_dir: Path | None = None
-    api_key: str = "dev-key"
+    agent_key: SecretStr | None = None
     database_url: str | None = None
 
     host: str = "127.0.0.1"
@@ -75,18 +85,14 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(default=2.0, ge=0.0)
     cache_size: int = Field(default=2048, ge=0)
 
-    @field_validator("api_key")
-    @classmethod
-    def _api_key_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("api_key must not be blank")
-        return value
-
     @model_validator(mode="after")
     def _burst_fits(self) -> Settings:
         if self.rate_limit_burst > self.rate_limit_per_minute * 60:
             raise ValueError("rate_limit_burst is larger than a minute's worth of requests")
         return self
+
+    def role_keys(self) -> dict[Role, SecretStr | None]:
+        return {Role.ADMIN: self.api_key, Role.AGENT: self.agent_key}
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,8 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from customer_service import __version__
 from customer_service.api import admin, agent, chat, pages, system
 from customer_service.api.errors import install_error_handlers
-from customer_service.config import Settings, get_settings
+from customer_service.config import ENV_PREFIX, Settings, get_settings
 from customer_service.runtime import AppRuntime
+from keel_service import configure_app
 
 
 def create_app(settings: Settings | None = None, background_start: bool = True) -> FastAPI:
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, background_start: bool = True) 
         description="Intent detection, knowledge-base answers with citations, hand-off to humans.",
         lifespan=lifespan,
     )
+    configure_app(app, settings, env_prefix=ENV_PREFIX)
     app.state.runtime = runtime
     install_error_handlers(app)
     for module in (system, chat, agent, admin, pages):

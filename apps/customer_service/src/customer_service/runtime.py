@@ -25,9 +25,9 @@ from customer_service.prepare import (
     open_knowledge_base,
     prepare_intent_model,
 )
-from customer_service.ratelimit import RateLimiter
 from customer_service.storage import ConversationStore
 from customer_service.templates import TemplateBook
+from keel_service import RateLimiter, public_error
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class AppRuntime:
             log.info("customer-service ready in %.1f s", self.services.load_seconds)
         except Exception as exc:  # reported on /healthz and in the log, not swallowed
             log.exception("customer-service start-up failed")
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = public_error("start-up failed", exc)
 
     def wait(self, timeout_s: float | None = None) -> None:
         if self._thread is not None:

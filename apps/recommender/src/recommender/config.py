@@ -6,19 +6,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from keel_service import Role, ServiceSettings
+
+ENV_PREFIX = "KEEL_REC_"
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Recommender settings, read from ``KEEL_REC_*`` environment variables.
 
     Attributes:
         state_dir: models, SQLite database, embeddings and index live here.
         data_dir: optional MovieLens-layout folder (``items.csv`` + ``train_ratings.csv``)
             used instead of the bundled demo data by ``prepare``.
-        api_key: admin key for catalogue changes (header ``X-API-Key``); ``dev-key`` is the
-            documented demo default, change it in production.
+        api_key: admin key (header ``X-API-Key``, ``KEEL_REC_API_KEY``): catalogue changes
+            and everything else; no default, the app refuses to start without one.
+        writer_key: narrower key that may only post events (``KEEL_REC_WRITER_KEY``).
         database_url: ``sqlite:///path``; default ``sqlite:///<state_dir>/recommender.db``.
         budget: ``fast`` (800 fine-tuning pairs, one epoch) or ``full`` (every pair, two
             epochs).
@@ -32,13 +37,18 @@ class Settings(BaseSettings):
         cross_encoder_dir: optional Keel cross-encoder artifact for a second pass.
         cross_encoder_top_k: how many top candidates the cross-encoder rescored.
         kafka_bootstrap_servers: honoured for symmetry with the other apps (unused).
+        max_future_skew_s: events stamped more than this many seconds after the server's
+            clock are rejected; the popularity reference time never passes clock + skew.
+        max_past_skew_days: events older than this many days are rejected (0 = no bound).
+        event_retention_days: stored events and served-ranking logs older than this are
+            deleted by :meth:`RecommenderService.apply_retention` (0 = keep forever).
     """
 
-    model_config = SettingsConfigDict(env_prefix="KEEL_REC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     state_dir: Path = Path("var/recommender")
     data_dir: Path | None = None
-    api_key: str = "dev-key"
+    writer_key: SecretStr | None = None
     database_url: str | None = None
     budget: Literal["fast", "full"] = "fast"
     max_pairs: int | None = Field(default=None, ge=2)
@@ -47,12 +57,15 @@ class Settings(BaseSettings):
     max_history: int = Field(default=200, ge=1, le=10_000)
     default_top_k: int = Field(default=10, ge=1)
     mmr_lambda: float = Field(default=0.8, ge=0.0, le=1.0)
-    bucket_configs: list[str] = ["control", "diverse"]
+    bucket_configs: list[str] = Field(default_factory=lambda: ["control", "diverse"])
     embed_cache_size: int = Field(default=20_000, ge=0)
     num_threads: int | None = None
     cross_encoder_dir: Path | None = None
     cross_encoder_top_k: int = Field(default=20, ge=1)
     seed: int = 13
+    max_future_skew_s: float = Field(default=600.0, ge=0.0, le=366 * 86_400.0)
+    max_past_skew_days: float = Field(default=3650.0, ge=0.0, le=36_500.0)
+    event_retention_days: float = Field(default=0.0, ge=0.0, le=36_500.0)
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         validation_alias=AliasChoices(
@@ -69,6 +82,9 @@ class Settings(BaseSettings):
         if not value or unknown:
             raise ValueError(f"bucket_configs: unknown {unknown}; known: {sorted(RANKING_CONFIGS)}")
         return value
+
+    def role_keys(self) -> dict[Role, SecretStr | None]:
+        return {Role.ADMIN: self.api_key, Role.WRITER: self.writer_key}
 
     @property
     def sqlite_path(self) -> Path:

@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from keel_service import configure_app, public_error
 from recommender.api import catalogue, events, health, model, pages, ranking, users
 from recommender.api.errors import install_error_handlers
-from recommender.config import Settings, get_settings
+from recommender.config import ENV_PREFIX, Settings, get_settings
 from recommender.service import RecommenderService
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,9 @@ def _start_service(app: FastAPI, settings: Settings) -> None:
     try:
         app.state.service = RecommenderService.start(settings)
         log.info("recommender ready: %d items", len(app.state.service.catalogue.snapshot))
-    except Exception as exc:  # reported on /healthz instead of killing the server
+    except Exception as exc:  # reported on /healthz (type only) and in the log
         log.exception("recommender failed to start")
-        app.state.startup_error = f"{type(exc).__name__}: {exc}"
+        app.state.startup_error = public_error("start-up failed", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    configure_app(app, settings, env_prefix=ENV_PREFIX)
     for router in (
         ranking.router,
         events.router,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -61,6 +62,14 @@ class Demo:
     started_broker: bool = False
     _landing: uvicorn.Server | None = None
     _landing_thread: threading.Thread | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Fresh random keys for this run (a key the caller exported is kept): the apps
+        # refuse to start with a default key, and these are printed with the URL.
+        for app in APPS:
+            for var in app.key_vars():
+                self.keys[var] = os.environ.get(var) or secrets.token_urlsafe(18)
 
     @property
     def url(self) -> str:
@@ -76,6 +85,7 @@ class Demo:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "HF_HUB_OFFLINE": "1"}
         if app is not None:
             env[f"{app.env_prefix}STATE_DIR"] = str(self.options.state_dir / app.name)
+            env.update({var: self.keys[var] for var in app.key_vars()})
         return env
 
     def start_broker(self) -> None:
@@ -183,7 +193,13 @@ class Demo:
                     step()
                 except DemoInterrupted:
                     return
-            print(f"\nKeel demo is running: {self.url}\n(Ctrl-C stops everything)", flush=True)
+            keys = "\n".join(f"  {var}={key}" for var, key in self.keys.items())
+            print(
+                f"\nKeel demo is running: {self.url}\n"
+                f"API keys of this run (demo only; the agent page asks for KEEL_CS_AGENT_KEY):\n"
+                f"{keys}\n(Ctrl-C stops everything)",
+                flush=True,
+            )
             while not stop_event.wait(1.0):
                 for child in self.children:
                     if child.name != "replay" and not child.alive():

@@ -23,6 +23,11 @@ class AppService:
     env_prefix: str  # pydantic-settings prefix of the app's Settings
     port_offset: int
     pages: tuple[Page, ...] = field(default_factory=tuple)
+    key_names: tuple[str, ...] = ("API",)  # <prefix><NAME>_KEY settings the app reads
+
+    def key_vars(self) -> tuple[str, ...]:
+        """The environment variables of the app's keys (the admin key first)."""
+        return tuple(f"{self.env_prefix}{name}_KEY" for name in self.key_names)
 
 
 APPS: tuple[AppService, ...] = (
@@ -36,6 +41,7 @@ APPS: tuple[AppService, ...] = (
         env_prefix="KEEL_CS_",
         port_offset=1,
         pages=(Page("Chat", "/"), Page("Agent queue", "/agent")),
+        key_names=("API", "AGENT"),
     ),
     AppService(
         name="finance_monitor",
@@ -58,5 +64,6 @@ APPS: tuple[AppService, ...] = (
         env_prefix="KEEL_REC_",
         port_offset=3,
         pages=(Page("Playground", "/"),),
+        key_names=("API", "WRITER"),
     ),
 )

@@ -11,14 +11,14 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
 from customer_service.analytics import conversation_analytics
-from customer_service.api.deps import ApiKeyDep, ServicesDep
+from customer_service.api.deps import AdminKeyDep, ServicesDep
 from customer_service.api.schemas import DocumentIn, DocumentOut, DocumentStatus
 from customer_service.documents import Document, document_url, normalise_text, parse_article
 from customer_service.errors import DocumentFormatError
 from customer_service.export import export_training_records
 from customer_service.prepare import ingest_content
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminKeyDep])
 
 DocId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9\-]{0,99}$", description="slug")]
 

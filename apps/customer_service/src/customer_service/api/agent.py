@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from customer_service.api.chat import message_out
-from customer_service.api.deps import ApiKeyDep, RuntimeDep, ServicesDep
+from customer_service.api.deps import AgentKeyDep, RuntimeDep, ServicesDep
 from customer_service.api.schemas import AgentReplyRequest, MessageOut, QueueItem
 from customer_service.storage import Role
 
-router = APIRouter(prefix="/agent", tags=["agent"], dependencies=[ApiKeyDep])
+router = APIRouter(prefix="/agent", tags=["agent"], dependencies=[AgentKeyDep])
 
 
 @router.get("/queue", response_model=list[QueueItem])

@@ -1,14 +1,14 @@
-"""Annotated dependencies: runtime, services, settings, API key, rate limit."""
+"""Annotated dependencies: runtime, services, settings, API keys by role, rate limit."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 
 from customer_service.config import Settings
 from customer_service.runtime import AppRuntime, Services
+from keel_service import Role, require_role
 
 
 def get_runtime(request: Request) -> AppRuntime:
@@ -32,31 +32,15 @@ def get_app_settings(runtime: RuntimeDep) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
-
-def require_api_key(
-    settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header(description="admin / agent API key")] = None,
-) -> None:
-    """Refuse the request (401) unless ``X-API-Key`` matches the configured key."""
-    if x_api_key is None or not secrets.compare_digest(x_api_key, settings.api_key):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong X-API-Key header",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
-
-
-ApiKeyDep = Depends(require_api_key)
-
-
-def client_id(request: Request) -> str:
-    """The client a request is counted against: its IP address."""
-    return request.client.host if request.client else "unknown"
+#: Agent endpoints: the agent key or the admin key.
+AgentKeyDep = require_role(Role.AGENT)
+#: Admin endpoints: the admin key only.
+AdminKeyDep = require_role(Role.ADMIN)
 
 
 def enforce_rate_limit(request: Request, runtime: RuntimeDep) -> None:
     """Refuse the request (429, ``Retry-After``) when its client is over the rate limit."""
-    wait = runtime.rate_limiter.acquire(client_id(request))
+    wait = runtime.rate_limiter.acquire(request.app.state.client_id(request))
     if wait > 0:
         runtime.metrics.rate_limited.inc()
         raise HTTPException(

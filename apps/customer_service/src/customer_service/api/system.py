@@ -1,43 +1,50 @@
-"""Health and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from customer_service.api.deps import RuntimeDep
+from customer_service.runtime import AppRuntime
+from keel_service import Readiness, Status, health_router
 
-router = APIRouter(tags=["system"])
 
-
-@router.get("/healthz", response_model=None)
-def healthz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
-    """200 with details once models and indexes are loaded; 503 while starting or failed."""
+def readiness(request: Request) -> Readiness:
+    """Ready once models and indexes are loaded; starting or failed (503) before."""
+    runtime: AppRuntime = request.app.state.runtime
     services = runtime.services
     if services is None:
-        state = "failed" if runtime.error else "starting"
-        return JSONResponse(status_code=503, content={"status": state, "error": runtime.error})
-    return {
-        "status": "ok",
-        "intent_model": {
-            "variant": services.intent.variant,
-            "labels": len(services.intent.labels),
-            "threshold": round(services.intent.threshold, 4),
-            "fingerprint": services.intent.fingerprint,
+        if runtime.error:
+            return Readiness(Status.FAILED, reasons=[runtime.error])
+        return Readiness(Status.STARTING, reasons=["models are still loading"])
+    return Readiness(
+        Status.OK,
+        details={
+            "intent_model": {
+                "variant": services.intent.variant,
+                "labels": len(services.intent.labels),
+                "threshold": round(services.intent.threshold, 4),
+                "fingerprint": services.intent.fingerprint,
+            },
+            "knowledge_base": {
+                "documents": len(services.knowledge_base),
+                "passages": services.knowledge_base.passage_count(),
+            },
+            "generation": services.details.get("generation", "off"),
+            "load_seconds": services.load_seconds,
         },
-        "knowledge_base": {
-            "documents": len(services.knowledge_base),
-            "passages": services.knowledge_base.passage_count(),
-        },
-        "generation": services.details.get("generation", "off"),
-        "load_seconds": services.load_seconds,
-    }
+    )
 
 
-@router.get("/metrics")
+router = health_router(readiness)
+metrics_router = APIRouter(tags=["system"])
+
+
+@metrics_router.get("/metrics")
 def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus text format."""
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+router.include_router(metrics_router)

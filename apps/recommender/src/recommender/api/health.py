@@ -1,38 +1,43 @@
-"""``/healthz`` and ``/metrics``."""
+"""Liveness, readiness (``/livez``, ``/readyz``, ``/healthz``) and ``/metrics``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-router = APIRouter(tags=["ops"])
+from keel_service import Readiness, Status, health_router
 
 
-@router.get("/healthz", summary="Ready when models and catalogue are loaded")
-def healthz(request: Request) -> JSONResponse:
-    """200 with details once ready; 503 while preparing or after a failed start."""
+def readiness(request: Request) -> Readiness:
+    """Ready once models and catalogue are loaded; starting or failed (503) before."""
     service = getattr(request.app.state, "service", None)
     if service is None or not service.ready:
         error = getattr(request.app.state, "startup_error", None)
-        return JSONResponse(
-            status_code=503,
-            content={"status": "error" if error else "starting", "error": error},
-        )
-    return JSONResponse(
-        {
-            "status": "ok",
+        if error:
+            return Readiness(Status.FAILED, reasons=[error])
+        return Readiness(Status.STARTING, reasons=["models are still loading"])
+    return Readiness(
+        Status.OK,
+        details={
             "items": len(service.catalogue.snapshot),
             "serving_model": service.manifest.get("serving_model"),
             "buckets": service.settings.bucket_configs,
             "events": service.events.count(),
-        }
+        },
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+router = health_router(readiness)
+_metrics = APIRouter(tags=["system"])
+
+
+@_metrics.get("/metrics", summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     """Prometheus text format."""
     service = getattr(request.app.state, "service", None)
     body = generate_latest(service.metrics.registry) if service is not None else b""
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+
+
+router.include_router(_metrics)

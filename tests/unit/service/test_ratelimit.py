@@ -1,6 +1,6 @@
 import pytest
 
-from customer_service.ratelimit import RateLimiter
+from keel_service import RateLimiter
 
 
 def test_burst_then_refill_per_client() -> None:

@@ -1,0 +1,41 @@
+"""keel_service: the web plumbing every Keel app shares, and nothing app-specific.
+
+Settings base with secret keys, API-key security with roles, readiness/liveness,
+error-to-HTTP mapping, request limits, periodic jobs and server spawning. The engine
+(``keel``) stays free of FastAPI; this package is where the apps' web layer meets.
+"""
+
+from keel_service.app import configure_app, run_server
+from keel_service.errors import (
+    InsecureConfigError,
+    ServiceError,
+    install_error_handlers,
+    validation_detail,
+)
+from keel_service.health import Readiness, Status, health_router, public_error
+from keel_service.jobs import PeriodicJob
+from keel_service.limits import BodySizeLimitMiddleware, ClientIdentifier, RateLimiter
+from keel_service.security import API_KEY_HEADER, KeyRing, Role, require_role
+from keel_service.settings import ServiceSettings
+
+__all__ = [
+    "API_KEY_HEADER",
+    "BodySizeLimitMiddleware",
+    "ClientIdentifier",
+    "InsecureConfigError",
+    "KeyRing",
+    "PeriodicJob",
+    "RateLimiter",
+    "Readiness",
+    "Role",
+    "ServiceError",
+    "ServiceSettings",
+    "Status",
+    "configure_app",
+    "health_router",
+    "install_error_handlers",
+    "public_error",
+    "require_role",
+    "run_server",
+    "validation_detail",
+]

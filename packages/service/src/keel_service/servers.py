@@ -1,0 +1,119 @@
+"""Run an app as a real HTTP server (uvicorn in a subprocess): one helper for tests, bench and demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became healthy; the message holds its log tail."""
+
+
+@contextmanager
+def start_app_server(
+    app_import: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 90.0,
+    port: int | None = None,
+    workers: int = 1,
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
+    """Start ``uvicorn <app_import> --factory`` on 127.0.0.1 and yield its base URL.
+
+    Waits until ``GET /readyz`` answers 200; on exit sends SIGTERM (SIGKILL after 10 s)
+    to the server's process group, so no process outlives the caller.
+
+    Args:
+        app_import: ``module:factory`` of the app.
+        env: extra environment variables (over ``os.environ``).
+        timeout_s: how long to wait for readiness.
+        port: the port (default: a free one).
+        workers: uvicorn worker processes.
+        extra_args: more uvicorn command-line arguments.
+    """
+    port = port or free_port()
+    log = Path(tempfile.mkstemp(prefix="server-", suffix=".log")[1])
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app_import,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        "10",
+        *(["--workers", str(workers)] if workers > 1 else []),
+        *extra_args,
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, base_url, timeout_s, log)
+        yield base_url
+    finally:
+        stop_process_group(proc)
+
+
+def _wait_healthy(
+    proc: subprocess.Popen[bytes], base_url: str, timeout_s: float, log: Path
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"server exited with {proc.returncode}:\n{_tail(log)}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_process_group(proc)
+    raise ServerStartError(f"server not healthy after {timeout_s:.0f}s:\n{_tail(log)}")
+
+
+def _tail(log: Path, chars: int = 4000) -> str:
+    return log.read_text(errors="replace")[-chars:]
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """SIGTERM the process group of ``proc``, then SIGKILL whatever is left."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
