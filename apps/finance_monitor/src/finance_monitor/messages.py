@@ -97,11 +97,8 @@ def _describe(error: ValidationError) -> str:
 def json_depth(text: str) -> int:
     """Deepest nesting of arrays/objects in a JSON text, computed without recursion.
 
-    Brackets inside string literals are ignored. Cheap for normal messages: when the
-    text holds fewer brackets than ``MAX_JSON_DEPTH`` it cannot be deeper than that.
+    Brackets inside string literals are ignored.
     """
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return text.count("[") + text.count("{")
     depth = deepest = 0
     for match in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
         if match.group() in "[{":
@@ -124,7 +121,9 @@ def loads_strict(text: str, what: str = "message") -> Any:
     """
     if "\x00" in text:
         raise InvalidMessageError(f"{what}: contains a NUL byte")
-    depth = json_depth(text)
+    # Cheap for normal messages: fewer brackets than the limit cannot nest deeper.
+    brackets = text.count("[") + text.count("{")
+    depth = json_depth(text) if brackets > MAX_JSON_DEPTH else brackets
     if depth > MAX_JSON_DEPTH:
         raise InvalidMessageError(
             f"{what}: JSON nested {depth} levels deep, more than the limit of {MAX_JSON_DEPTH}"

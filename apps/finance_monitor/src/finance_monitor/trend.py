@@ -22,6 +22,7 @@ class TrendOutput:
     accepted: int = 0
     duplicates: int = 0
     late: int = 0
+    future: int = 0
 
 
 class TrendProcessor:
@@ -57,6 +58,8 @@ class TrendProcessor:
                 out.accepted += 1
             elif result is AddResult.DUPLICATE:
                 out.duplicates += 1
+            elif result is AddResult.FUTURE:
+                out.future += 1
             else:
                 out.late += 1
         out.closed = self.windows.close_ready()

@@ -210,6 +210,7 @@ class TrendWorker:
             metrics.TREND_RECORDS.labels("accepted").inc(out.accepted)
             metrics.TREND_RECORDS.labels("duplicate").inc(out.duplicates)
             metrics.TREND_RECORDS.labels("late").inc(out.late)
+            metrics.TREND_RECORDS.labels("future").inc(out.future)
             for window in out.closed:
                 metrics.WINDOWS_CLOSED.labels(window.spec).inc()
             closed.extend(out.closed)
