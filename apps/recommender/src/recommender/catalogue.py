@@ -7,7 +7,11 @@ and swap it in, so scoring never sees a half-updated catalogue and needs no lock
 
 from __future__ import annotations
 
+import fcntl
 import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,12 +19,33 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.datasets import Item
-from recommender.errors import ArtifactMismatchError
+from recommender.errors import ArtifactMismatchError, DuplicateItemError
 from recommender.storage import CatalogueStore
 
 if TYPE_CHECKING:
     from keel.inference import Predictor
-    from keel.retrieval import VectorIndex
+    from keel.retrieval import Hit, VectorIndex
+
+
+def duplicate_ids(item_ids: list[str]) -> list[str]:
+    """Ids that occur more than once in ``item_ids`` (first-seen order)."""
+    return [i for i, n in Counter(item_ids).items() if n > 1]
+
+
+@contextmanager
+def index_file_lock(index_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the saved index, across processes sharing the state dir.
+
+    FAISS writes its file in place, so without it a reader in another process could load a
+    half-written index.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -88,12 +113,22 @@ class Catalogue:
         self.encoder = encoder
         self.index_dir = index_dir
         self._write_lock = threading.Lock()
+        # FAISS indexes are not safe to search while they are being changed.
+        self._index_lock = threading.Lock()
         self.snapshot = CatalogueSnapshot.build([], np.zeros((0, predictor.dim), dtype=np.float32))
         self.index: VectorIndex | None = None
 
     def load(self) -> int:
         """Load items from SQLite, re-embed the ones made by another encoder, load or
-        rebuild the index. Returns how many items were re-embedded."""
+        rebuild the index. Returns how many items were re-embedded.
+
+        Safe to call again while serving (a reload): the new snapshot and index are built
+        aside and swapped in together.
+        """
+        with self._write_lock:
+            return self._load()
+
+    def _load(self) -> int:
         items, encoders, vectors = self.store.load_all()
         stale = [
             i
@@ -107,39 +142,55 @@ class Catalogue:
             self.store.upsert([items[i] for i in stale], fresh, self.encoder)
         dim = self.predictor.dim
         matrix = np.vstack(vectors) if items else np.zeros((0, dim), dtype=np.float32)
-        self.snapshot = CatalogueSnapshot.build(items, matrix)
-        self.index = self._load_or_build_index(rebuild=bool(stale))
+        snapshot = CatalogueSnapshot.build(items, matrix)
+        index = self._load_or_build_index(snapshot, rebuild=bool(stale))
+        with self._index_lock:
+            self.snapshot = snapshot
+            self.index = index
         return len(stale)
+
+    def search(self, vector: np.ndarray, k: int) -> list[Hit]:
+        """Nearest catalogue items to one ``[d]`` vector (empty when no index is loaded)."""
+        with self._index_lock:
+            if self.index is None or len(self.index) == 0:  # an empty FAISS index raises
+                return []
+            return self.index.search(vector[None, :].astype(np.float32), k=k)[0]
 
     def _embed(self, items: list[Item]) -> np.ndarray:
         if not items:
             return np.zeros((0, self.predictor.dim), dtype=np.float32)
         return np.asarray(self.predictor.embed([it.document for it in items]), dtype=np.float32)
 
-    def _load_or_build_index(self, rebuild: bool) -> VectorIndex:
+    def _load_or_build_index(self, snap: CatalogueSnapshot, rebuild: bool) -> VectorIndex:
         from keel import KeelError
         from keel.retrieval import VectorIndex
 
-        snap = self.snapshot
-        if not rebuild:
-            try:
-                index = VectorIndex.load(self.index_dir)
-                if len(index) == len(snap) and set(index.ids) == set(snap.rows):
-                    return index
-            except KeelError:  # missing, corrupt or stale: rebuilt from the stored vectors
-                pass
-        index = VectorIndex(self.predictor.dim, kind="flat", metric="ip")
-        if len(snap):
-            index.add([it.id for it in snap.items], snap.vectors)
-        index.save(self.index_dir)
-        return index
+        with index_file_lock(self.index_dir):
+            if not rebuild:
+                try:
+                    index = VectorIndex.load(self.index_dir)
+                    if len(index) == len(snap) and set(index.ids) == set(snap.rows):
+                        return index
+                except KeelError:  # missing, corrupt or stale: rebuilt from stored vectors
+                    pass
+            index = VectorIndex(self.predictor.dim, kind="flat", metric="ip")
+            if len(snap):
+                index.add([it.id for it in snap.items], snap.vectors)
+            index.save(self.index_dir)
+            return index
 
     def upsert(self, items: list[Item]) -> tuple[int, int]:
         """Insert or update items; only new or changed documents are embedded.
 
         Returns:
             ``(inserted, updated)`` counts.
+
+        Raises:
+            DuplicateItemError: an id occurs more than once in ``items``.
         """
+        dupes = duplicate_ids([it.id for it in items])
+        if dupes:
+            raise DuplicateItemError("items", dupes)
         with self._write_lock:
             snap = self.snapshot
             changed = [
@@ -173,8 +224,10 @@ class Catalogue:
             matrix = (
                 np.vstack(new_vecs) if new_vecs else np.zeros((0, self.predictor.dim), np.float32)
             )
-            self.snapshot = CatalogueSnapshot.build(new_items, matrix)
-            self._update_index([it.id for it in items], vectors)
+            snapshot = CatalogueSnapshot.build(new_items, matrix)
+            with self._index_lock:
+                self.snapshot = snapshot
+                self._update_index([it.id for it in items], vectors)
             return inserted, len(items) - inserted
 
     def delete(self, item_ids: list[str]) -> int:
@@ -184,12 +237,14 @@ class Catalogue:
             gone = set(item_ids)
             snap = self.snapshot
             keep = [r for r, it in enumerate(snap.items) if it.id not in gone]
-            self.snapshot = CatalogueSnapshot.build(
-                [snap.items[r] for r in keep], snap.vectors[keep]
-            )
-            if self.index is not None:
-                self.index.delete([i for i in item_ids if i in snap.rows])
-                self.index.save(self.index_dir)
+            snapshot = CatalogueSnapshot.build([snap.items[r] for r in keep], snap.vectors[keep])
+            with self._index_lock:
+                self.snapshot = snapshot
+                present = [i for i in item_ids if i in snap.rows]
+                if self.index is not None and present:
+                    self.index.delete(present)
+                    with index_file_lock(self.index_dir):
+                        self.index.save(self.index_dir)
             return removed
 
     def _update_index(self, ids: list[str], vectors: np.ndarray) -> None:
@@ -199,7 +254,8 @@ class Catalogue:
         if present:
             self.index.delete(present)
         self.index.add(ids, vectors)
-        self.index.save(self.index_dir)
+        with index_file_lock(self.index_dir):
+            self.index.save(self.index_dir)
 
     def check_dim(self, dim: int) -> None:
         """Raise if stored vectors do not match the encoder dimension."""

@@ -49,3 +49,19 @@ class ModelNotReadyError(RecommenderError):
 
 class ArtifactMismatchError(RecommenderError):
     """Stored artifacts do not fit together (e.g. embedding dimension differs)."""
+
+
+class DuplicateItemError(RecommenderError):
+    """A request lists the same item id more than once where ids must be unique.
+
+    Attributes:
+        field: the request field that held the ids (e.g. ``"items"``).
+        item_ids: the ids that occur more than once.
+    """
+
+    def __init__(self, field: str, item_ids: list[str]) -> None:
+        self.field = field
+        self.item_ids = item_ids
+        shown = ", ".join(repr(i) for i in item_ids[:10])
+        more = f" (+{len(item_ids) - 10} more)" if len(item_ids) > 10 else ""
+        super().__init__(f"{field}: duplicate id(s) {shown}{more}; send each id once")

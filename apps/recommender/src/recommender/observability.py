@@ -38,3 +38,23 @@ class ServiceMetrics:
             "recommender_events_total", "Stored interaction events", ["type"], registry=r
         )
         self.catalogue_size = Gauge("recommender_catalogue_items", "Catalogue items", registry=r)
+        self.events_rejected = Counter(
+            "recommender_events_rejected_total",
+            "Events refused one by one (out-of-bounds timestamp, unknown item)",
+            ["reason"],
+            registry=r,
+        )
+        self.cooccurrence_rebuilds = Counter(
+            "recommender_cooccurrence_rebuilds_total",
+            "Times the item-item co-occurrence matrix was rebuilt or replaced (model reloads"
+            " only; events and catalogue changes never rebuild it)",
+            registry=r,
+        )
+        self.events_pruned = Counter(
+            "recommender_events_pruned_total", "Events deleted by the retention job", registry=r
+        )
+        self.reference_time = Gauge(
+            "recommender_reference_time_seconds",
+            "Popularity/freshness reference time (never past wall clock + allowed skew)",
+            registry=r,
+        )

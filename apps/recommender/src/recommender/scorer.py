@@ -49,14 +49,30 @@ class Signals:
         return np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
 
     def ensure_row(self, item_id: str) -> int:
-        """Signal row of ``item_id``, adding an empty one for a new item."""
+        """Signal row of ``item_id``, adding an empty one for a new item.
+
+        The similarity matrix is not touched: lookups treat rows past its end as items
+        without neighbours, so a new item costs O(1) here instead of an O(N) rebuild. The
+        counts grow before the id is published, so a concurrent reader that finds the id
+        always finds its count. Callers serialise writers.
+        """
         row = self.item_index.get(item_id)
         if row is None:
             row = len(self.item_index)
-            self.item_index[item_id] = row
             self.stats.resize(row + 1)
-            self.similarity = self.similarity.resized(row + 1)
+            self.item_index[item_id] = row
         return row
+
+    def by_popularity(self) -> list[str]:
+        """Every item id with signals, by descending positive count (ties: row order)."""
+        index = dict(self.item_index)  # a private copy: writers may add ids meanwhile
+        counts = self.stats.counts
+        ids = list(index)
+        if not ids or not len(counts):
+            return ids
+        rows = np.fromiter(index.values(), dtype=np.int64, count=len(index))
+        score = np.where(rows < len(counts), counts[np.minimum(rows, len(counts) - 1)], 0.0)
+        return [ids[k] for k in np.argsort(-score, kind="stable")]
 
 
 def history_from_catalogue(

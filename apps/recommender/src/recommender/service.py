@@ -4,6 +4,7 @@ event / catalogue calls. Framework-free; ``recommender.api`` adapts it to HTTP."
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import numpy as np
 
 from recommender.artifacts import StateLayout, load_signals, resolve_model
 from recommender.buckets import RankingConfig, assign_bucket
-from recommender.catalogue import Catalogue, encoder_tag
+from recommender.catalogue import Catalogue, CatalogueSnapshot, encoder_tag
 from recommender.config import Settings
 from recommender.datasets import Item, load_dataset
 from recommender.errors import ModelNotReadyError, UnknownItemError
@@ -33,6 +34,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POSITIVE_EVENTS = frozenset({"click", "purchase"})
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class EventRejection:
+    """Why one event of a batch was not stored.
+
+    Attributes:
+        index: position of the event in the batch.
+        item_id: the event's item id.
+        field: the event field at fault (``timestamp`` or ``item_id``).
+        reason: ``future_timestamp``, ``past_timestamp`` or ``unknown_item``.
+        message: a sentence for people.
+    """
+
+    index: int
+    item_id: str
+    field: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EventsOutcome:
+    """Result of :meth:`RecommenderService.record_events`: what was stored, what was not."""
+
+    stored: int
+    rejected: list[EventRejection]
 
 
 @dataclass
@@ -90,6 +119,11 @@ class RecommenderService:
         self.catalogue = catalogue
         self.signals = signals
         self.db = db
+        # Writers of the in-memory signals (events, catalogue changes, reloads) take this
+        # lock; readers never do: they take one reference to ``signals`` / the catalogue
+        # snapshot per request and writers swap whole arrays in.
+        self._signals_lock = threading.RLock()
+        self._applied_event_id = 0
         self.events = EventStore(db)
         self.ranking_log = RankingLog(db)
         self.manifest = manifest
@@ -97,6 +131,9 @@ class RecommenderService:
         self.demo_histories = demo_histories
         self.metrics = ServiceMetrics()
         self.metrics.catalogue_size.set(len(catalogue.snapshot))
+        self._clamp_reference(signals)
+        self._applied_event_id = self._fold_stored_positives(signals, 0)
+        self.metrics.reference_time.set(signals.stats.reference_time)
         self.cross_encoder: Predictor | None = None
         if settings.cross_encoder_dir is not None:
             from keel.inference import load_predictor
@@ -151,6 +188,38 @@ class RecommenderService:
             return RANKING_CONFIGS[names[0]]
         return assign_bucket(user_id, names)
 
+    def _max_reference(self) -> float:
+        return time.time() + self.settings.max_future_skew_s
+
+    def _clamp_reference(self, signals: Signals) -> None:
+        signals.stats.clamp_reference(self._max_reference())
+
+    def _fold_stored_positives(self, signals: Signals, after_id: int) -> int:
+        """Count the positive events stored after row ``after_id`` (by any process sharing
+        the database) into ``signals``; returns the last row id applied."""
+        while True:
+            rows = self.events.positives_after(after_id)
+            if not rows:
+                return after_id
+            signal_rows = np.array([signals.ensure_row(item_id) for _, item_id, _ in rows])
+            stamps = np.array([ts for _, _, ts in rows], dtype=np.float64)
+            signals.stats.record_many(signal_rows, stamps, self._max_reference())
+            after_id = int(rows[-1][0])
+
+    def sync_events(self) -> int:
+        """Fold positives stored since the last call (also by other processes on the same
+        SQLite file) into popularity and trending. Call it periodically when several
+        processes serve one database; each process applies each event exactly once.
+
+        Returns:
+            The id of the newest event applied.
+        """
+        with self._signals_lock:
+            signals = self.signals
+            self._applied_event_id = self._fold_stored_positives(signals, self._applied_event_id)
+            self.metrics.reference_time.set(signals.stats.reference_time)
+            return self._applied_event_id
+
     def stored_history(self, user_id: str, limit: int) -> list[str]:
         """Positive items of a user: the logged data set history, then stored events."""
         items = list(self.demo_histories.get(user_id, []))
@@ -159,10 +228,11 @@ class RecommenderService:
         ]
         return items[-limit:]
 
-    def _embed_refs(self, refs: list[ItemRef], field_name: str) -> tuple[np.ndarray, np.ndarray]:
+    def _embed_refs(
+        self, refs: list[ItemRef], field_name: str, snap: CatalogueSnapshot
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Vectors and catalogue rows of request items: catalogue vectors for ids, the
         encoder (with its text LRU cache) for items sent with text."""
-        snap = self.catalogue.snapshot
         rows = snap.row_of([r.id for r in refs])
         need_text = [k for k, r in enumerate(refs) if r.text]
         unknown = [refs[k].id for k in np.flatnonzero(rows < 0) if not refs[k].text]
@@ -186,9 +256,10 @@ class RecommenderService:
             rows[need_text] = -1  # the caller's text wins over the catalogue's
         return vectors, rows
 
-    def _history_batch(self, refs: list[ItemRef]) -> HistoryBatch:
-        snap = self.catalogue.snapshot
-        vectors, rows = self._embed_refs(refs, "history")
+    def _history_batch(
+        self, refs: list[ItemRef], snap: CatalogueSnapshot, signals: Signals
+    ) -> HistoryBatch:
+        vectors, rows = self._embed_refs(refs, "history", snap)
         ids = [r.id for r in refs]
         cats = [
             frozenset(r.categories)
@@ -203,8 +274,8 @@ class RecommenderService:
         return HistoryBatch(
             ids=ids,
             vectors=vectors,
-            weights=recency_weights(len(refs), self.signals.history_half_life),
-            rows=self.signals.rows_of(ids),
+            weights=recency_weights(len(refs), signals.history_half_life),
+            rows=signals.rows_of(ids),
             categories=cats,
             titles=titles,
         )
@@ -252,16 +323,19 @@ class RecommenderService:
             UnknownItemError: an id without text is not in the catalogue.
         """
         started = time.perf_counter()
+        # One snapshot and one signals object for the whole request: concurrent catalogue
+        # changes or reloads swap in new ones and never mix rows of two versions.
+        snap = self.catalogue.snapshot
+        signals = self.signals
         bucket = self.bucket_for(user_id)
         if not history and user_id:
             history = [ItemRef(i) for i in self.stored_history(user_id, self.settings.max_history)]
-            history = [h for h in history if h.id in self.catalogue.snapshot.rows]
+            history = [h for h in history if h.id in snap.rows]
         lam = bucket.mmr_lambda if mmr_lambda is None else mmr_lambda
         opts = options or RankOptions()
         opts = RankOptions(**{**opts.__dict__, "mmr_lambda": lam})
-        hist = self._history_batch(history)
-        vectors, rows = self._embed_refs(candidates, "candidates")
-        snap = self.catalogue.snapshot
+        hist = self._history_batch(history, snap, signals)
+        vectors, rows = self._embed_refs(candidates, "candidates", snap)
         numeric_names = sorted({k for c in candidates for k in c.features})
         numeric = {
             name: np.array([c.features.get(name, 0.0) for c in candidates], dtype=np.float64)
@@ -281,7 +355,7 @@ class RecommenderService:
         ]
         cands = candidates_from_rows(
             snap,
-            self.signals,
+            signals,
             [c.id for c in candidates],
             rows,
             vectors,
@@ -297,9 +371,7 @@ class RecommenderService:
                 for c, t, k in zip(candidates, titles, cats, strict=True)
             ]
             second = self._second_pass(hist, docs)
-        result = rank_candidates(
-            hist, cands, self.signals.blend, self.signals.similarity, opts, second
-        )
+        result = rank_candidates(hist, cands, signals.blend, signals.similarity, opts, second)
         request_id = uuid.uuid4().hex
         self.ranking_log.log(
             request_id, user_id, bucket.name, endpoint, [i.id for i in result.items]
@@ -325,40 +397,115 @@ class RecommenderService:
     ) -> RankingResponse:
         """Retrieve candidates from the FAISS index by the user's interest vector, then
         rerank them (seen items excluded unless ``options.exclude_seen`` is False)."""
+        snap = self.catalogue.snapshot
         if not history and user_id:
             history = [ItemRef(i) for i in self.stored_history(user_id, self.settings.max_history)]
-            history = [h for h in history if h.id in self.catalogue.snapshot.rows]
-        index = self.catalogue.index
-        if index is None:
+            history = [h for h in history if h.id in snap.rows]
+        if self.catalogue.index is None:
             raise ModelNotReadyError("the catalogue index is not loaded")
         if history:
-            hist = self._history_batch(history)
+            hist = self._history_batch(history, snap, self.signals)
             profile = (hist.weights[:, None] * hist.vectors).sum(axis=0)
             profile /= max(float(np.linalg.norm(profile)), 1e-12)
-            hits = index.search(profile[None, :].astype(np.float32), k=pool_size + len(history))[0]
+            hits = self.catalogue.search(profile, k=pool_size + len(history))
             ids = [h.id for h in hits]
-        else:  # cold start: the most popular items
-            sig = self.signals
-            pop = sorted(sig.item_index, key=lambda i: -sig.stats.counts[sig.item_index[i]])
-            ids = [i for i in pop if i in self.catalogue.snapshot.rows][:pool_size]
+        else:  # cold start: the most popular items, then the rest of the catalogue
+            ranked = dict.fromkeys(i for i in self.signals.by_popularity() if i in snap.rows)
+            ranked.update(dict.fromkeys(it.id for it in snap.items[: pool_size + len(ranked)]))
+            ids = list(ranked)[:pool_size]
+        if not ids:
+            raise ModelNotReadyError("the catalogue is empty: nothing to recommend")
         return self.rerank(
             user_id, history, [ItemRef(i) for i in ids], options, mmr_lambda, endpoint="recommend"
         )
 
-    def record_events(self, events: list[StoredEvent]) -> int:
-        """Store events; clicks and purchases update popularity at once."""
-        stored = self.events.add(events)
-        for e in events:
-            self.metrics.events.labels(e.type).inc()
-            if e.type in POSITIVE_EVENTS:
-                self.signals.stats.record(self.signals.ensure_row(e.item_id), e.timestamp)
-        return stored
+    def check_event(
+        self, index: int, event: StoredEvent, now: float, known: frozenset[str] | set[str]
+    ) -> EventRejection | None:
+        """Why ``event`` must not be stored, or None when it may be.
+
+        Args:
+            index: position of the event in its batch (for the report).
+            event: the event.
+            now: the server's clock (Unix seconds).
+            known: item ids known to exist (catalogue snapshot or database).
+        """
+        skew = self.settings.max_future_skew_s
+        if event.timestamp > now + skew:
+            return EventRejection(
+                index,
+                event.item_id,
+                "timestamp",
+                "future_timestamp",
+                f"timestamp {event.timestamp:.0f} is {event.timestamp - now:.0f} s ahead of"
+                f" the server clock (at most {skew:.0f} s allowed)",
+            )
+        days = self.settings.max_past_skew_days
+        if days > 0 and event.timestamp < now - days * SECONDS_PER_DAY:
+            return EventRejection(
+                index,
+                event.item_id,
+                "timestamp",
+                "past_timestamp",
+                f"timestamp {event.timestamp:.0f} is more than {days:g} days in the past",
+            )
+        if event.item_id not in known:
+            return EventRejection(
+                index,
+                event.item_id,
+                "item_id",
+                "unknown_item",
+                f"item_id {event.item_id!r} is not in the catalogue; upsert it first",
+            )
+        return None
+
+    def record_events(self, events: list[StoredEvent], now: float | None = None) -> EventsOutcome:
+        """Store the acceptable events of a batch; report the others one by one.
+
+        An event is refused when its timestamp is more than ``max_future_skew_s`` ahead of
+        the clock or more than ``max_past_skew_days`` behind it, or when its item is in
+        neither the catalogue snapshot nor the database. Refused events are never stored and
+        never move the reference time. Accepted clicks and purchases update popularity at
+        once (one batched update, no co-occurrence rebuild).
+
+        Args:
+            events: the batch, in the caller's order.
+            now: the clock to judge timestamps by (default: ``time.time()``).
+        """
+        now = time.time() if now is None else now
+        snap = self.catalogue.snapshot
+        missing = [e.item_id for e in events if e.item_id not in snap.rows]
+        # Another process sharing the database may have added items this one has not
+        # loaded yet: one indexed query per batch, not one per event.
+        known = set(snap.rows.keys() & {e.item_id for e in events})
+        if missing:
+            known |= self.catalogue.store.existing(missing)
+        accepted: list[StoredEvent] = []
+        rejected: list[EventRejection] = []
+        for k, event in enumerate(events):
+            problem = self.check_event(k, event, now, known)
+            if problem is None:
+                accepted.append(event)
+            else:
+                rejected.append(problem)
+                self.metrics.events_rejected.labels(problem.reason).inc()
+        if accepted:
+            self.events.add(accepted)
+            for e in accepted:
+                self.metrics.events.labels(e.type).inc()
+            self.sync_events()
+        return EventsOutcome(len(accepted), rejected)
 
     def upsert_items(self, items: list[Item]) -> tuple[int, int]:
-        """Add or update catalogue items (embedded once, persisted, indexed)."""
+        """Add or update catalogue items (embedded once, persisted, indexed).
+
+        Raises:
+            DuplicateItemError: an id occurs more than once in ``items``.
+        """
         result = self.catalogue.upsert(items)
-        for it in items:
-            self.signals.ensure_row(it.id)
+        with self._signals_lock:
+            for it in items:
+                self.signals.ensure_row(it.id)
         self.metrics.catalogue_size.set(len(self.catalogue.snapshot))
         return result
 
@@ -367,3 +514,49 @@ class RecommenderService:
         removed = self.catalogue.delete(item_ids)
         self.metrics.catalogue_size.set(len(self.catalogue.snapshot))
         return removed
+
+    def reload(self) -> None:
+        """Re-read the catalogue from SQLite and the learned signals from the state dir
+        (after a new ``prepare``, or to pick up another process's catalogue changes).
+
+        Requests in flight finish on the old catalogue and signals; the new ones are built
+        aside and swapped in. Stored positive events are folded into the new signals.
+        """
+        self.catalogue.load()
+        with self._signals_lock:
+            signals = load_signals(StateLayout(self.settings.state_dir).signals)
+            self._clamp_reference(signals)
+            applied = self._fold_stored_positives(signals, 0)
+            self.signals = signals
+            self._applied_event_id = applied
+            self.metrics.cooccurrence_rebuilds.inc()
+            self.metrics.reference_time.set(signals.stats.reference_time)
+        self.metrics.catalogue_size.set(len(self.catalogue.snapshot))
+
+    def apply_retention(self, now: float | None = None) -> dict[str, int]:
+        """Delete stored events and served-ranking logs older than
+        ``event_retention_days`` (0 = keep forever). Safe to call periodically from any
+        thread or process.
+
+        Popularity already counted stays counted until the next restart or reload, which
+        rebuilds it from the data set and the events still stored.
+
+        Returns:
+            ``{"events": n, "rankings": m}``: how many rows were deleted.
+        """
+        days = self.settings.event_retention_days
+        if days <= 0:
+            return {"events": 0, "rankings": 0}
+        cutoff = (time.time() if now is None else now) - days * SECONDS_PER_DAY
+        events = self.events.delete_before(cutoff)
+        rankings = self.events.delete_rankings_before(cutoff)
+        self.metrics.events_pruned.inc(events)
+        log.info(
+            "retention: deleted %d events and %d rankings before %.0f", events, rankings, cutoff
+        )
+        return {"events": events, "rankings": rankings}
+
+    def run_maintenance(self) -> dict[str, int]:
+        """The periodic job: fold other processes' events in, then apply retention."""
+        self.sync_events()
+        return self.apply_retention()

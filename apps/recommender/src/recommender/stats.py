@@ -78,14 +78,52 @@ class ItemStats:
             out = np.log1p(counts) / np.log1p(top)
         return out
 
-    def record(self, row: int, timestamp: float) -> None:
-        """Count one live positive interaction (e.g. a click event)."""
-        if row >= len(self.counts):
-            self.resize(row + 1)
-        self.counts[row] += 1.0
-        key = row * _KEY_SCALE + timestamp
-        self.keys = np.insert(self.keys, np.searchsorted(self.keys, key), key)
-        self.reference_time = max(self.reference_time, timestamp)
+    def record(self, row: int, timestamp: float, max_reference: float | None = None) -> None:
+        """Count one live positive interaction (e.g. a click event).
+
+        Args:
+            row: signal row of the item.
+            timestamp: when it happened (Unix seconds).
+            max_reference: ceiling for the reference time (wall clock + allowed skew), so
+                one mis-stamped event can never age every item at once.
+        """
+        self.record_many(np.array([row]), np.array([timestamp]), max_reference)
+
+    def record_many(
+        self, rows: np.ndarray, timestamps: np.ndarray, max_reference: float | None = None
+    ) -> None:
+        """Count a batch of positives in one pass (one sort, no per-event array copy).
+
+        The new arrays are built aside and then swapped in, so concurrent readers see the
+        old or the new counts, never a half-written array. Callers serialise writers.
+
+        Args:
+            rows: ``[n]`` signal rows.
+            timestamps: ``[n]`` Unix seconds, each below ``1e10`` (the key scale).
+            max_reference: ceiling for the reference time (None = no ceiling).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        ts = np.asarray(timestamps, dtype=np.float64)
+        if rows.size == 0:
+            return
+        counts = self.counts
+        if int(rows.max()) >= len(counts):
+            counts = np.concatenate([counts, np.zeros(int(rows.max()) + 1 - len(counts))])
+        else:
+            counts = counts.copy()
+        np.add.at(counts, rows, 1.0)
+        keys = np.sort(np.concatenate([self.keys, rows * _KEY_SCALE + ts]))
+        newest = float(ts.max())
+        if max_reference is not None:
+            newest = min(newest, max_reference)
+        self.counts = counts
+        self.keys = keys
+        self.reference_time = max(self.reference_time, newest)
+
+    def clamp_reference(self, max_reference: float) -> None:
+        """Pull the reference time back to ``max_reference`` if it is ahead of it (e.g. a
+        data set whose newest row is stamped in the future)."""
+        self.reference_time = min(self.reference_time, max_reference)
 
     def resize(self, n_items: int) -> None:
         """Grow the count array for new catalogue rows."""

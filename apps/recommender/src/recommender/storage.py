@@ -7,7 +7,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,26 +66,51 @@ class StoredEvent:
 
 
 class Database:
-    """One SQLite file (WAL mode) shared by the stores; safe to use from several threads."""
+    """One SQLite file (WAL mode) shared by the stores; safe to use from several threads and
+    from several processes on the same file.
 
-    def __init__(self, path: Path) -> None:
+    Threads of one process share one connection behind a lock. Processes are serialised by
+    SQLite itself: every write opens its transaction with ``BEGIN IMMEDIATE`` (the write
+    lock is taken up front, so a writer waits up to ``busy_timeout_s`` for another process
+    instead of failing with "database is locked" when upgrading a read).
+    """
+
+    def __init__(self, path: Path, busy_timeout_s: float = 60.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE.
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, timeout=busy_timeout_s, isolation_level=None
+        )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._conn.executescript(_SCHEMA)  # IF NOT EXISTS: safe when two processes race
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def execute(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        """Run one statement in its own transaction and return all rows."""
-        with self._lock, self._conn:
+        """Run one read statement and return all rows."""
+        with self._lock:
             return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def write(self, sql: str, params: Iterable[object] = ()) -> int:
+        """Run one write statement in its own transaction; returns the rows it changed."""
+        with self._lock, self._write() as conn:
+            return conn.execute(sql, tuple(params)).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
         """Run one statement for many parameter rows in a single transaction."""
-        with self._lock, self._conn:
-            self._conn.executemany(sql, [tuple(r) for r in rows])
+        with self._lock, self._write() as conn:
+            conn.executemany(sql, [tuple(r) for r in rows])
 
     def close(self) -> None:
         """Close the connection."""
@@ -140,6 +166,18 @@ class CatalogueStore:
             vectors.append(np.frombuffer(r[7], dtype=np.float32) if r[7] is not None else None)
         return items, encoders, vectors
 
+    def existing(self, item_ids: list[str]) -> set[str]:
+        """The ids among ``item_ids`` that are stored (possibly by another process)."""
+        found: set[str] = set()
+        unique = sorted(set(item_ids))
+        for start in range(0, len(unique), 500):  # SQLite caps bound parameters
+            chunk = unique[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT id FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            found.update(r[0] for r in rows)
+        return found
+
     def count(self) -> int:
         """Number of items."""
         return int(self.db.execute("SELECT COUNT(*) FROM items")[0][0])
@@ -189,6 +227,29 @@ class EventStore:
             types,
         )
         return [StoredEvent(*r) for r in rows]
+
+    def positives_after(
+        self, last_id: int, types: tuple[str, ...] = ("click", "purchase"), limit: int = 50_000
+    ) -> list[tuple[int, str, float]]:
+        """``(id, item_id, timestamp)`` of positive events stored after row ``last_id``, in id
+        order (how each process folds every process's events into its popularity)."""
+        return self.db.execute(
+            f"SELECT id, item_id, timestamp FROM events WHERE id > ? AND type IN"
+            f" ({','.join('?' * len(types))}) ORDER BY id LIMIT ?",
+            (last_id, *types, limit),
+        )
+
+    def last_id(self) -> int:
+        """Row id of the newest stored event (0 when there is none)."""
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events")[0][0])
+
+    def delete_before(self, timestamp: float) -> int:
+        """Delete events stamped before ``timestamp``; returns how many went."""
+        return self.db.write("DELETE FROM events WHERE timestamp < ?", (timestamp,))
+
+    def delete_rankings_before(self, timestamp: float) -> int:
+        """Delete served-ranking logs written before ``timestamp``; returns how many went."""
+        return self.db.write("DELETE FROM rankings WHERE timestamp < ?", (timestamp,))
 
     def count(self) -> int:
         """Number of stored events."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from recommender.api.deps import AdminKey, ServiceDep
 from recommender.api.schemas import CatalogueUpsert
@@ -24,7 +24,10 @@ def _item_json(item: Item) -> dict[str, object]:
 
 @router.put("/items", dependencies=[AdminKey], summary="Insert or update items (admin)")
 def upsert_items(body: CatalogueUpsert, service: ServiceDep) -> dict[str, int]:
-    """Embeds new or changed texts once, persists them and updates the FAISS index."""
+    """Embeds new or changed texts once, persists them and updates the FAISS index.
+
+    Each id may appear once per request (422 naming the duplicates otherwise).
+    """
     items = [
         Item(i.id, i.title, i.text, list(i.categories), dict(i.features), i.created_at)
         for i in body.items
@@ -34,7 +37,9 @@ def upsert_items(body: CatalogueUpsert, service: ServiceDep) -> dict[str, int]:
 
 
 @router.delete("/items/{item_id}", dependencies=[AdminKey], summary="Delete an item (admin)")
-def delete_item(item_id: str, service: ServiceDep) -> dict[str, object]:
+def delete_item(
+    service: ServiceDep, item_id: str = Path(min_length=1, max_length=200)
+) -> dict[str, object]:
     """Remove an item from SQLite, memory and the index."""
     if service.delete_items([item_id]) == 0:
         raise HTTPException(404, detail=f"item_id {item_id!r} not in the catalogue")
@@ -42,7 +47,9 @@ def delete_item(item_id: str, service: ServiceDep) -> dict[str, object]:
 
 
 @router.get("/items/{item_id}", summary="One catalogue item")
-def get_item(item_id: str, service: ServiceDep) -> dict[str, object]:
+def get_item(
+    service: ServiceDep, item_id: str = Path(min_length=1, max_length=200)
+) -> dict[str, object]:
     """An item by id."""
     snap = service.catalogue.snapshot
     row = snap.rows.get(item_id)

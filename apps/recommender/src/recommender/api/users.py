@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from recommender.api.deps import ServiceDep
 
@@ -26,9 +26,13 @@ def users(service: ServiceDep) -> dict[str, object]:
 
 
 @router.get("/{user_id}/history", summary="A user's positive history")
-def user_history(user_id: str, service: ServiceDep, limit: int = 50) -> dict[str, object]:
+def user_history(
+    service: ServiceDep,
+    user_id: str = Path(min_length=1, max_length=200),
+    limit: int = Query(50, ge=1, le=500),
+) -> dict[str, object]:
     """Catalogue items the user liked (data set log + stored click/purchase events)."""
-    ids = service.stored_history(user_id, max(1, min(limit, 500)))
+    ids = service.stored_history(user_id, limit)
     if not ids and user_id not in service.users:
         raise HTTPException(404, detail=f"user_id {user_id!r} has no history")
     snap = service.catalogue.snapshot
