@@ -58,6 +58,7 @@ class AlertDispatcher:
         claim_timeout_s: a claim older than this is taken over by another dispatcher.
         timeout_s: HTTP timeout of one webhook attempt.
         rng: jitter source (tests pass a fixed one).
+        transport: httpx transport of the webhook clients (tests pass a mock one).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class AlertDispatcher:
         claim_timeout_s: float = 60.0,
         timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
@@ -89,6 +91,7 @@ class AlertDispatcher:
         self.claim_timeout_s = max(claim_timeout_s, timeout_s * 2)
         self.timeout_s = timeout_s
         self.rng = rng
+        self.transport = transport
         self.owner = uuid.uuid4().hex[:12]
         self._urls = {receiver_id(url): url for url in webhook_urls}
         self.receivers = ([KAFKA_RECEIVER] if producer is not None else []) + [
@@ -120,7 +123,7 @@ class AlertDispatcher:
     # ---- one attempt ------------------------------------------------------------
     def _client(self, receiver: str) -> httpx.Client:
         if receiver not in self._clients:
-            self._clients[receiver] = httpx.Client(timeout=self.timeout_s)
+            self._clients[receiver] = httpx.Client(timeout=self.timeout_s, transport=self.transport)
         return self._clients[receiver]
 
     def _send_kafka(self, delivery: Delivery) -> AttemptResult:
