@@ -69,31 +69,47 @@ def _serve_metrics(port: int | None) -> None:
 def cmd_scorer(args: argparse.Namespace) -> int:
     """One scorer process (join the scorer group; run several to scale out)."""
     from finance_monitor.kafka_io import ensure_topics
-    from finance_monitor.runtime import all_topics, build_scorer, load_model
+    from finance_monitor.runtime import all_topics, build_scorer, build_supervisor, load_model
 
     settings = _settings(args)
     model = load_model(settings, progress=lambda m: print(f"[scorer] {m}", flush=True))
     ensure_topics(settings.kafka_bootstrap_servers, all_topics(settings))
     worker = build_scorer(settings, model)
-    _stop_on_signals(worker.stop)
+    stopping = threading.Event()
+
+    def stop() -> None:
+        stopping.set()
+        worker.stop()
+
+    _stop_on_signals(stop)
     _serve_metrics(args.metrics_port)
     print(f"[scorer] consuming {settings.raw_topic} in group {settings.scorer_group}", flush=True)
-    worker.run()
+    # A broker outage makes the loop raise: restart it with backoff instead of exiting.
+    build_supervisor(settings).run(worker.run, "scorer", stopping)
     return 0
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
     """One trend process (+ alert dispatcher); several split the scored topic's partitions."""
     from finance_monitor.kafka_io import ensure_topics
-    from finance_monitor.runtime import all_topics, build_dispatcher, build_trend, open_store
+    from finance_monitor.runtime import (
+        all_topics,
+        build_dispatcher,
+        build_supervisor,
+        build_trend,
+        open_store,
+    )
 
     settings = _settings(args)
     ensure_topics(settings.kafka_bootstrap_servers, all_topics(settings))
     store = open_store(settings)
     worker = build_trend(settings, store)
     dispatcher = None if args.no_dispatch else build_dispatcher(settings, store)
+    supervisor = build_supervisor(settings)
+    stopping = threading.Event()
 
     def stop() -> None:
+        stopping.set()
         worker.stop()
         if dispatcher is not None:
             dispatcher.stop()
@@ -102,15 +118,40 @@ def cmd_trend(args: argparse.Namespace) -> int:
     _serve_metrics(args.metrics_port)
     thread = None
     if dispatcher is not None:
-        thread = threading.Thread(target=dispatcher.run, name="fm-dispatcher", daemon=True)
+        thread = threading.Thread(
+            target=supervisor.run,
+            args=(dispatcher.run, "dispatcher", stopping),
+            name="fm-dispatcher",
+            daemon=True,
+        )
         thread.start()
     print(f"[trend] consuming {settings.scored_topic} in group {settings.trend_group}", flush=True)
-    worker.run()
+    supervisor.run(worker.run, "trend", stopping)
     if thread is not None:
         dispatcher.stop()  # type: ignore[union-attr]
         thread.join(timeout=30)
     store.close()
     return 0
+
+
+# Compressed event time (time scale > 1) runs ahead of the wall clock; the stream starts
+# this far in the past at most, inside the default 7-day past skew of the stages.
+MAX_REPLAY_LEAD_S = 6 * 86400.0
+
+
+def replay_lead_s(rate: float, time_scale: float, count: int | None) -> float:
+    """How far before now a replay's event time starts, so it never runs into the future.
+
+    Event time advances ``time_scale`` seconds per wall second; the stages dead-letter
+    records more than ``KEEL_FM_MAX_FUTURE_SKEW_S`` ahead of the wall clock. A finite
+    stream therefore starts ``count / rate * (time_scale - 1)`` seconds in the past (it
+    ends about now); an endless one starts ``MAX_REPLAY_LEAD_S`` in the past.
+    """
+    if time_scale <= 1:
+        return 0.0
+    if count is None:
+        return MAX_REPLAY_LEAD_S
+    return min(count / rate * (time_scale - 1), MAX_REPLAY_LEAD_S)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -134,7 +175,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.surge_topic
         else None
     )
-    start = time.time()
+    start = time.time() - replay_lead_s(rate, args.time_scale, args.count)
     run_id = f"replay-{uuid.uuid4().hex[:8]}"
     if args.file is not None and not args.demo:
         rows = read_replay_file(args.file)
