@@ -220,3 +220,41 @@ def test_periodic_job_survives_failures() -> None:
     assert job.failures == 1 and job.runs >= 1
     with pytest.raises(ValueError):
         PeriodicJob("bad", 0, flaky)
+
+
+def test_request_ids_json_access_log_and_route_metrics(caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    from keel_service import JsonFormatter, app_metrics
+
+    app = _app()
+
+    @app.get("/metrics")
+    def metrics(request: Request):  # type: ignore[no-untyped-def]
+        return app_metrics(request.app, None)
+
+    client = TestClient(app)
+    with caplog.at_level(logging.INFO, logger="keel.access"):
+        kept = client.get("/missing", headers={"X-Request-ID": "abc-123"})
+        fresh = client.get("/missing", headers={"X-Request-ID": "bad id with spaces"})
+    assert kept.headers["x-request-id"] == "abc-123"
+    assert fresh.headers["x-request-id"] != "bad id with spaces"
+    assert len(fresh.headers["x-request-id"]) == 32
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.msg == "request"]
+    assert lines[0] | {"latency_ms": 0} == {
+        "ts": lines[0]["ts"],
+        "level": "info",
+        "logger": "keel.access",
+        "msg": "request",
+        "route": "/missing",
+        "method": "GET",
+        "status": 404,
+        "latency_ms": 0,
+        "request_id": "abc-123",
+    }
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/missing",status="404"} 2.0' in text
+    assert 'http_request_duration_seconds_count{method="GET",route="/missing"} 2.0' in text
+    client.get("/no/such/path/42")
+    assert 'route="unmatched"' in client.get("/metrics").text  # no per-path label explosion

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -27,9 +26,6 @@ def create_app(settings: Settings | None = None, background_start: bool = True) 
             meanwhile; ``False`` blocks start-up until ready (in-process test clients).
     """
     settings = settings or get_settings()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     runtime = AppRuntime(settings)
 
     @asynccontextmanager

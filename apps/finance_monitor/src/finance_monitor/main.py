@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -20,9 +19,6 @@ from keel_service import configure_app
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: store opened now; models and stages start in the background on startup."""
     settings = settings or get_settings()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     from keel.models import set_offline_env
 
     set_offline_env()

@@ -5,7 +5,7 @@ error-to-HTTP mapping, request limits, periodic jobs and server spawning. The en
 (``keel``) stays free of FastAPI; this package is where the apps' web layer meets.
 """
 
-from keel_service.app import configure_app, run_server
+from keel_service.app import app_metrics, configure_app, run_server
 from keel_service.errors import (
     InsecureConfigError,
     ServiceError,
@@ -15,14 +15,17 @@ from keel_service.errors import (
 from keel_service.health import Readiness, Status, health_router, public_error
 from keel_service.jobs import PeriodicJob
 from keel_service.limits import BodySizeLimitMiddleware, ClientIdentifier, RateLimiter
+from keel_service.observability import REQUEST_ID_HEADER, JsonFormatter, metrics_response
 from keel_service.security import API_KEY_HEADER, KeyRing, Role, require_role
 from keel_service.settings import ServiceSettings
 
 __all__ = [
     "API_KEY_HEADER",
+    "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
     "ClientIdentifier",
     "InsecureConfigError",
+    "JsonFormatter",
     "KeyRing",
     "PeriodicJob",
     "RateLimiter",
@@ -31,9 +34,11 @@ __all__ = [
     "ServiceError",
     "ServiceSettings",
     "Status",
+    "app_metrics",
     "configure_app",
     "health_router",
     "install_error_handlers",
+    "metrics_response",
     "public_error",
     "require_role",
     "run_server",

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CollectorRegistry
 
 from keel_service.limits import BodySizeLimitMiddleware, ClientIdentifier
+from keel_service.observability import configure_logging, install_observability, metrics_response
 from keel_service.settings import ServiceSettings
 
 
 def configure_app(app: FastAPI, settings: ServiceSettings, *, env_prefix: str) -> None:
-    """Check the keys, then install the key ring, the client identifier and the body limit.
+    """Check the keys, then install logging, the key ring, the client identifier, request
+    ids with HTTP metrics, and the body limit (outermost, so nothing reads a large body).
 
     Raises:
         InsecureConfigError: a missing or default key (the message says how to set one).
     """
     settings.check_keys(env_prefix)
+    configure_logging(settings.json_logs)
     app.state.keyring = settings.keyring()
     app.state.client_id = ClientIdentifier(settings.trusted_proxy_header, settings.trusted_proxies)
+    app.state.http_registry = CollectorRegistry()
+    install_observability(app, app.state.http_registry)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+
+
+def app_metrics(app: FastAPI, registry: CollectorRegistry | None) -> Response:
+    """``/metrics`` body: the app's own registry plus the shared HTTP metrics."""
+    registries = [r for r in (registry, getattr(app.state, "http_registry", None)) if r]
+    return metrics_response(*registries)
 
 
 def run_server(app: Any, settings: ServiceSettings, *, host: str, port: int, **kwargs: Any) -> None:

@@ -25,6 +25,7 @@ class ServiceSettings(BaseSettings):
         trusted_proxies: peer addresses whose ``trusted_proxy_header`` is believed.
         shutdown_timeout_s: how long a stopping server waits for requests in flight.
         retention_interval_s: how often the retention job runs.
+        json_logs: log one JSON object per line (one per request from the access log).
     """
 
     model_config = SettingsConfigDict(extra="ignore")
@@ -35,6 +36,7 @@ class ServiceSettings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
     retention_interval_s: float = Field(default=3600.0, gt=0)
+    json_logs: bool = False
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from customer_service.api.deps import RuntimeDep
 from customer_service.runtime import AppRuntime
-from keel_service import Readiness, Status, health_router
+from keel_service import Readiness, Status, app_metrics, health_router
 
 
 def readiness(request: Request) -> Readiness:
@@ -42,9 +41,9 @@ metrics_router = APIRouter(tags=["system"])
 
 
 @metrics_router.get("/metrics")
-def metrics(runtime: RuntimeDep) -> Response:
-    """Prometheus text format."""
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus text format: the app's metrics and the HTTP metrics per route."""
+    return app_metrics(request.app, runtime.metrics.registry)
 
 
 router.include_router(metrics_router)

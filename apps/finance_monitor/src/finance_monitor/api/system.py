@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
 from finance_monitor.api.deps import RuntimeDep, SettingsDep
 from finance_monitor.scoring import score_texts
 from finance_monitor.tickers import TickerExtractor, load_companies
+from keel_service import app_metrics
 
 router = APIRouter(tags=["system"])
 
@@ -28,9 +29,9 @@ def healthz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format: lag, messages/s, batch latency, DLQ count, alerts."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    """Prometheus text format: lag, messages/s, batch latency, DLQ count, alerts, HTTP."""
+    return app_metrics(request.app, REGISTRY)
 
 
 class ScoreIn(BaseModel):

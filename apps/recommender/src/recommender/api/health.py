@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from keel_service import Readiness, Status, health_router
+from keel_service import Readiness, Status, app_metrics, health_router
 
 
 def readiness(request: Request) -> Readiness:
@@ -36,8 +35,7 @@ _metrics = APIRouter(tags=["system"])
 def metrics(request: Request) -> Response:
     """Prometheus text format."""
     service = getattr(request.app.state, "service", None)
-    body = generate_latest(service.metrics.registry) if service is not None else b""
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+    return app_metrics(request.app, service.metrics.registry if service is not None else None)
 
 
 router.include_router(_metrics)
