@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Run a real single-node Apache Kafka broker (KRaft, broker+controller) without Docker.
 
-Usage: scripts/kafka-local start|stop|status [--dir DIR] [--version V]
+Usage: scripts/kafka-local start|stop|status [--dir DIR] [--version V] [--keep]
 
 The first ``start`` fetches Kafka's jars from Maven Central with Maven into a cache
 folder (``$KEEL_KAFKA_CACHE`` or ``~/.cache/keel/kafka``); later starts reuse them.
 The broker binds to 127.0.0.1 on free ports, its data and PID live under ``--dir``
 (default ``var/kafka`` in the repository), and ``start`` prints the bootstrap address
-once the broker answers. If ``KAFKA_BOOTSTRAP_SERVERS`` is set, ``start`` starts
+once the broker answers; ``start --keep`` restarts a stopped broker of ``--dir`` on
+its data and ports (a broker restart). If ``KAFKA_BOOTSTRAP_SERVERS`` is set, ``start`` starts
 nothing and prints that address: everything then uses the external cluster.
 Standard library only, so it runs before the project's virtualenv exists.
 """
@@ -171,7 +172,14 @@ def write_properties(state_dir: Path, port: int, cport: int) -> Path:
     return path
 
 
-def start(state_dir: Path, version: str, timeout_s: float) -> str:
+def _listener_port(props: Path) -> int:
+    for line in props.read_text().splitlines():
+        if line.startswith("listeners="):
+            return int(line.split("PLAINTEXT://127.0.0.1:")[1].split(",")[0])
+    raise KafkaLocalError(f"no PLAINTEXT listener in {props}")
+
+
+def start(state_dir: Path, version: str, timeout_s: float, keep: bool = False) -> str:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         print(f"kafka-local: KAFKA_BOOTSTRAP_SERVERS is set; using {external}", file=sys.stderr)
@@ -180,16 +188,23 @@ def start(state_dir: Path, version: str, timeout_s: float) -> str:
     if running:
         return running[1]
     libs = fetch_jars(version)
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True)
-    port, cport = free_port(), free_port()
-    while cport == port:
-        cport = free_port()
-    props = write_properties(state_dir, port, cport)
-    (state_dir / "log4j2.xml").write_text(LOG4J2)
+    props = state_dir / "server.properties"
+    # --keep: restart a stopped broker on its data and ports (a broker restart, not a new one)
+    restart = keep and props.is_file() and (state_dir / "data").is_dir()
+    if not restart:
+        if state_dir.exists():
+            shutil.rmtree(state_dir)
+        state_dir.mkdir(parents=True)
+        port, cport = free_port(), free_port()
+        while cport == port:
+            cport = free_port()
+        props = write_properties(state_dir, port, cport)
+        (state_dir / "log4j2.xml").write_text(LOG4J2)
+        (state_dir / "logs").mkdir()
+    port = _listener_port(props)
     logs = state_dir / "logs"
-    logs.mkdir()
+    if restart:
+        (logs / "server.log").unlink(missing_ok=True)  # wait for this run's ready line
     classpath = f"{libs}/*"
     java_opts = [
         "-Xms256m",
@@ -201,33 +216,41 @@ def start(state_dir: Path, version: str, timeout_s: float) -> str:
         f"-Dkafka.logs.dir={logs}",
     ]
     cluster_id = (
-        subprocess.run(
-            ["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+        ""
+        if restart
+        else (
+            subprocess.run(
+                ["java", "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            or uuid.uuid4().hex[:22]
+        )
+    )
+    fmt = (
+        None
+        if restart
+        else subprocess.run(
+            [
+                "java",
+                *java_opts,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                cluster_id,
+                "--standalone",
+                "-c",
+                str(props),
+            ],
             capture_output=True,
             text=True,
-        ).stdout.strip()
-        or uuid.uuid4().hex[:22]
+        )
     )
-    fmt = subprocess.run(
-        [
-            "java",
-            *java_opts,
-            "-cp",
-            classpath,
-            "kafka.tools.StorageTool",
-            "format",
-            "--cluster-id",
-            cluster_id,
-            "--standalone",
-            "-c",
-            str(props),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if fmt.returncode != 0:
+    if fmt is not None and fmt.returncode != 0:
         raise KafkaLocalError(f"formatting the log directory failed:\n{fmt.stdout}{fmt.stderr}")
-    out = open(logs / "stdout.log", "wb")  # noqa: SIM115 - the child keeps the handle
+    out = open(logs / "stdout.log", "ab")  # noqa: SIM115 - the child keeps the handle
     proc = subprocess.Popen(
         ["java", *java_opts, "-cp", classpath, "kafka.Kafka", str(props)],
         stdout=out,
@@ -305,13 +328,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for readiness"
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="start: restart the stopped broker of --dir on its data and ports",
+    )
     args = parser.parse_args(argv)
     state_dir = args.dir.resolve()
     try:
         if args.command == "fetch":
             print(fetch_jars(args.version))
         elif args.command == "start":
-            print(start(state_dir, args.version, args.timeout), flush=True)
+            print(start(state_dir, args.version, args.timeout, keep=args.keep), flush=True)
         elif args.command == "stop":
             print("stopped" if stop(state_dir) else "not running")
         else:
