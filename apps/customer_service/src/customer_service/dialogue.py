@@ -28,19 +28,21 @@ from enum import StrEnum
 from typing import Any
 
 from customer_service.answers import Citation, ExtractiveAnswer, compose_extractive_answer
-from customer_service.errors import InvalidStateError
+from customer_service.errors import ConversationConflictError, InvalidStateError
 from customer_service.generation import AnswerGenerator
 from customer_service.grounding import check_grounding, render_grounded_answer
 from customer_service.intents import IntentModel, IntentPrediction
 from customer_service.knowledge_base import KnowledgeBase, RetrievedPassage
 from customer_service.pii import mask_pii
 from customer_service.storage import (
+    MAX_ATTEMPTS,
     Conversation,
     ConversationState,
     ConversationStore,
     NewMessage,
     Role,
     StoredMessage,
+    backoff,
 )
 from customer_service.templates import IntentAction, TemplateBook
 
@@ -190,29 +192,61 @@ class DialogueManager:
 
     # customer messages ----------------------------------------------------
     def handle_message(self, conversation_id: str, text: str) -> BotReply:
-        """Store a customer message and the bot's answer (if the bot answers)."""
-        conversation = self.store.get_conversation(conversation_id)
-        masked = mask_pii(text.strip())
-        user = NewMessage(Role.USER, masked)
-        if conversation.state is not ConversationState.BOT:
-            stored = self.store.record_turn(conversation, [user])
-            return BotReply(
-                conversation.id,
-                conversation.state,
-                AnswerKind.SILENT,
-                None,
-                None,
-                None,
-                user_message_id=stored[0].id,
-            )
+        """Store a customer message and the bot's answer (if the bot answers).
 
-        reply, bot = self._decide(conversation, masked)
-        user.intent, user.confidence = reply.intent, reply.confidence
-        stored = self.store.record_turn(conversation, [user, bot])
-        reply.state = conversation.state
-        reply.user_message_id, reply.message_id = stored[0].id, stored[1].id
-        reply.citations = stored[1].citations
-        return reply
+        The bot decides on the conversation as it read it, which takes a model call;
+        an agent may take the conversation over meanwhile. The turn is then written
+        with a compare-and-set, and on a conflict everything is decided again from the
+        fresh row (now silent, if an agent has the chat), so no agent action is undone.
+
+        Raises:
+            SessionNotFoundError: no such conversation.
+            ConversationConflictError: the conversation kept changing (409, retry).
+        """
+        masked = mask_pii(text.strip())
+        for attempt in range(MAX_ATTEMPTS):
+            conversation = self.store.get_conversation(conversation_id)
+            if conversation.state is not ConversationState.BOT:
+                silent = self._store_for_agent(conversation_id, masked)
+                if silent is not None:
+                    return silent
+                continue  # handed back to the bot meanwhile: answer as the bot
+            reply, bot = self._decide(conversation, masked)
+            user = NewMessage(Role.USER, masked, intent=reply.intent, confidence=reply.confidence)
+            try:
+                stored = self.store.record_turn(conversation, [user, bot])
+            except ConversationConflictError:
+                backoff(attempt)
+                continue
+            reply.state = conversation.state
+            reply.user_message_id, reply.message_id = stored[0].id, stored[1].id
+            reply.citations = stored[1].citations
+            return reply
+        raise ConversationConflictError(
+            f"conversation {conversation_id!r} kept changing; retry the message"
+        )
+
+    def _store_for_agent(self, conversation_id: str, masked: str) -> BotReply | None:
+        """Store a customer message of a conversation a human has; ``None`` (nothing
+        stored) if the bot has it again."""
+
+        def add(conversation: Conversation) -> list[NewMessage] | None:
+            if conversation.state is ConversationState.BOT:
+                return None
+            return [NewMessage(Role.USER, masked)]
+
+        conversation, stored = self.store.modify(conversation_id, add)
+        if not stored:
+            return None
+        return BotReply(
+            conversation.id,
+            conversation.state,
+            AnswerKind.SILENT,
+            None,
+            None,
+            None,
+            user_message_id=stored[0].id,
+        )
 
     def _decide(self, conversation: Conversation, text: str) -> tuple[BotReply, NewMessage]:
         titles = {intent: self.templates.title(intent) for intent in conversation.pending_options}
@@ -423,24 +457,31 @@ class DialogueManager:
         self, conversation_id: str, reason: str = "customer_button"
     ) -> StoredMessage | None:
         """Put a conversation in the agent queue ("talk to a human"); idempotent."""
-        conversation = self.store.get_conversation(conversation_id)
-        if conversation.state is not ConversationState.BOT:
-            return None
-        _, bot = self._handoff(conversation, reason, None, None)
-        return self.store.record_turn(conversation, [bot])[0]
+
+        def hand_off(conversation: Conversation) -> list[NewMessage] | None:
+            if conversation.state is not ConversationState.BOT:
+                return None
+            return [self._handoff(conversation, reason, None, None)[1]]
+
+        _, stored = self.store.modify(conversation_id, hand_off)
+        return stored[0] if stored else None
 
     def agent_reply(self, conversation_id: str, agent_name: str, text: str) -> StoredMessage:
         """Store an agent's message; the conversation is then with the agent."""
-        conversation = self.store.get_conversation(conversation_id)
-        if conversation.state is ConversationState.BOT:
-            # An agent may step into a bot conversation from the queue page: that
-            # is a hand-off too.
-            conversation.handoff_count += 1
-            conversation.handoff_reason = "agent_joined"
-            conversation.handoff_at = time.time()
-        conversation.state = ConversationState.WITH_AGENT
-        conversation.agent_name = agent_name
-        return self.store.record_turn(conversation, [NewMessage(Role.AGENT, text, "agent")])[0]
+
+        def take_over(conversation: Conversation) -> list[NewMessage]:
+            if conversation.state is ConversationState.BOT:
+                # An agent may step into a bot conversation from the queue page: that
+                # is a hand-off too.
+                conversation.handoff_count += 1
+                conversation.handoff_reason = "agent_joined"
+                conversation.handoff_at = time.time()
+            conversation.state = ConversationState.WITH_AGENT
+            conversation.agent_name = agent_name
+            conversation.pending_options = []
+            return [NewMessage(Role.AGENT, text, "agent")]
+
+        return self.store.modify(conversation_id, take_over)[1][0]
 
     def hand_back(self, conversation_id: str) -> StoredMessage:
         """Return the conversation to the bot.
@@ -448,12 +489,13 @@ class DialogueManager:
         Raises:
             InvalidStateError: the bot already has the conversation.
         """
-        conversation = self.store.get_conversation(conversation_id)
-        if conversation.state is ConversationState.BOT:
-            raise InvalidStateError(f"conversation {conversation_id!r} is already with the bot")
-        conversation.state = ConversationState.BOT
-        conversation.low_confidence_streak = 0
-        conversation.pending_options = []
-        return self.store.record_turn(
-            conversation, [NewMessage(Role.BOT, HANDBACK_MESSAGE, AnswerKind.HANDBACK)]
-        )[0]
+
+        def give_back(conversation: Conversation) -> list[NewMessage]:
+            if conversation.state is ConversationState.BOT:
+                raise InvalidStateError(f"conversation {conversation_id!r} is already with the bot")
+            conversation.state = ConversationState.BOT
+            conversation.low_confidence_streak = 0
+            conversation.pending_options = []
+            return [NewMessage(Role.BOT, HANDBACK_MESSAGE, AnswerKind.HANDBACK)]
+
+        return self.store.modify(conversation_id, give_back)[1][0]

@@ -23,6 +23,10 @@ class InvalidStateError(CustomerServiceError):
     """The conversation is not in a state that allows the requested action."""
 
 
+class ConversationConflictError(InvalidStateError):
+    """The conversation changed between reading and writing it (compare-and-set refused)."""
+
+
 class DocumentFormatError(CustomerServiceError, ValueError):
     """A knowledge-base file or FAQ row cannot be read; names the file and line."""
 

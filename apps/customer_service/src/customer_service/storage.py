@@ -1,16 +1,24 @@
-"""Conversation storage (SQLAlchemy Core; SQLite in WAL mode by default).
+"""Conversation storage (SQLAlchemy Core; SQLite in WAL mode by default, or PostgreSQL).
 
 Every text is passed through :func:`customer_service.pii.mask_pii` here, so nothing
 unmasked reaches the database whatever the caller does.
+
+Conversation rows carry a ``version``: every update is a compare-and-set
+(``UPDATE ... WHERE id = ? AND version = ?``), so a writer that read the row before
+someone else changed it is refused (:class:`ConversationConflictError`) instead of
+overwriting the other change. Callers re-read and retry; :meth:`ConversationStore.modify`
+does that for quick read-modify-write changes (agent actions).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,8 +28,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from customer_service.errors import MessageNotFoundError, SessionNotFoundError
+from customer_service.errors import (
+    ConversationConflictError,
+    MessageNotFoundError,
+    SessionNotFoundError,
+)
 from customer_service.pii import mask_pii
+
+log = logging.getLogger(__name__)
+
+# Compare-and-set attempts of one read-modify-write before the caller gets a 409.
+MAX_ATTEMPTS = 20
 
 
 class ConversationState(StrEnum):
@@ -55,6 +72,9 @@ conversations = sa.Table(
     sa.Column("handoff_at", sa.Float, nullable=True),
     sa.Column("handoff_count", sa.Integer, nullable=False, default=0),
     sa.Column("agent_name", sa.String(128), nullable=True),
+    # Incremented by every update; the compare-and-set token (see the module docstring).
+    sa.Column("version", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Index("ix_conversations_updated_at", "updated_at"),
 )
 
 messages = sa.Table(
@@ -98,6 +118,7 @@ class Conversation:
     handoff_at: float | None = None
     handoff_count: int = 0
     agent_name: str | None = None
+    version: int = 0
 
 
 @dataclass
@@ -165,7 +186,13 @@ def _conversation_from_row(row: Any) -> Conversation:
         handoff_at=row.handoff_at,
         handoff_count=row.handoff_count or 0,
         agent_name=row.agent_name,
+        version=row.version or 0,
     )
+
+
+def backoff(attempt: int) -> None:
+    """Sleep a little before retry ``attempt`` (jittered, so contenders spread out)."""
+    time.sleep(random.uniform(0.0, min(0.2, 0.005 * 2**attempt)))
 
 
 def _message_from_row(row: Any, rating: int | None = None) -> StoredMessage:
@@ -199,12 +226,38 @@ class ConversationStore:
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
         )
+        self._upgrade_schema()
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (serialised within the process for SQLite)."""
         with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    def _upgrade_schema(self) -> None:
+        """Bring a database written by an older release up to date.
+
+        ``create_all`` creates missing tables but never alters existing ones: add the
+        ``version`` column (standard SQL, the same on SQLite and PostgreSQL) and the
+        ``updated_at`` index the retention purge uses.
+        """
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns("conversations")}
+        if "version" not in columns:
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        sa.text(
+                            "ALTER TABLE conversations ADD COLUMN version INTEGER NOT NULL DEFAULT 0"
+                        )
+                    )
+                log.info("conversations table upgraded: version column added")
+            except sa.exc.DBAPIError:
+                # Another process starting at the same moment may have added it first.
+                columns = {c["name"] for c in sa.inspect(self.engine).get_columns("conversations")}
+                if "version" not in columns:
+                    raise
+        for index in conversations.indexes:
+            index.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -229,19 +282,28 @@ class ConversationStore:
                     updated_at=now,
                     low_confidence_streak=0,
                     handoff_count=0,
+                    version=0,
                 )
             )
         return conversation
 
     def get_conversation(
-        self, conversation_id: str, conn: Connection | None = None
+        self, conversation_id: str, conn: Connection | None = None, *, for_update: bool = False
     ) -> Conversation:
         """The conversation ``conversation_id``.
+
+        Args:
+            conversation_id: its id.
+            conn: read inside this transaction (default: a connection of its own).
+            for_update: lock the row until ``conn``'s transaction ends (PostgreSQL
+                ``SELECT ... FOR UPDATE``; SQLite writers are already serialised).
 
         Raises:
             SessionNotFoundError: no such conversation.
         """
         query = conversations.select().where(conversations.c.id == conversation_id)
+        if for_update:
+            query = query.with_for_update()
         if conn is None:
             with self.engine.connect() as own:
                 row = own.execute(query).first()
@@ -254,14 +316,24 @@ class ConversationStore:
     def update_conversation(
         self, conversation: Conversation, conn: Connection | None = None
     ) -> None:
-        """Write a conversation's mutable fields back."""
-        conversation.updated_at = time.time()
+        """Write a conversation's mutable fields back if nobody changed the row since it
+        was read (compare-and-set on ``version``); ``conversation.version`` then moves on.
+
+        Raises:
+            ConversationConflictError: the row changed since ``conversation`` was read.
+            SessionNotFoundError: the conversation no longer exists (purged).
+        """
+        updated_at = time.time()
         statement = (
             conversations.update()
-            .where(conversations.c.id == conversation.id)
+            .where(
+                conversations.c.id == conversation.id,
+                conversations.c.version == conversation.version,
+            )
             .values(
+                version=conversation.version + 1,
                 state=conversation.state.value,
-                updated_at=conversation.updated_at,
+                updated_at=updated_at,
                 low_confidence_streak=conversation.low_confidence_streak,
                 pending_options=json.dumps(conversation.pending_options)
                 if conversation.pending_options
@@ -275,9 +347,67 @@ class ConversationStore:
         )
         if conn is None:
             with self._write() as own:
-                own.execute(statement)
+                self._compare_and_set(own, conversation, statement)
         else:
-            conn.execute(statement)
+            self._compare_and_set(conn, conversation, statement)
+        conversation.updated_at = updated_at
+        conversation.version += 1
+
+    def _compare_and_set(
+        self, conn: Connection, conversation: Conversation, statement: Any
+    ) -> None:
+        if conn.execute(statement).rowcount == 1:
+            return
+        exists = conn.execute(
+            sa.select(conversations.c.version).where(conversations.c.id == conversation.id)
+        ).first()
+        if exists is None:
+            raise SessionNotFoundError(f"no conversation {conversation.id!r}")
+        raise ConversationConflictError(
+            f"conversation {conversation.id!r} changed concurrently "
+            f"(version {conversation.version} -> {exists.version})"
+        )
+
+    def modify(
+        self,
+        conversation_id: str,
+        change: Callable[[Conversation], list[NewMessage] | None],
+    ) -> tuple[Conversation, list[StoredMessage]]:
+        """Read, change and write a conversation in one transaction, retried on conflict.
+
+        The row is read under the write lock (``FOR UPDATE`` on PostgreSQL), so
+        concurrent callers in one process queue instead of conflicting; the
+        compare-and-set still guards against other processes.
+
+        Args:
+            conversation_id: the conversation.
+            change: mutates the conversation it is given and returns the messages to
+                store with it, or ``None`` to write nothing. It may run more than once.
+                Exceptions it raises roll the transaction back and propagate.
+
+        Returns:
+            The conversation as written (or as read, when nothing was written) and the
+            stored messages.
+
+        Raises:
+            SessionNotFoundError: no such conversation.
+            ConversationConflictError: still conflicting after ``MAX_ATTEMPTS`` tries.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                with self._write() as conn:
+                    conversation = self.get_conversation(conversation_id, conn, for_update=True)
+                    new_messages = change(conversation)
+                    if new_messages is None:
+                        return conversation, []
+                    self.update_conversation(conversation, conn)
+                    stored = [self._insert_message(conn, conversation.id, m) for m in new_messages]
+                return conversation, stored
+            except ConversationConflictError:
+                backoff(attempt)
+        raise ConversationConflictError(
+            f"conversation {conversation_id!r} kept changing; retry the request"
+        )
 
     def queue(self) -> list[Conversation]:
         """Conversations waiting for or handled by an agent, oldest hand-off first."""
@@ -331,10 +461,18 @@ class ConversationStore:
     def record_turn(
         self, conversation: Conversation, new_messages: list[NewMessage]
     ) -> list[StoredMessage]:
-        """Store messages and the conversation's new state in one transaction."""
+        """Store messages and the conversation's new state in one transaction.
+
+        The conversation is written first, conditionally: when it changed since it was
+        read, nothing is stored and the caller re-reads and decides again.
+
+        Raises:
+            ConversationConflictError: the conversation changed since it was read.
+            SessionNotFoundError: the conversation no longer exists.
+        """
         with self._write() as conn:
-            stored = [self._insert_message(conn, conversation.id, m) for m in new_messages]
             self.update_conversation(conversation, conn)
+            stored = [self._insert_message(conn, conversation.id, m) for m in new_messages]
         return stored
 
     def recent_user_texts(self, conversation_id: str, limit: int) -> list[str]:
@@ -441,6 +579,52 @@ class ConversationStore:
         )
         with self.engine.connect() as conn:
             return {int(r.rating): int(r.n) for r in conn.execute(query)}
+
+    # retention -------------------------------------------------------------
+    def purge_expired(self, now: float, retention_days: float, batch_size: int = 500) -> int:
+        """Delete conversations idle for more than ``retention_days`` with their messages
+        and feedback, in batches (each its own short transaction).
+
+        Args:
+            now: the current time (epoch seconds).
+            retention_days: how long a conversation is kept after its last activity
+                (``updated_at``); ``0`` or less keeps everything.
+            batch_size: conversations deleted per transaction.
+
+        Returns:
+            The number of conversations deleted.
+        """
+        if retention_days <= 0:
+            return 0
+        cutoff = now - retention_days * 86400
+        deleted = 0
+        while True:
+            with self._write() as conn:
+                # FOR UPDATE: a concurrent chat turn waits, then finds the row gone (404)
+                # instead of adding a message to a conversation being deleted.
+                ids = [
+                    row.id
+                    for row in conn.execute(
+                        sa.select(conversations.c.id)
+                        .where(conversations.c.updated_at < cutoff)
+                        .limit(batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                ]
+                if not ids:
+                    return deleted
+                message_ids = sa.select(messages.c.id).where(messages.c.conversation_id.in_(ids))
+                conn.execute(
+                    feedback.delete().where(
+                        sa.or_(
+                            feedback.c.conversation_id.in_(ids),
+                            feedback.c.message_id.in_(message_ids),
+                        )
+                    )
+                )
+                conn.execute(messages.delete().where(messages.c.conversation_id.in_(ids)))
+                conn.execute(conversations.delete().where(conversations.c.id.in_(ids)))
+            deleted += len(ids)
 
     def iter_conversation_ids(self) -> Iterator[str]:
         with self.engine.connect() as conn:

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from customer_service.api.chat import message_out
 from customer_service.api.deps import AgentKeyDep, RuntimeDep, ServicesDep
-from customer_service.api.schemas import AgentReplyRequest, MessageOut, QueueItem
+from customer_service.api.schemas import AgentReplyRequest, MessageOut, QueueItem, SessionId
 from customer_service.storage import Role
 
 router = APIRouter(prefix="/agent", tags=["agent"], dependencies=[AgentKeyDep])
@@ -33,7 +33,9 @@ def agent_queue(services: ServicesDep, runtime: RuntimeDep) -> list[QueueItem]:
 
 
 @router.post("/sessions/{session_id}/reply", response_model=MessageOut)
-def agent_reply(session_id: str, body: AgentReplyRequest, services: ServicesDep) -> MessageOut:
+def agent_reply(
+    session_id: SessionId, body: AgentReplyRequest, services: ServicesDep
+) -> MessageOut:
     """Reply to the customer as a human; the bot stays silent until hand-back."""
     message = services.dialogue.agent_reply(session_id, body.agent, body.message)
     assert message.role is Role.AGENT
@@ -41,6 +43,6 @@ def agent_reply(session_id: str, body: AgentReplyRequest, services: ServicesDep)
 
 
 @router.post("/sessions/{session_id}/hand-back", response_model=MessageOut)
-def hand_back(session_id: str, services: ServicesDep) -> MessageOut:
+def hand_back(session_id: SessionId, services: ServicesDep) -> MessageOut:
     """Give the conversation back to the bot (409 if the bot already has it)."""
     return message_out(services.dialogue.hand_back(session_id))

@@ -10,13 +10,16 @@ from fastapi.exceptions import RequestValidationError
 
 from customer_service.api.deps import RateLimitDep, RuntimeDep, ServicesDep
 from customer_service.api.schemas import (
+    MAX_ID,
     ChatRequest,
     ChatResponse,
     FeedbackRequest,
     HandoffRequest,
     MessageOut,
+    SessionId,
     SessionOut,
     StartSessionResponse,
+    is_blank,
 )
 from customer_service.dialogue import AnswerKind
 from customer_service.storage import StoredMessage
@@ -68,7 +71,7 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
                 }
             ]
         )
-    if not body.message.strip():
+    if is_blank(body.message):
         raise RequestValidationError(
             [
                 {
@@ -109,9 +112,9 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
 def session_history(
-    session_id: str,
+    session_id: SessionId,
     services: ServicesDep,
-    after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="only messages with a larger id")] = 0,
 ) -> SessionOut:
     """A conversation's state and messages (PII masked)."""
     conversation = services.store.get_conversation(session_id)
@@ -129,7 +132,7 @@ def session_history(
 
 @router.post("/sessions/{session_id}/feedback", status_code=204)
 def give_feedback(
-    session_id: str, body: FeedbackRequest, services: ServicesDep, runtime: RuntimeDep
+    session_id: SessionId, body: FeedbackRequest, services: ServicesDep, runtime: RuntimeDep
 ) -> None:
     """Thumbs up / down on a bot answer (a second vote replaces the first)."""
     services.store.set_feedback(
@@ -140,7 +143,10 @@ def give_feedback(
 
 @router.post("/sessions/{session_id}/handoff", response_model=SessionOut)
 def request_handoff(
-    session_id: str, services: ServicesDep, runtime: RuntimeDep, body: HandoffRequest | None = None
+    session_id: SessionId,
+    services: ServicesDep,
+    runtime: RuntimeDep,
+    body: HandoffRequest | None = None,
 ) -> SessionOut:
     """ "Talk to a human": the conversation waits for an agent and the bot stops answering."""
     reason = body.reason if body else "customer_button"

@@ -1,10 +1,58 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API.
+
+Every free-text request field is a :data:`Text`: bounded in length, and refused with
+a 422 naming the field when it holds a NUL or other control character or an unpaired
+UTF-16 surrogate (JSON can spell ``"\\ud800"``; no database or file can store it).
+Every number is bounded, so none overflows a database integer.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, Field
+
+# The largest id a request may name: SQLite and PostgreSQL integers are signed 64-bit.
+MAX_ID = 2**63 - 1
+# Hard cap of a customer message; the configurable MAX_MESSAGE_CHARS is checked in /chat.
+MAX_MESSAGE_CHARS = 100_000
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def check_text(value: str) -> str:
+    """Refuse text no store can hold faithfully (used as a pydantic validator).
+
+    Raises:
+        ValueError: a control character other than tab / newline / carriage return, or
+            an unpaired surrogate; the message gives its position.
+    """
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"contains the control character U+{ord(bad.group()):04X} at position {bad.start()}"
+        )
+    bad = _SURROGATE.search(value)
+    if bad is not None:
+        raise ValueError(f"contains an unpaired UTF-16 surrogate at position {bad.start()}")
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_text)]
+
+# Conversation ids are hex (uuid4); anything else in the path is a 422, not a lookup.
+SESSION_ID_PATTERN = r"^[0-9a-f]{8,64}$"
+SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="conversation id")]
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` has nothing visible: only whitespace and format characters
+    (zero-width spaces, byte-order marks, direction marks)."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
 
 
 class StartSessionResponse(BaseModel):
@@ -16,10 +64,12 @@ class StartSessionResponse(BaseModel):
 class ChatRequest(BaseModel):
     """One customer message; without ``session_id`` a new conversation is started."""
 
-    session_id: str | None = Field(
-        default=None, min_length=8, max_length=64, pattern=r"^[0-9a-f]+$"
+    session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
+    message: Text = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        description="the customer's message (at most MAX_MESSAGE_CHARS characters)",
     )
-    message: str = Field(min_length=1, description="the customer's message (length-limited)")
 
 
 class Citation(BaseModel):
@@ -84,9 +134,9 @@ class SessionOut(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    message_id: int = Field(ge=1)
+    message_id: int = Field(ge=1, le=MAX_ID)
     rating: Literal["up", "down"]
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: Text | None = Field(default=None, max_length=2000)
 
 
 class HandoffRequest(BaseModel):
@@ -96,8 +146,8 @@ class HandoffRequest(BaseModel):
 
 
 class AgentReplyRequest(BaseModel):
-    agent: str = Field(min_length=1, max_length=64)
-    message: str = Field(min_length=1, max_length=4000)
+    agent: Text = Field(min_length=1, max_length=64)
+    message: Text = Field(min_length=1, max_length=4000)
 
 
 class QueueItem(BaseModel):
@@ -110,10 +160,10 @@ class QueueItem(BaseModel):
 
 
 class DocumentIn(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
-    text: str = Field(min_length=1, max_length=200_000)
+    title: Text = Field(min_length=1, max_length=300)
+    text: Text = Field(min_length=1, max_length=200_000)
     format: Literal["markdown", "html", "text"] = "markdown"
-    url: str | None = Field(default=None, max_length=2000)
+    url: Text | None = Field(default=None, max_length=2000)
 
 
 class DocumentOut(BaseModel):
