@@ -108,7 +108,7 @@ def test_events_are_stored(client: httpx.Client) -> None:
         },
         {"user_id": "ev-user", "item_id": "c005", "type": "click", "timestamp": 1_770_000_000},
     ]
-    resp = client.post("/events", json={"events": events})
+    resp = client.post("/events", json={"events": events}, headers={"X-API-Key": API_KEY})
     assert resp.status_code == 201 and resp.json() == {"stored": 2}
     stored = client.get("/events", params={"user_id": "ev-user"}).json()["events"]
     assert [(e["item_id"], e["type"]) for e in stored] == [
@@ -146,12 +146,15 @@ def test_malformed_rerank_input_is_a_422_naming_the_field(
 
 
 def test_bad_events_are_rejected(client: httpx.Client) -> None:
+    key = {"X-API-Key": API_KEY}
     resp = client.post(
-        "/events", json={"events": [{"user_id": "u", "item_id": "c1", "type": "like"}]}
+        "/events",
+        json={"events": [{"user_id": "u", "item_id": "c1", "type": "like"}]},
+        headers=key,
     )
     assert resp.status_code == 422
     assert "type" in resp.json()["detail"][0]["loc"]
-    assert client.post("/events", json={"events": []}).status_code == 422
+    assert client.post("/events", json={"events": []}, headers=key).status_code == 422
 
 
 def test_catalogue_admin_needs_the_key(client: httpx.Client) -> None:
