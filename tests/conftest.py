@@ -1,10 +1,12 @@
-"""Shared fixtures: one real Kafka broker per test session (started lazily)."""
+"""Shared fixtures: one real Kafka broker and one real PostgreSQL per test session (each
+started lazily, by the project's own scripts), and a database URL on either back end."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka_local.py"
+POSTGRES_LOCAL = REPO_ROOT / "scripts" / "postgres_local.py"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -48,3 +51,64 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             text=True,
             timeout=60,
         )
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLAlchemy URL of a real PostgreSQL for the whole session.
+
+    Uses ``KEEL_POSTGRES_URL`` when set; otherwise starts Debian's PostgreSQL with
+    ``scripts/postgres-local`` in a temporary folder and deletes it at the end.
+    """
+    external = os.environ.get("KEEL_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    state_dir = tmp_path_factory.mktemp("postgres")
+    started = subprocess.run(
+        [sys.executable, str(POSTGRES_LOCAL), "start", "--dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"postgres-local start failed:\n{started.stdout}{started.stderr}")
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        yield url
+    finally:
+        subprocess.run(
+            [sys.executable, str(POSTGRES_LOCAL), "destroy", "--dir", str(state_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+@pytest.fixture()
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    import sqlalchemy as sa
+
+    name = f"keel_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = (
+        sa.engine.make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    )
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL on each back end in turn: embedded SQLite, then a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp_path / 'test.sqlite3').resolve()}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

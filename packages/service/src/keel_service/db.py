@@ -1,0 +1,181 @@
+"""The database layer the apps share: engines for SQLite and PostgreSQL, and Alembic.
+
+Each app keeps its tables (SQLAlchemy Core) and its own Alembic migrations folder with
+its own version table, so the three apps can share one PostgreSQL database. SQLite is
+the embedded default (WAL mode, a busy timeout, foreign keys on); PostgreSQL is the
+server option for several replicas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger("keel_service.db")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseURLError(ValueError):
+    """A database URL this layer cannot use; the message says which forms it accepts."""
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` use the psycopg (3) driver; others unchanged.
+
+    Raises:
+        DatabaseURLError: not a SQLite or PostgreSQL URL.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("postgresql+psycopg://", "sqlite://")):
+        return url
+    raise DatabaseURLError(
+        f"database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (safe for logs and errors)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for ``url``: SQLite in WAL mode with a busy timeout, or PostgreSQL
+    (psycopg) with a pre-pinged pool. A SQLite file's folder is created."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        parsed = sa.engine.make_url(url)
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10)
+
+
+class WriteGate:
+    """Serialises writers to SQLite inside one process (it allows one writer at a time,
+    and queueing on a lock beats sleeping in SQLite's busy handler); a no-op on servers
+    that take concurrent writers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock: threading.Lock | None = threading.Lock() if is_sqlite(engine) else None
+
+    def __call__(self) -> AbstractContextManager[Any]:
+        return self._lock if self._lock is not None else nullcontext()
+
+
+def migrate(engine: Engine, migrations_dir: Path, version_table: str) -> None:
+    """Bring the schema to the newest revision with Alembic (``upgrade head``).
+
+    Several processes may start at once: on PostgreSQL an advisory lock (keyed by the
+    version table) lets one migrate while the others wait; for a SQLite file, an
+    exclusive lock on a file beside it does the same. Within a process a lock serialises
+    callers too (Alembic's ``context`` is process-global).
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["version_table"] = version_table
+    with _PROCESS_MIGRATION_LOCK, _sqlite_file_lock(engine), engine.begin() as conn:
+        if not is_sqlite(engine):
+            digest = hashlib.sha256(version_table.encode()).digest()[:8]
+            key = int.from_bytes(digest, "big", signed=True)
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+_PROCESS_MIGRATION_LOCK = threading.Lock()
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if is_sqlite(engine) else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_migrations_online(context: Any, target_metadata: sa.MetaData | None = None) -> None:
+    """Body of an app's ``migrations/env.py``: run on the connection :func:`migrate` passed.
+
+    Args:
+        context: ``alembic.context``.
+        target_metadata: the app's metadata (for ``alembic revision --autogenerate``).
+    """
+    config = context.config
+    connection: Connection | None = config.attributes.get("connection")
+    version_table = config.attributes.get("version_table", "alembic_version")
+    if connection is None:  # the alembic command line: connect from sqlalchemy.url
+        engine = make_engine(config.get_main_option("sqlalchemy.url"))
+        with engine.begin() as conn:
+            _configure_and_run(context, conn, target_metadata, version_table)
+        return
+    _configure_and_run(context, connection, target_metadata, version_table)
+
+
+def _configure_and_run(
+    context: Any, connection: Connection, target_metadata: sa.MetaData | None, version_table: str
+) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table=version_table,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def schema_revision(engine: Engine, version_table: str) -> str | None:
+    """The revision a database is at (None before its first migration)."""
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(version_table):
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(f"SELECT version_num FROM {version_table}")).first()
+    return None if row is None else str(row[0])
