@@ -21,6 +21,7 @@ from keel.compression._student import (
 )
 from keel.errors import ConfigError
 from keel.inference._artifact import load_heads, read_serving_spec
+from keel.models._prefixes import NO_PREFIXES, TextPrefixes, read_prefixes
 
 
 def distill_into_student(
@@ -30,8 +31,12 @@ def distill_into_student(
     texts: list[str],
     out_dir: Path,
     config: DistillConfig,
+    student_prefixes: TextPrefixes = NO_PREFIXES,
 ) -> list[float]:
     """Train ``student_model`` (in place) on the teacher's outputs for ``texts``.
+
+    The teacher predictor adds its own prefixes; ``student_prefixes`` (the student
+    encoder's, e.g. e5's ``query: ``) are added to the texts the student reads.
 
     Classifier teachers: every head's logits are distilled and the student's heads
     (initialised from the teacher's) are written to ``out_dir``. Encoder teachers:
@@ -63,7 +68,7 @@ def distill_into_student(
         student_model,
         tokenizer,
         heads,
-        texts,
+        student_prefixes.apply(texts),
         targets,
         normalize=spec.normalize,
         max_length=spec.max_length,
@@ -121,7 +126,9 @@ def distill_classifier(
     tokenizer = load_tokenizer(student_encoder)
     prepare_output(teacher, target)
     settings = config or DistillConfig()
-    losses = distill_into_student(teacher, model, tokenizer, texts, target, settings)
+    losses = distill_into_student(
+        teacher, model, tokenizer, texts, target, settings, read_prefixes(student_encoder)
+    )
     copy_encoder_without_weights(student_encoder, target / ENCODER_DIR)
     model.save_pretrained(str(target / ENCODER_DIR))
     write_derived_meta(

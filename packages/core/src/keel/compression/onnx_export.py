@@ -22,6 +22,7 @@ from keel.compression._artifact_copy import (
 )
 from keel.errors import ArtifactError, ConfigError
 from keel.inference._artifact import ONNX_FILE
+from keel.models._prefixes import read_prefixes
 
 OPSET = 17
 
@@ -285,7 +286,11 @@ def export_onnx(
             from keel.inference._torch_backend import load_tokenizer
 
             quantize_onnx_static(
-                fp32, final, load_tokenizer(encoder_dir), list(calibration_texts or []), max_length
+                fp32,
+                final,
+                load_tokenizer(encoder_dir),
+                read_prefixes(encoder_dir).apply(list(calibration_texts or [])),
+                max_length,
             )
         else:
             final.write_bytes(graph.read_bytes())

@@ -17,6 +17,7 @@ from keel.compression._artifact_copy import (
     write_derived_meta,
 )
 from keel.errors import ArtifactError, ConfigError
+from keel.models._prefixes import read_prefixes
 
 
 def parse_keep(keep: str | Sequence[int], n_layers: int) -> list[int]:
@@ -194,6 +195,7 @@ def drop_layers(
             list(recovery_texts),
             target,
             DistillConfig(max_steps=recovery_steps, show_progress=show_progress),
+            read_prefixes(source / ENCODER_DIR),
         )
     _save_encoder(model, source / ENCODER_DIR, target / ENCODER_DIR)
     write_derived_meta(
@@ -239,7 +241,8 @@ def prune_ffn(
     tokenizer = load_tokenizer(source / ENCODER_DIR)
     model = load_torch_encoder(source / ENCODER_DIR)
     max_length = int(meta.get("max_length") or 128)
-    scores = ffn_neuron_importance(model, tokenizer, list(importance_texts), max_length)
+    prefixes = read_prefixes(source / ENCODER_DIR)
+    scores = ffn_neuron_importance(model, tokenizer, prefixes.apply(importance_texts), max_length)
     prune_ffn_neurons(model, scores, keep_fraction)
     prepare_output(source, target)
     if recovery_texts:
@@ -252,6 +255,7 @@ def prune_ffn(
             list(recovery_texts),
             target,
             DistillConfig(max_steps=recovery_steps, show_progress=show_progress),
+            read_prefixes(source / ENCODER_DIR),
         )
     _save_encoder(model, source / ENCODER_DIR, target / ENCODER_DIR)
     config = json.loads((target / ENCODER_DIR / "config.json").read_text())

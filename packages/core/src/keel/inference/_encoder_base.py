@@ -11,6 +11,7 @@ import numpy as np
 from keel.errors import ArtifactError, ConfigError
 from keel.inference._cache import EmbeddingCache
 from keel.inference._heads import LinearHead
+from keel.models._prefixes import NO_PREFIXES, TextPrefixes, TextRole
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -48,8 +49,10 @@ def length_buckets(
 class EncoderPredictor(ABC):
     """A ``Predictor`` made of an encoder (pooled embedding) and numpy linear heads.
 
-    Subclasses implement ``_encode`` for one batch; this class adds the LRU cache,
-    length-sorted batching, normalisation, and the heads. Thread-safe: the encoder
+    Subclasses implement ``_encode`` for one batch; this class adds the encoder's text
+    prefixes (e5: ``query: `` for classification, embedding and queries, ``passage: ``
+    for ``embed_passages``), the LRU cache, length-sorted batching, normalisation, and
+    the heads. Thread-safe: the encoder
     runs under a lock (tokenizers are not re-entrant) and the cache has its own lock.
     """
 
@@ -64,6 +67,7 @@ class EncoderPredictor(ABC):
         cache_size: int = 0,
         batch_size: int = 64,
         variant: str = "fp32",
+        prefixes: TextPrefixes = NO_PREFIXES,
     ) -> None:
         if batch_size < 1:
             raise ConfigError("batch_size", batch_size, "must be >= 1")
@@ -79,6 +83,7 @@ class EncoderPredictor(ABC):
         self._lock = threading.Lock()
         self.batch_size = batch_size
         self.variant = variant
+        self.prefixes = prefixes
 
     # -- subclass hook -------------------------------------------------------------------
     @abstractmethod
@@ -109,8 +114,14 @@ class EncoderPredictor(ABC):
         return list(self._head(head).labels)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 embeddings ``[n, dim]``."""
+        """L2-normalised float32 embeddings ``[n, dim]`` of queries / short texts
+        (the query prefix, if the encoder has one)."""
         return l2_normalize(self._pooled(texts))
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 embeddings ``[n, dim]`` of documents to be searched
+        (the passage prefix, if the encoder has one; else the same as ``embed``)."""
+        return l2_normalize(self._pooled(texts, TextRole.PASSAGE))
 
     def classify(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         """Probabilities ``[n, n_labels]`` of ``head`` (the default head when None)."""
@@ -156,7 +167,7 @@ class EncoderPredictor(ABC):
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         left = self.embed([a for a, _ in pairs])
-        right = self.embed([b for _, b in pairs])
+        right = self.embed_passages([b for _, b in pairs])
         return np.asarray((left * right).sum(axis=1), dtype=np.float32)
 
     # -- internals -----------------------------------------------------------------------
@@ -173,15 +184,18 @@ class EncoderPredictor(ABC):
         pooled = self._pooled(texts)
         return l2_normalize(pooled) if self._normalize_features else pooled
 
-    def _pooled(self, texts: Sequence[str]) -> np.ndarray:
+    def _pooled(self, texts: Sequence[str], role: TextRole = TextRole.QUERY) -> np.ndarray:
         if isinstance(texts, str):
             raise ConfigError("texts", texts[:40], "pass a list of strings, not one string")
         texts = list(texts)
-        out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        missing: list[int] = []
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ConfigError(f"texts[{i}]", text, "must be a string")
+        # Prefixed before the cache, so a text cached as a query is not reused as a passage.
+        texts = self.prefixes.apply(texts, role)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        missing: list[int] = []
+        for i, text in enumerate(texts):
             cached = self._cache.get(text) if self._cache.enabled else None
             if cached is None:
                 missing.append(i)

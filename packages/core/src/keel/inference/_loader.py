@@ -16,6 +16,7 @@ from keel.inference._artifact import (
     read_serving_spec,
 )
 from keel.inference._protocol import Predictor
+from keel.models._prefixes import read_prefixes
 
 
 class Backend(StrEnum):
@@ -34,10 +35,10 @@ def _parse_backend(backend: str | Backend) -> Backend:
 
 
 def resolve_model_dir(model: str | Path) -> Path:
-    """Folder of ``model``: a packaged name such as ``"minilm"`` or a path."""
-    from keel.models import PACKAGED_MODELS, model_path
+    """Folder of ``model``: a packaged name such as ``"minilm"`` / ``"me5-small"`` or a path."""
+    from keel.models import is_packaged_model, model_path
 
-    if isinstance(model, str) and model in PACKAGED_MODELS:
+    if is_packaged_model(model):
         return model_path(model)
     folder = Path(model)
     if not folder.is_dir():
@@ -134,6 +135,7 @@ def load_predictor(
             cache_size=cache_size,
             batch_size=batch_size,
             variant=spec.variant if spec.backend == "onnx" else "onnx",
+            prefixes=read_prefixes(folder / ENCODER_DIR),
         )
 
     from keel.inference._torch_backend import (
@@ -166,6 +168,7 @@ def load_predictor(
         batch_size=batch_size,
         variant=spec.variant,
         device=torch_device,
+        prefixes=read_prefixes(folder / ENCODER_DIR),
     )
 
 
@@ -218,6 +221,7 @@ def _load_bare_encoder(
         batch_size=batch_size,
         variant="fp32",
         device=device,
+        prefixes=read_prefixes(folder),
     )
 
 
@@ -238,5 +242,10 @@ def _load_cross_encoder(
         raise ArtifactError(f"{encoder_dir}: cannot load the cross-encoder: {exc}") from exc
     model.eval().to(device)
     return TorchCrossEncoderPredictor(
-        model, load_tokenizer(encoder_dir), max_length=max_length, device=device, variant=variant
+        model,
+        load_tokenizer(encoder_dir),
+        max_length=max_length,
+        device=device,
+        variant=variant,
+        prefixes=read_prefixes(encoder_dir),
     )

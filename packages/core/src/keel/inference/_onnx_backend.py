@@ -11,6 +11,7 @@ import numpy as np
 from keel.errors import ArtifactError
 from keel.inference._encoder_base import EncoderPredictor
 from keel.inference._heads import LinearHead
+from keel.models._prefixes import NO_PREFIXES, TextPrefixes
 
 ONNX_OUTPUT = "sentence_embedding"
 
@@ -65,6 +66,7 @@ class OnnxEncoderPredictor(EncoderPredictor):
         cache_size: int = 0,
         batch_size: int = 64,
         variant: str = "onnx-fp32",
+        prefixes: TextPrefixes = NO_PREFIXES,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -80,6 +82,7 @@ class OnnxEncoderPredictor(EncoderPredictor):
             cache_size=cache_size,
             batch_size=batch_size,
             variant=variant,
+            prefixes=prefixes,
         )
 
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 from keel.errors import ArtifactError
 from keel.inference._encoder_base import EncoderPredictor
 from keel.inference._heads import LinearHead
+from keel.models._prefixes import NO_PREFIXES, TextPrefixes
 
 
 def _torch() -> Any:
@@ -95,6 +96,7 @@ class TorchEncoderPredictor(EncoderPredictor):
         batch_size: int = 64,
         variant: str = "fp32",
         device: str = "cpu",
+        prefixes: TextPrefixes = NO_PREFIXES,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -107,6 +109,7 @@ class TorchEncoderPredictor(EncoderPredictor):
             cache_size=cache_size,
             batch_size=batch_size,
             variant=variant,
+            prefixes=prefixes,
         )
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -143,6 +146,7 @@ class TorchCrossEncoderPredictor:
         batch_size: int = 32,
         device: str = "cpu",
         variant: str = "fp32",
+        prefixes: TextPrefixes = NO_PREFIXES,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -150,6 +154,7 @@ class TorchCrossEncoderPredictor:
         self.batch_size = batch_size
         self.device = device
         self.variant = variant
+        self.prefixes = prefixes
         self._lock = threading.Lock()
 
     @property
@@ -179,7 +184,7 @@ class TorchCrossEncoderPredictor:
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Relevance in [0, 1] of each ``(query, passage)`` pair."""
         torch = _torch()
-        pairs = list(pairs)
+        pairs = self.prefixes.apply_pairs(list(pairs))
         scores = np.zeros(len(pairs), dtype=np.float32)
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start : start + self.batch_size]

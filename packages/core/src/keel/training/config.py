@@ -178,6 +178,9 @@ class PairConfig:
         max_grad_norm: gradient clipping norm.
         num_threads: torch CPU threads (``None``: all cores).
         show_progress: progress bars and log lines.
+        symmetric: both sides of a pair are the same kind of text (item-to-item
+            similarity): with an e5 encoder both get the ``query: `` prefix. False
+            (retrieval): the second side is a passage (``passage: ``).
     """
 
     base_model: str = "minilm"
@@ -194,6 +197,7 @@ class PairConfig:
     max_grad_norm: float = 1.0
     num_threads: int | None = None
     show_progress: bool = True
+    symmetric: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:

@@ -22,6 +22,13 @@ import numpy as np
 
 from keel.errors import ConfigError, DataError
 from keel.models._card import write_model_card
+from keel.models._prefixes import (
+    NO_PREFIXES,
+    TextPrefixes,
+    TextRole,
+    read_prefixes,
+    write_prefixes,
+)
 from keel.models.artifact import ENCODER_DIR, ArtifactMeta, folder_size_mb, write_meta
 from keel.training._encoder import (
     bucketed_batches,
@@ -120,8 +127,8 @@ def train_bi_encoder(
         metrics.update(
             {f"val_{k}_before": v for k, v in _bi_encoder_val(encoder, val, cfg, device).items()}
         )
-    left = tokenize(encoder, [a for a, _ in pairs], cfg.max_length)
-    right = tokenize(encoder, [b for _, b in pairs], cfg.max_length)
+    left = tokenize(encoder, [a for a, _ in pairs], cfg.max_length, TextRole.QUERY)
+    right = tokenize(encoder, [b for _, b in pairs], cfg.max_length, _second_role(cfg))
     optimizer = torch.optim.AdamW(
         [p for n, p in transformer.named_parameters() if not n.startswith("pooler.")],
         lr=cfg.learning_rate,
@@ -192,8 +199,19 @@ def _bi_encoder_val(
     encoder: Any, val: list[tuple[str, str]], cfg: PairConfig, device: str
 ) -> dict[str, float]:
     queries = embed_texts(encoder, [a for a, _ in val], max_length=cfg.max_length, device=device)
-    docs = embed_texts(encoder, [b for _, b in val], max_length=cfg.max_length, device=device)
+    docs = embed_texts(
+        encoder,
+        [b for _, b in val],
+        max_length=cfg.max_length,
+        device=device,
+        role=_second_role(cfg),
+    )
     return ranking_scores(queries, docs)
+
+
+def _second_role(cfg: PairConfig) -> TextRole:
+    """Role of a pair's second text: a passage for retrieval, a query when symmetric."""
+    return TextRole.QUERY if cfg.symmetric else TextRole.PASSAGE
 
 
 def train_cross_encoder(
@@ -234,7 +252,8 @@ def train_cross_encoder(
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=1, local_files_only=True
     ).to(device)
-    encoded = tokenize_pairs(tokenizer, [(a, b) for a, b, _ in examples], cfg.max_length)
+    prefixes = read_prefixes(base)
+    encoded = tokenize_pairs(tokenizer, [(a, b) for a, b, _ in examples], cfg.max_length, prefixes)
     labels = torch.tensor([float(y) for _, _, y in examples])
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
@@ -275,11 +294,15 @@ def train_cross_encoder(
         _check_pairs(val, "val examples", 3)
         from keel.evaluation import auc
 
-        scores = _score_with(model, tokenizer, [(a, b) for a, b, _ in val], cfg.max_length, device)
+        scores = _score_with(
+            model, tokenizer, [(a, b) for a, b, _ in val], cfg.max_length, device, prefixes
+        )
         metrics["val_auc"] = auc([float(y) >= 0.5 for _, _, y in val], scores)
     folder = _out_dir(out_dir, "keel-cross-encoder-")
     model.save_pretrained(str(folder / ENCODER_DIR))
     tokenizer.save_pretrained(str(folder / ENCODER_DIR))
+    # transformers does not save sentence-transformers prompts: keep e5's prefixes.
+    write_prefixes(folder / ENCODER_DIR, prefixes)
     meta = ArtifactMeta(
         task="cross_encoder",
         config={**cfg.to_dict(), "loss": "pointwise BCE", "activation": "sigmoid", "num_labels": 1},
@@ -306,11 +329,12 @@ def _score_with(
     pairs: Sequence[tuple[str, str]],
     max_length: int,
     device: str,
+    prefixes: TextPrefixes = NO_PREFIXES,
     batch_size: int = 64,
 ) -> np.ndarray:
     import torch
 
-    encoded = tokenize_pairs(tokenizer, pairs, max_length)
+    encoded = tokenize_pairs(tokenizer, pairs, max_length, prefixes)
     out = np.zeros(len(pairs), dtype=np.float32)
     order = bucketed_batches([len(e["input_ids"]) for e in encoded], batch_size, rng=None)
     with torch.inference_mode():
@@ -345,7 +369,7 @@ def cross_encoder_scores(
         run_device
     )
     model.eval()
-    return _score_with(model, tokenizer, pairs, meta.max_length, run_device)
+    return _score_with(model, tokenizer, pairs, meta.max_length, run_device, read_prefixes(path))
 
 
 def _finish_artifact(folder: Path, meta: ArtifactMeta, history: list[dict[str, Any]]) -> None:
