@@ -1,9 +1,8 @@
-"""Okapi BM25 keyword index over a scipy sparse term-frequency matrix."""
+"""Okapi BM25 keyword index over a scipy sparse term-frequency matrix (Chinese and English)."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,67 +12,15 @@ import numpy as np
 
 from keel.errors import ArtifactError, ConfigError, IndexNotBuiltError
 from keel.retrieval._types import Hit
+from keel.text import search_tokens
 
 BM25_FILE = "bm25.json"
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "will",
-        "with",
-        "you",
-        "your",
-    ]
-)
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens without common English stop words."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
+    """BM25 tokens: lower-case English words without stop words, jieba words for
+    Chinese runs, punctuation dropped (see ``keel.text.search_tokens``)."""
+    return search_tokens(text)
 
 
 class BM25Index:
