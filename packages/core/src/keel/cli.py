@@ -1,4 +1,4 @@
-"""``keel`` command line: train | eval | tune | compress | export | index | bench.
+"""``keel`` command line: train | eval | tune | compress | export | index | models.
 
 Each command group lives in its own private module and registers itself on ``app``.
 """
@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Modules that each add their commands to ``app`` through ``register(app)``.
-_COMMAND_MODULES = ("keel._cli_training", "keel._cli_serving")
+_COMMAND_MODULES = ("keel._cli_training", "keel._cli_serving", "keel._cli_models")
 
 
 def _register_commands() -> None:
