@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import warnings
 from typing import Any
 
 from keel.text._normalize import normalize_text
@@ -135,7 +136,10 @@ def _load_jieba() -> Any:
     with _jieba_lock:
         if _jieba is None:
             try:
-                import jieba
+                with warnings.catch_warnings():
+                    # jieba 0.42 has invalid escape sequences in its regex literals.
+                    warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                    import jieba
             except ImportError as exc:  # pragma: no cover - jieba is a core dependency
                 raise ImportError(
                     "Chinese BM25 tokenisation needs jieba: pip install 'jieba>=0.42.1,<0.43'"
