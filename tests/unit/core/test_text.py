@@ -20,9 +20,57 @@ from keel.text import (
 # The rule BM25 used before Chinese support, kept here to prove English is unchanged.
 _OLD_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _OLD_STOPWORDS = set(
-    "a an and are as at be but by for from has have i if in into is it its me my of on or our "
-    "so that the their them then there these they this to was we were what when where which "
-    "who will with you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
 )
 
 
