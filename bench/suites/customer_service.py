@@ -39,8 +39,8 @@ AREA = "customer-service"
 ISSUE = "issue 5 target"
 WORK_DIR = REPO_ROOT / "var" / "bench" / "customer_service"
 # Intent training budget of support-intent: "full" (fine-tune MiniLM, the issue's
-# setting; needs a GPU or a long CPU run) or "head" (frozen MiniLM + linear head). Unset:
-# "full" when the bench budget fine-tunes (--budget full, or standard on a GPU), else "head".
+# setting; needs a GPU or a long CPU run) or "fast" (frozen MiniLM + linear head). Unset:
+# "full" when the bench budget fine-tunes (--budget full, or standard on a GPU), else "fast".
 BUDGET_NAME = os.environ.get("KEEL_BENCH_CS_BUDGET")
 
 
@@ -76,12 +76,13 @@ def support_intent(ctx: SuiteContext) -> SuiteResult:
     import pandas as pd
     from fastapi.testclient import TestClient
 
-    from customer_service.config import Settings, TrainingBudget
+    from customer_service.config import Settings
     from customer_service.main import create_app
     from customer_service.prepare import prepare_intent_model
     from keel.evaluation import classification_metrics
+    from keel_service import Budget
 
-    budget = TrainingBudget(BUDGET_NAME or ("full" if ctx.fine_tune else "head"))
+    budget = Budget(BUDGET_NAME or ("full" if ctx.fine_tune else "fast"))
     work = WORK_DIR / ("support-intent-quick" if ctx.quick else f"support-intent-{budget.value}")
     oos_csv = _clinc_oos_csv(ctx, work / "clinc150_oos_val.csv")
     settings = Settings(
@@ -90,7 +91,7 @@ def support_intent(ctx: SuiteContext) -> SuiteResult:
         intents_file=ctx.train_file("banking77", "train.csv"),
         intent_label_column="category",
         oos_file=oos_csv or work / "no-oos.csv",
-        budget=TrainingBudget.HEAD if ctx.quick else budget,
+        budget=Budget.FAST if ctx.quick else budget,
         max_train_rows=1500 if ctx.quick else None,
         compress=True,
         max_accuracy_drop_points=0.5,

@@ -34,7 +34,7 @@ def _prepare(ctx: SuiteContext, shared: bool) -> Path:
     name = "shared-quick" if (shared and ctx.quick) else "shared" if shared else "demo"
     # The accuracy suite fine-tunes the shared encoder when the bench budget does
     # (--budget full, or standard on a GPU); the serving suites keep the demo's models.
-    budget = "full" if (shared and ctx.fine_tune) else "small"
+    budget = "full" if (shared and ctx.fine_tune) else "fast"
     config = PrepConfig(
         models_dir=CACHE / (f"{name}-full" if budget == "full" else name),
         data_dir=ctx.data_dir if shared else None,

@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from customer_service.config import Settings, TrainingBudget
+from customer_service.config import Settings
 from customer_service.errors import CustomerServiceError
+from keel_service import budget_argument
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -18,7 +19,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         if value is not None:
             overrides[name] = value
     if getattr(args, "budget", None):
-        overrides["budget"] = TrainingBudget(args.budget)
+        overrides["budget"] = args.budget
     if getattr(args, "no_compress", False):
         overrides["compress"] = False
     return Settings(**overrides)  # type: ignore[arg-type]
@@ -121,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(prep)
     prep.add_argument(
-        "--budget", choices=[b.value for b in TrainingBudget], help="head (fast, default) or full"
+        "--budget",
+        type=budget_argument,
+        help="fast (frozen encoder + head, the default) or full (fine-tuning)",
     )
     prep.add_argument("--epochs", type=int)
     prep.add_argument("--intents-file", type=Path, help="CSV of utterances (text,label)")

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from keel_service import Role, ServiceSettings
+from keel_service import Budget, Role, ServiceSettings
 
 BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
-
-
-class TrainingBudget(StrEnum):
-    """How hard ``prepare`` trains the intent model."""
-
-    HEAD = "head"  # frozen encoder + linear head: fast, the default
-    FULL = "full"  # fine-tunes the encoder: accurate, slow on a CPU
 
 
 ENV_PREFIX = "KEEL_CS_"
@@ -51,7 +43,7 @@ class Settings(ServiceSettings):
     intent_text_column: str = "text"
     intent_label_column: str = "label"
 
-    budget: TrainingBudget = TrainingBudget.HEAD
+    budget: Budget = Budget.FAST
     epochs: int | None = Field(default=None, ge=1)
     compress: bool = True
     max_accuracy_drop_points: float = Field(default=1.0, ge=0.0, le=100.0)
@@ -78,6 +70,10 @@ class Settings(ServiceSettings):
     max_message_chars: int = Field(default=1000, ge=10, le=100_000)
     rate_limit_per_minute: int = Field(default=60, ge=1)
     rate_limit_burst: int = Field(default=20, ge=1)
+
+    # Retention: conversations idle this many days are deleted with their messages and
+    # feedback by a job every RETENTION_INTERVAL_S (shared setting); 0 keeps them forever.
+    retention_days: int = Field(default=90, ge=0, le=36_500)
 
     # Serving.
     num_threads: int | None = Field(default=None, ge=1)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from customer_service.config import TrainingBudget
     from keel.data import LabelledTexts
     from keel.inference import Predictor
+    from keel_service import Budget
 
 
 def load_intent_data(
@@ -54,7 +54,7 @@ def load_texts(path: Path, column: str = "text") -> list[str]:
 def train_intent_classifier(
     train: LabelledTexts,
     val: LabelledTexts,
-    budget: TrainingBudget,
+    budget: Budget,
     out_dir: Path,
     epochs: int | None = None,
     show_progress: bool = True,
@@ -63,7 +63,9 @@ def train_intent_classifier(
     from keel.training import ClassifierConfig, Strategy, train_classifier
 
     config = ClassifierConfig(
-        strategy=Strategy(budget.value), epochs=epochs, show_progress=show_progress
+        strategy=Strategy.FULL if budget == "full" else Strategy.HEAD,
+        epochs=epochs,
+        show_progress=show_progress,
     )
     model = train_classifier(train, config, val=val)
     model.save(out_dir)

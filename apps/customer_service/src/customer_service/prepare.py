@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from customer_service import engine, manifests
-from customer_service.config import Settings, TrainingBudget
+from customer_service.config import Settings
 from customer_service.documents import Document
 from customer_service.knowledge_base import IngestReport, KnowledgeBase
 from customer_service.retriever_training import read_retriever_manifest
+from keel_service import Budget
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingM
         return ServingModels(
             predictor, embedder, f"retriever-{retriever.fingerprint}", retriever.search_mode
         )
-    if settings.budget is TrainingBudget.HEAD:
+    if settings.budget is Budget.FAST:
         return ServingModels(predictor, predictor, f"intent-{intent.fingerprint}")
     embedder = engine.load_model(
         RETRIEVAL_MODEL, num_threads=settings.num_threads, cache_size=settings.cache_size

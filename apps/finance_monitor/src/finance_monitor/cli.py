@@ -14,6 +14,7 @@ from pathlib import Path
 
 from finance_monitor.config import Settings, get_settings
 from finance_monitor.errors import FinanceMonitorError
+from keel_service import budget_argument
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -236,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument(
         "--budget",
-        choices=["small", "head", "full"],
-        help="small (frozen encoder, default) or full",
+        type=budget_argument,
+        help="fast (frozen encoder + heads, the default) or full (fine-tuning)",
     )
     p.add_argument(
         "--data-dir",

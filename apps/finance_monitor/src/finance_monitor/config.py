@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from keel_service import ServiceSettings
+from keel_service import Budget, ServiceSettings
 
 ENV_PREFIX = "KEEL_FM_"
 
@@ -39,7 +39,7 @@ class Settings(ServiceSettings):
     trend_group: str = "finance-trend"
     run_workers: bool = True
 
-    budget: Literal["small", "head", "full"] = "small"
+    budget: Budget = Budget.FAST
     model_max_length: int = Field(default=48, ge=8, le=256)
     num_threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=256, ge=1, le=10_000)

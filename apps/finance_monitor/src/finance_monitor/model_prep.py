@@ -22,11 +22,13 @@ from typing import Any
 
 from finance_monitor.errors import ModelPreparationError
 from finance_monitor.scoring import SENTIMENT_HEAD, TOPIC_HEAD, ScoringModel, head_labels
+from keel_service import Budget
 
 log = logging.getLogger(__name__)
 
 PREP_VERSION = 1
-BUDGETS = {"small": "head", "head": "head", "full": "full"}
+# The apps' budget -> the keel training strategy.
+BUDGETS = {"fast": "head", "full": "full"}
 # Twitter financial news sentiment labels -> the PhraseBank names the app uses.
 TWITTER_SENTIMENT = {"bearish": "negative", "bullish": "positive", "neutral": "neutral"}
 
@@ -37,7 +39,7 @@ class PrepConfig:
 
     models_dir: Path
     data_dir: Path | None = None
-    budget: str = "small"
+    budget: str = "fast"
     max_length: int = 48
     num_threads: int | None = None
     show_progress: bool = True
@@ -45,10 +47,12 @@ class PrepConfig:
     max_train_rows: int | None = None
 
     def __post_init__(self) -> None:
-        if self.budget not in BUDGETS:
+        try:
+            object.__setattr__(self, "budget", Budget(self.budget).value)
+        except ValueError:
             raise ModelPreparationError(
-                f"budget={self.budget!r}: use one of {sorted(set(BUDGETS))}"
-            )
+                f"budget={self.budget!r}: use one of {sorted(BUDGETS)}"
+            ) from None
 
 
 @dataclass

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from keel_service import Budget, budget_argument
 from recommender.errors import RecommenderError
 
 DEFAULT_PORT = 8103
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="MovieLens-layout folder (default: bundled demo data)",
     )
-    p.add_argument("--budget", choices=["fast", "full"], default=None)
+    p.add_argument("--budget", type=budget_argument, default=None)
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.set_defaults(fn=cmd_prepare)
 
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fine-tune + blend + evaluate on a MovieLens-layout folder")
     t.add_argument("--data-dir", type=Path, required=True)
     t.add_argument("--out", type=Path, default=Path("var/recommender-train"))
-    t.add_argument("--budget", choices=["fast", "full"], default="fast")
+    t.add_argument("--budget", type=budget_argument, default=Budget.FAST)
     t.add_argument("--max-pairs", type=int, default=None)
     t.add_argument("--seed", type=int, default=13)
     t.add_argument("--no-fine-tune", action="store_true", help="keep the base encoder")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from keel_service import Role, ServiceSettings
+from keel_service import Budget, Role, ServiceSettings
 
 ENV_PREFIX = "KEEL_REC_"
 
@@ -50,7 +49,7 @@ class Settings(ServiceSettings):
     data_dir: Path | None = None
     writer_key: SecretStr | None = None
     database_url: str | None = None
-    budget: Literal["fast", "full"] = "fast"
+    budget: Budget = Budget.FAST
     max_pairs: int | None = Field(default=None, ge=2)
     compress: bool = True
     max_candidates: int = Field(default=1000, ge=1, le=100_000)

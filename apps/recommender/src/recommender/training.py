@@ -7,12 +7,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from keel_service import Budget
 from recommender.blend import BlendModel
 from recommender.catalogue import CatalogueSnapshot
 from recommender.cooccurrence import ItemSimilarity
@@ -26,13 +26,6 @@ if TYPE_CHECKING:
     from keel.inference import Predictor
 
 log = logging.getLogger(__name__)
-
-
-class Budget(StrEnum):
-    """How much fine-tuning to do."""
-
-    FAST = "fast"  # a capped number of pairs: the demo prepares in about a minute
-    FULL = "full"  # every pair, more epochs
 
 
 @dataclass(frozen=True)

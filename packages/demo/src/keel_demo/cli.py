@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--budget",
-        choices=["small", "full"],
+        choices=["fast", "full"],
         default=defaults.budget,
-        help="training budget of the demo models (default small: minutes on 2 cores)",
+        help="training budget of the demo models (default fast: minutes on 2 cores)",
     )
     parser.add_argument(
         "--rate",

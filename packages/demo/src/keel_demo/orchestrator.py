@@ -36,15 +36,15 @@ class DemoOptions:
     state_dir: Path = REPO_ROOT / "var"
     host: str = "127.0.0.1"
     base_port: int = 8100
-    budget: str = "small"
+    budget: str = "fast"
     replay_rate: float = 20.0
     time_scale: float = 5.0
     surge_topic: str | None = "Earnings"
     replay: bool = True
 
     def __post_init__(self) -> None:
-        if self.budget not in {"small", "full"}:
-            raise ValueError(f"budget={self.budget!r}: use 'small' or 'full'")
+        if self.budget not in {"fast", "full"}:
+            raise ValueError(f"budget={self.budget!r}: use 'fast' or 'full'")
         if not 1024 <= self.base_port <= 65000:
             raise ValueError(f"base_port={self.base_port!r}: use a port in 1024-65000")
         if self.time_scale <= 0:

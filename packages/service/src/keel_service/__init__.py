@@ -6,6 +6,7 @@ error-to-HTTP mapping, request limits, periodic jobs and server spawning. The en
 """
 
 from keel_service.app import app_metrics, configure_app, run_server
+from keel_service.budget import Budget, budget_argument
 from keel_service.errors import (
     InsecureConfigError,
     ServiceError,
@@ -23,6 +24,7 @@ __all__ = [
     "API_KEY_HEADER",
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
+    "Budget",
     "ClientIdentifier",
     "InsecureConfigError",
     "JsonFormatter",
@@ -35,6 +37,7 @@ __all__ = [
     "ServiceSettings",
     "Status",
     "app_metrics",
+    "budget_argument",
     "configure_app",
     "health_router",
     "install_error_handlers",
