@@ -195,8 +195,8 @@ class AlertDispatcher:
         return queued
 
     # ---- loops ----------------------------------------------------------------
-    def _receiver_loop(self, receiver: Receiver) -> None:
-        while not self._stop.is_set():
+    def _receiver_loop(self, receiver: Receiver, done: threading.Event) -> None:
+        while not (self._stop.is_set() or done.is_set()):
             try:
                 if self.drain(receiver.id) == 0:
                     self._stop.wait(self.interval_s)
@@ -206,9 +206,13 @@ class AlertDispatcher:
 
     def run(self) -> None:
         """Queue and deliver until stopped: one thread per receiver, this one queues."""
+        done = threading.Event()  # ends this run's receiver threads (a restart starts new ones)
         threads = [
             threading.Thread(
-                target=self._receiver_loop, args=(r,), name=f"fm-deliver-{r.id}", daemon=True
+                target=self._receiver_loop,
+                args=(r, done),
+                name=f"fm-deliver-{r.id}",
+                daemon=True,
             )
             for r in self.receivers
         ]
@@ -222,8 +226,9 @@ class AlertDispatcher:
                     log.warning("queueing alerts failed: %s", type(exc).__name__)
                 self._stop.wait(self.interval_s)
         finally:
-            self._stop.set()
+            done.set()
             for thread in threads:
                 thread.join(timeout=self.timeout_s + 5)
             for client in self._clients.values():
                 client.close()
+            self._clients = {}
