@@ -251,3 +251,13 @@ def test_supervisor_restarts_with_backoff_and_reports_degraded() -> None:
     clock[0] = 1000.0  # the restarts age out of the window
     assert supervisor.degraded_reasons() == []
     assert supervisor.snapshot()["scorer"]["restarts"] == 3
+
+
+def test_compressed_replays_start_in_the_past_so_they_stay_inside_the_future_skew() -> None:
+    from finance_monitor.cli import MAX_REPLAY_LEAD_S, replay_lead_s
+
+    assert replay_lead_s(rate=20, time_scale=1, count=None) == 0
+    # 1,000 messages at 20/s take 50 s of wall time and span 250 s of event time
+    assert replay_lead_s(rate=20, time_scale=5, count=1000) == 200
+    assert replay_lead_s(rate=20, time_scale=5, count=None) == MAX_REPLAY_LEAD_S
+    assert MAX_REPLAY_LEAD_S < SKEWS["max_past_skew_s"]
