@@ -212,8 +212,10 @@ def test_concurrent_writers_and_readers_lose_no_event(service: RecommenderServic
         try:
             start.wait()
             for _ in range(30):
-                service.rerank("w0", [], [ItemRef("i1"), ItemRef("i2")], None)
-                service.recommend(None, [], service_options())
+                ranked = service.rerank("w0", [], [ItemRef("i1"), ItemRef("i2")], None)
+                recommended = service.recommend(None, [], service_options())
+                scores = [i.score for r in (ranked, recommended) for i in r.result.items]
+                assert np.isfinite(scores).all(), scores
         except BaseException as exc:
             errors.append(exc)
 

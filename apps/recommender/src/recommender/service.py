@@ -304,6 +304,7 @@ class RecommenderService:
         mmr_lambda: float | None = None,
         as_of: float | None = None,
         endpoint: str = "rerank",
+        snapshot: CatalogueSnapshot | None = None,
     ) -> RankingResponse:
         """Score, order and explain ``candidates`` for a user.
 
@@ -318,6 +319,9 @@ class RecommenderService:
             as_of: ranking time for trending/freshness (default: newest history timestamp,
                 else the end of the interaction log).
             endpoint: for metrics and the ranking log.
+            snapshot: the catalogue version to rank against (default: the current one;
+                ``recommend`` passes the one it retrieved from, so an item deleted
+                meanwhile cannot turn into an unknown-item error).
 
         Raises:
             UnknownItemError: an id without text is not in the catalogue.
@@ -325,7 +329,7 @@ class RecommenderService:
         started = time.perf_counter()
         # One snapshot and one signals object for the whole request: concurrent catalogue
         # changes or reloads swap in new ones and never mix rows of two versions.
-        snap = self.catalogue.snapshot
+        snap = self.catalogue.snapshot if snapshot is None else snapshot
         signals = self.signals
         bucket = self.bucket_for(user_id)
         if not history and user_id:
@@ -408,7 +412,7 @@ class RecommenderService:
             profile = (hist.weights[:, None] * hist.vectors).sum(axis=0)
             profile /= max(float(np.linalg.norm(profile)), 1e-12)
             hits = self.catalogue.search(profile, k=pool_size + len(history))
-            ids = [h.id for h in hits]
+            ids = [h.id for h in hits if h.id in snap.rows]  # same catalogue version
         else:  # cold start: the most popular items, then the rest of the catalogue
             ranked = dict.fromkeys(i for i in self.signals.by_popularity() if i in snap.rows)
             ranked.update(dict.fromkeys(it.id for it in snap.items[: pool_size + len(ranked)]))
@@ -416,7 +420,13 @@ class RecommenderService:
         if not ids:
             raise ModelNotReadyError("the catalogue is empty: nothing to recommend")
         return self.rerank(
-            user_id, history, [ItemRef(i) for i in ids], options, mmr_lambda, endpoint="recommend"
+            user_id,
+            history,
+            [ItemRef(i) for i in ids],
+            options,
+            mmr_lambda,
+            endpoint="recommend",
+            snapshot=snap,
         )
 
     def check_event(

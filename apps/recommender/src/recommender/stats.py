@@ -55,16 +55,16 @@ class ItemStats:
 
     def popularity(self, rows: np.ndarray) -> np.ndarray:
         """``log1p(count) / log1p(max count)`` in [0, 1]; unknown rows (-1) give 0."""
-        return _scaled(self.counts, rows, float(self.counts.max()) if self.counts.size else 0.0)
+        counts = self.counts  # one read: a writer may swap in a new array meanwhile
+        return _scaled(counts, rows, float(counts.max()) if counts.size else 0.0)
 
     def window_counts(self, rows: np.ndarray, as_of: float) -> np.ndarray:
         """Positives of each row in the ``window_days`` before ``as_of`` (unknown rows: 0)."""
         ok = rows >= 0
+        keys = self.keys  # one read: both bounds must come from the same sorted array
         base = np.where(ok, rows, 0).astype(np.float64) * _KEY_SCALE
-        hi = np.searchsorted(self.keys, base + as_of, side="right")
-        lo = np.searchsorted(
-            self.keys, base + as_of - self.window_days * SECONDS_PER_DAY, side="right"
-        )
+        hi = np.searchsorted(keys, base + as_of, side="right")
+        lo = np.searchsorted(keys, base + as_of - self.window_days * SECONDS_PER_DAY, side="right")
         return np.where(ok, hi - lo, 0).astype(np.float64)
 
     def trending(self, rows: np.ndarray, as_of: float | None = None) -> np.ndarray:
@@ -72,10 +72,12 @@ class ItemStats:
         log-scaled like :meth:`popularity`."""
         when = self.reference_time if as_of is None else as_of
         counts = self.window_counts(rows, when)
-        top = float(self.counts.max()) if self.counts.size else 0.0
+        totals = self.counts
+        top = float(totals.max()) if totals.size else 0.0
         out = np.zeros(len(rows))
         if top > 0:
-            out = np.log1p(counts) / np.log1p(top)
+            # a count read just before a writer's swap can trail the window's: cap at 1
+            out = np.minimum(np.log1p(counts) / np.log1p(top), 1.0)
         return out
 
     def record(self, row: int, timestamp: float, max_reference: float | None = None) -> None:
