@@ -38,7 +38,7 @@ def resolve_model_dir(model: str | Path) -> Path:
     """Folder of ``model``: a packaged name such as ``"minilm"`` / ``"me5-small"`` or a path."""
     from keel.models import is_packaged_model, model_path
 
-    if is_packaged_model(model):
+    if isinstance(model, str) and is_packaged_model(model):
         return model_path(model)
     folder = Path(model)
     if not folder.is_dir():
