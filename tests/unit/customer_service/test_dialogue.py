@@ -128,3 +128,58 @@ def test_follow_up_detection_and_option_choice() -> None:
     assert choose_option("2", ["a", "b"], titles) == "b"
     assert choose_option("lost or stolen card", ["a", "b"], titles) == "a"
     assert choose_option("something else", ["a", "b"], titles) is None
+
+
+def test_an_agent_takeover_during_a_bot_answer_is_not_undone(
+    build: Callable[[Script], DialogueManager],
+) -> None:
+    dm = build({"I lost my credit card": {"lost_or_stolen_card": 0.9}})
+    conversation = dm.start("web")
+    classify = dm.intents
+    took_over = []
+
+    class AgentStepsIn:
+        """The intent model, with an agent replying while the bot is deciding."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(classify, name)
+
+        def predict(self, text: str) -> object:
+            if not took_over:
+                took_over.append(dm.agent_reply(conversation.id, "Sam", "Sam here"))
+            return classify.predict(text)
+
+    dm.intents = AgentStepsIn()  # type: ignore[assignment]
+    reply = dm.handle_message(conversation.id, "I lost my credit card")
+    # The bot's write was refused; on the re-read the agent has the chat: silent.
+    assert reply.kind is AnswerKind.SILENT and reply.state is ConversationState.WITH_AGENT
+    stored = dm.store.get_conversation(conversation.id)
+    assert stored.state is ConversationState.WITH_AGENT and stored.agent_name == "Sam"
+    history = dm.store.history(conversation.id)
+    assert [(m.role, m.text) for m in history] == [
+        (Role.AGENT, "Sam here"),
+        (Role.USER, "I lost my credit card"),
+    ]
+    assert [c.id for c in dm.store.queue()] == [conversation.id]
+
+
+def test_concurrent_agent_replies_and_customer_messages_lose_nothing(
+    build: Callable[[Script], DialogueManager],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dm = build({"I lost my credit card": {"lost_or_stolen_card": 0.9}})
+    conversation = dm.start("web")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        agent = [pool.submit(dm.agent_reply, conversation.id, "Sam", f"a{i}") for i in range(20)]
+        customer = [
+            pool.submit(dm.handle_message, conversation.id, "I lost my credit card")
+            for _ in range(20)
+        ]
+        for future in agent + customer:
+            future.result()
+    history = dm.store.history(conversation.id)
+    texts = [m.text for m in history if m.role is Role.AGENT]
+    assert sorted(texts) == sorted(f"a{i}" for i in range(20))  # each exactly once
+    assert sum(m.role is Role.USER for m in history) == 20
+    assert dm.store.get_conversation(conversation.id).state is ConversationState.WITH_AGENT

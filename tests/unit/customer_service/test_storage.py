@@ -1,10 +1,25 @@
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from customer_service.errors import MessageNotFoundError, SessionNotFoundError
-from customer_service.storage import ConversationState, ConversationStore, NewMessage, Role
+from customer_service.errors import (
+    ConversationConflictError,
+    MessageNotFoundError,
+    SessionNotFoundError,
+)
+from customer_service.storage import (
+    Conversation,
+    ConversationState,
+    ConversationStore,
+    NewMessage,
+    Role,
+    conversations,
+    feedback,
+    messages,
+)
 
 
 @pytest.fixture()
@@ -59,3 +74,100 @@ def test_history_feedback_and_queue(store: ConversationStore) -> None:
     assert [c.id for c in store.queue()] == [conversation.id]
     with pytest.raises(SessionNotFoundError):
         store.history("0" * 32)
+
+
+def test_a_stale_conversation_update_is_refused(store: ConversationStore) -> None:
+    created = store.create_conversation("web")
+    bot_copy = store.get_conversation(created.id)
+    agent_copy = store.get_conversation(created.id)
+    agent_copy.state = ConversationState.WITH_AGENT
+    store.record_turn(agent_copy, [NewMessage(Role.AGENT, "Sam here")])
+    assert agent_copy.version == 1
+    # The bot read the row before the agent took over: its write must not land.
+    bot_copy.low_confidence_streak = 1
+    with pytest.raises(ConversationConflictError):
+        store.record_turn(bot_copy, [NewMessage(Role.USER, "hi"), NewMessage(Role.BOT, "hello")])
+    stored = store.get_conversation(created.id)
+    assert stored.state is ConversationState.WITH_AGENT and stored.version == 1
+    assert [m.text for m in store.history(created.id)] == ["Sam here"]  # nothing half-written
+
+
+def test_modify_rereads_and_retries_after_a_conflict(
+    tmp_path: Path, store: ConversationStore
+) -> None:
+    created = store.create_conversation("web")
+    # Another process on the same database (its own store, its own write lock).
+    other_process = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    seen_versions = []
+
+    def take_over(conversation: Conversation) -> list[NewMessage]:
+        seen_versions.append(conversation.version)
+        if len(seen_versions) == 1:  # the other process writes between read and write
+            other = other_process.get_conversation(created.id)
+            other.low_confidence_streak = 5
+            other_process.update_conversation(other)
+        conversation.state = ConversationState.WITH_AGENT
+        return [NewMessage(Role.AGENT, "hello")]
+
+    conversation, stored = store.modify(created.id, take_over)
+    assert seen_versions == [0, 1] and [m.text for m in stored] == ["hello"]
+    final = store.get_conversation(created.id)
+    assert final.state is ConversationState.WITH_AGENT and final.low_confidence_streak == 5
+    assert final.version == conversation.version == 2
+    assert [m.text for m in store.history(created.id)] == ["hello"]  # stored once
+    other_process.close()
+
+
+def test_updating_a_purged_conversation_is_not_found(store: ConversationStore) -> None:
+    created = store.create_conversation("web")
+    store.purge_expired(time.time() + 100 * 86400, retention_days=90)
+    with pytest.raises(SessionNotFoundError):
+        store.record_turn(created, [NewMessage(Role.USER, "hi")])
+
+
+def test_a_database_from_before_the_version_column_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            """
+            CREATE TABLE conversations (
+                id VARCHAR(32) PRIMARY KEY, client_id VARCHAR(128) NOT NULL,
+                state VARCHAR(32) NOT NULL, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL,
+                low_confidence_streak INTEGER NOT NULL, pending_options TEXT,
+                last_intent VARCHAR(128), handoff_reason VARCHAR(64), handoff_at FLOAT,
+                handoff_count INTEGER NOT NULL, agent_name VARCHAR(128));
+            INSERT INTO conversations VALUES
+                ('abc', 'web', 'waiting_for_agent', 1.0, 1.0, 0, NULL, NULL, 'x', 1.0, 1, NULL);
+            """
+        )
+    store = ConversationStore(f"sqlite:///{path}")
+    conversation = store.get_conversation("abc")
+    assert conversation.version == 0 and conversation.state is ConversationState.WAITING_FOR_AGENT
+    conversation.state = ConversationState.WITH_AGENT
+    store.update_conversation(conversation)
+    assert store.get_conversation("abc").version == 1
+    ConversationStore(f"sqlite:///{path}").close()  # a second start finds it upgraded
+
+
+def test_retention_purges_old_conversations_only(store: ConversationStore) -> None:
+    now = time.time()
+    old = store.create_conversation("web")
+    _, bot = store.record_turn(old, [NewMessage(Role.USER, "hi"), NewMessage(Role.BOT, "hello")])
+    store.set_feedback(old.id, bot.id, 1, "thanks")
+    recent = store.create_conversation("web")
+    store.record_turn(recent, [NewMessage(Role.USER, "still here")])
+    with store.engine.begin() as conn:  # the first one last changed 91 days ago
+        conn.execute(
+            conversations.update()
+            .where(conversations.c.id == old.id)
+            .values(created_at=now - 91 * 86400, updated_at=now - 91 * 86400)
+        )
+    assert store.purge_expired(now, retention_days=0) == 0  # 0 keeps everything
+    assert store.purge_expired(now, retention_days=90, batch_size=1) == 1
+    with pytest.raises(SessionNotFoundError):
+        store.get_conversation(old.id)
+    assert [m.text for m in store.history(recent.id)] == ["still here"]
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(feedback)).scalar() == 0
+    assert store.purge_expired(now, retention_days=90) == 0

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+from customer_service.pii import mask_pii
 from customer_service.storage import ConversationStore, Role
 
 
@@ -16,6 +17,9 @@ def export_training_records(store: ConversationStore) -> Iterator[dict[str, Any]
     bot's reading), ``answer``, ``answer_kind``, ``citations`` (doc ids) and
     ``rating`` (+1 / -1 / None): thumbs-up rows are new labelled examples,
     thumbs-down rows are candidates for relabelling.
+
+    Texts are masked again on the way out: rows written by an earlier release, whose
+    masking missed some formats, leave no personal data in the export either.
     """
     for conversation_id in store.iter_conversation_ids():
         history = store.history(conversation_id)
@@ -24,10 +28,10 @@ def export_training_records(store: ConversationStore) -> Iterator[dict[str, Any]
                 continue
             yield {
                 "conversation_id": conversation_id,
-                "text": user.text,
+                "text": mask_pii(user.text),
                 "intent": bot.intent,
                 "confidence": bot.confidence,
-                "answer": bot.text,
+                "answer": mask_pii(bot.text),
                 "answer_kind": bot.kind,
                 "citations": [c.get("doc_id") for c in bot.citations],
                 "rating": bot.rating,

@@ -18,6 +18,7 @@ from customer_service.generation import SmolLMGenerator
 from customer_service.intents import IntentModel
 from customer_service.knowledge_base import KnowledgeBase
 from customer_service.metrics import AppMetrics
+from customer_service.pii import install_log_masking
 from customer_service.prepare import (
     IntentArtifacts,
     ingest_content,
@@ -27,7 +28,7 @@ from customer_service.prepare import (
 )
 from customer_service.storage import ConversationStore
 from customer_service.templates import TemplateBook
-from keel_service import RateLimiter, public_error
+from keel_service import PeriodicJob, RateLimiter, public_error
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,11 @@ class AppRuntime:
         self.services: Services | None = None
         self.error: str | None = None
         self._thread: threading.Thread | None = None
+        self.retention: PeriodicJob | None = None
 
     def start(self, background: bool = True) -> None:
+        # Logging is configured by now (uvicorn and create_app): mask every handler.
+        install_log_masking()
         if background:
             self._thread = threading.Thread(target=self._build, name="cs-startup", daemon=True)
             self._thread.start()
@@ -147,6 +151,7 @@ class AppRuntime:
             self.services = build_services(self.settings)
             self.metrics.ready.set(1)
             log.info("customer-service ready in %.1f s", self.services.load_seconds)
+            self.retention = start_retention_job(self.services)
         except Exception as exc:  # reported on /healthz and in the log, not swallowed
             log.exception("customer-service start-up failed")
             self.error = public_error("start-up failed", exc)
@@ -162,8 +167,32 @@ class AppRuntime:
         return self.services
 
     def close(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
         if self.services is not None:
             self.services.close()
+
+
+def start_retention_job(services: Services) -> PeriodicJob | None:
+    """Purge expired conversations now and every ``retention_interval_s``; ``None`` when
+    ``retention_days`` is 0 (keep forever)."""
+    settings = services.settings
+    if settings.retention_days <= 0:
+        return None
+
+    def purge() -> None:
+        deleted = services.store.purge_expired(time.time(), settings.retention_days)
+        if deleted:
+            log.info(
+                "retention: deleted %d conversations idle over %d days",
+                deleted,
+                settings.retention_days,
+            )
+
+    job = PeriodicJob("cs-retention", settings.retention_interval_s, purge)
+    job.run_once()
+    job.start()
+    return job
 
 
 def reload_intent_model(services: Services) -> IntentArtifacts:

@@ -382,8 +382,9 @@ class ConversationStore:
         Args:
             conversation_id: the conversation.
             change: mutates the conversation it is given and returns the messages to
-                store with it, or ``None`` to write nothing. It may run more than once.
-                Exceptions it raises roll the transaction back and propagate.
+                store with it, or ``None`` to write nothing. It may run more than once,
+                and runs under the store's write lock: it must be quick and must not
+                call the store. Exceptions it raises roll back and propagate.
 
         Returns:
             The conversation as written (or as read, when nothing was written) and the
