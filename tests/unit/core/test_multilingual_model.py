@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keel.errors import ArtifactError, ModelNotFoundError
+from keel.errors import ArtifactError, ConfigError, ModelNotFoundError
 from keel.models import (
     TextPrefixes,
     TextRole,
@@ -208,3 +208,23 @@ def test_onnx_int8_export_of_a_me5_classifier_round_trips(tmp_path: Path) -> Non
     cosine = (fp32.embed(probe) * int8.embed(probe)).sum(axis=1)
     assert cosine.min() > 0.9
     assert read_prefixes(exported) == TextPrefixes("query: ", "passage: ")
+
+
+def test_vocabulary_pruning_keeps_corpus_embeddings(
+    me5_path: Path, manual_embed, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from keel.models import prune_vocabulary
+
+    corpus = [t for rows in ZH_TRAIN.values() for t in rows] + ["reset my password"]
+    pruned = prune_vocabulary(me5_path, corpus, tmp_path / "pruned")
+    manifest = json.loads((pruned / "keel-vocab-pruning.json").read_text())
+    assert manifest["kept_pieces"] < manifest["original_pieces"] // 10
+    assert read_prefixes(pruned) == TextPrefixes("query: ", "passage: ")
+    from keel.inference import load_predictor
+
+    predictor = load_predictor(pruned)
+    np.testing.assert_allclose(
+        predictor.embed(corpus[:4]), manual_embed(["query: " + t for t in corpus[:4]]), atol=1e-4
+    )
+    with pytest.raises(ConfigError):
+        prune_vocabulary(me5_path, [], tmp_path / "empty")

@@ -36,6 +36,7 @@ from keel.models.artifact import (
     read_meta,
     write_meta,
 )
+from keel.models.vocab_pruning import prune_vocabulary
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -59,6 +60,7 @@ __all__ = [
     "keel_cache_dir",
     "load_sentence_encoder",
     "model_path",
+    "prune_vocabulary",
     "read_meta",
     "read_prefixes",
     "render_model_card",
