@@ -48,9 +48,12 @@ def test_playground_shows_markup_in_titles_as_text(page: Any, rec_url: str) -> N
         resp = http.put("/catalogue/items", json={"items": [item]}, headers={"X-API-Key": API_KEY})
         assert resp.status_code == 200
         user = http.get("/users").json()["users"][0]["id"]
-        http.post(
-            "/events", json={"events": [{"user_id": user, "item_id": "evil-1", "type": "click"}]}
+        posted = http.post(
+            "/events",
+            json={"events": [{"user_id": user, "item_id": "evil-1", "type": "click"}]},
+            headers={"X-API-Key": API_KEY},
         )
+        assert posted.status_code == 201, posted.text
     page.goto(rec_url + "/")
     page.wait_for_selector("#results li.result", timeout=30_000)
     page.wait_for_function(

@@ -12,13 +12,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from recommender.api.errors import install_error_handlers, printable
+from keel_service import install_validation_handler, printable
+from recommender.api.errors import install_error_handlers
 from recommender.api.schemas import CatalogueUpsert, EventsRequest, RerankRequest
 
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     app = FastAPI()
+    install_validation_handler(app)  # what keel_service.configure_app installs
     install_error_handlers(app)
 
     @app.post("/events")

@@ -18,6 +18,8 @@ class UnknownItemError(RecommenderError):
         item_ids: the ids that were not found.
     """
 
+    kind = "unknown_item"
+
     def __init__(self, field: str, item_ids: list[str]) -> None:
         self.field = field
         self.item_ids = item_ids
@@ -58,6 +60,8 @@ class DuplicateItemError(RecommenderError):
         field: the request field that held the ids (e.g. ``"items"``).
         item_ids: the ids that occur more than once.
     """
+
+    kind = "duplicate_id"
 
     def __init__(self, field: str, item_ids: list[str]) -> None:
         self.field = field

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from keel_service import configure_app, public_error
+from keel_service import PeriodicJob, configure_app, public_error
 from recommender.api import catalogue, events, health, model, pages, ranking, users
 from recommender.api.errors import install_error_handlers
 from recommender.config import ENV_PREFIX, Settings, get_settings
@@ -22,8 +22,14 @@ log = logging.getLogger(__name__)
 def _start_service(app: FastAPI, settings: Settings) -> None:
     """Prepare (if needed) and load the service; runs in a thread so /healthz answers."""
     try:
-        app.state.service = RecommenderService.start(settings)
-        log.info("recommender ready: %d items", len(app.state.service.catalogue.snapshot))
+        service = RecommenderService.start(settings)
+        app.state.service = service
+        log.info("recommender ready: %d items", len(service.catalogue.snapshot))
+        # Counts other processes' events and applies the retention settings.
+        app.state.maintenance = PeriodicJob(
+            "rec-maintenance", settings.retention_interval_s, service.run_maintenance
+        )
+        app.state.maintenance.start()
     except Exception as exc:  # reported on /healthz (type only) and in the log
         log.exception("recommender failed to start")
         app.state.startup_error = public_error("start-up failed", exc)
@@ -42,10 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.service = None
         app.state.startup_error = None
+        app.state.maintenance = None
         loader = threading.Thread(target=_start_service, args=(app, settings), daemon=True)
         loader.start()
         yield
         loader.join(timeout=1)
+        if app.state.maintenance is not None:
+            app.state.maintenance.stop()
         if app.state.service is not None:
             app.state.service.close()
 

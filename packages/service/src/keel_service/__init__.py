@@ -11,6 +11,8 @@ from keel_service.errors import (
     InsecureConfigError,
     ServiceError,
     install_error_handlers,
+    install_validation_handler,
+    printable,
     validation_detail,
 )
 from keel_service.health import Readiness, Status, health_router, public_error
@@ -41,7 +43,9 @@ __all__ = [
     "configure_app",
     "health_router",
     "install_error_handlers",
+    "install_validation_handler",
     "metrics_response",
+    "printable",
     "public_error",
     "require_role",
     "run_server",

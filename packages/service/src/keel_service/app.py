@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry
 
+from keel_service.errors import install_validation_handler
 from keel_service.limits import BodySizeLimitMiddleware, ClientIdentifier
 from keel_service.observability import configure_logging, install_observability, metrics_response
 from keel_service.settings import ServiceSettings
@@ -21,6 +22,7 @@ def configure_app(app: FastAPI, settings: ServiceSettings, *, env_prefix: str) -
     """
     settings.check_keys(env_prefix)
     configure_logging(settings.json_logs)
+    install_validation_handler(app)
     app.state.keyring = settings.keyring()
     app.state.client_id = ClientIdentifier(settings.trusted_proxy_header, settings.trusted_proxies)
     app.state.http_registry = CollectorRegistry()
