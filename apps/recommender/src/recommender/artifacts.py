@@ -6,7 +6,7 @@
 <state_dir>/models/serving/      the variant that serves (ONNX int8 when compression works)
 <state_dir>/signals/             blend.json, similarity.npz, stats.npz, items.json
 <state_dir>/index/               FAISS index of item embeddings (keel.retrieval.VectorIndex)
-<state_dir>/recommender.db       SQLite: items + cached embeddings, events, served rankings
+<state_dir>/recommender.db       SQLite (default database): items + embeddings, events, rankings
 ```
 """
 

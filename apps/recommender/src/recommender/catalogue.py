@@ -1,8 +1,11 @@
 """The in-memory catalogue: items, cached embeddings and the FAISS index, kept in step
-with SQLite.
+with the database.
 
 Requests read an immutable :class:`CatalogueSnapshot`; admin changes build a new snapshot
-and swap it in, so scoring never sees a half-updated catalogue and needs no lock.
+and swap it in, so scoring never sees a half-updated catalogue and needs no lock. Changes
+made by other processes (worker processes, or replicas on one PostgreSQL) are applied by
+:meth:`Catalogue.sync`, which asks the store for everything after the catalogue version
+this process has applied.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from recommender.datasets import Item
 from recommender.errors import ArtifactMismatchError, DuplicateItemError
-from recommender.storage import CatalogueStore
+from recommender.storage import CatalogueStore, StoredItem
 
 if TYPE_CHECKING:
     from keel.inference import Predictor
@@ -96,13 +99,16 @@ def encoder_tag(model_dir: Path) -> str:
 
 
 class Catalogue:
-    """Catalogue items + embeddings in SQLite, a snapshot in memory and a FAISS index.
+    """Catalogue items + embeddings in the database, a snapshot in memory and a FAISS index.
 
     Args:
-        store: the SQLite item store.
+        store: the item store.
         predictor: the bi-encoder used for new or changed item texts.
         encoder: tag of ``predictor`` (vectors from another encoder are recomputed).
         index_dir: where the FAISS index is persisted.
+
+    Attributes:
+        version: the database catalogue version this process has applied.
     """
 
     def __init__(
@@ -117,9 +123,10 @@ class Catalogue:
         self._index_lock = threading.Lock()
         self.snapshot = CatalogueSnapshot.build([], np.zeros((0, predictor.dim), dtype=np.float32))
         self.index: VectorIndex | None = None
+        self.version = 0
 
     def load(self) -> int:
-        """Load items from SQLite, re-embed the ones made by another encoder, load or
+        """Load items from the database, re-embed the ones made by another encoder, load or
         rebuild the index. Returns how many items were re-embedded.
 
         Safe to call again while serving (a reload): the new snapshot and index are built
@@ -129,25 +136,37 @@ class Catalogue:
             return self._load()
 
     def _load(self) -> int:
-        items, encoders, vectors = self.store.load_all()
-        stale = [
-            i
-            for i, (enc, vec) in enumerate(zip(encoders, vectors, strict=True))
-            if enc != self.encoder or vec is None or vec.shape[0] != self.predictor.dim
-        ]
+        version, stored = self.store.load_all()
+        items = [s.item for s in stored]
+        vectors, stale = self._vectors_for(stored)
         if stale:
-            fresh = self._embed([items[i] for i in stale])
-            for j, i in enumerate(stale):
-                vectors[i] = fresh[j]
-            self.store.upsert([items[i] for i in stale], fresh, self.encoder)
-        dim = self.predictor.dim
-        matrix = np.vstack(vectors) if items else np.zeros((0, dim), dtype=np.float32)
-        snapshot = CatalogueSnapshot.build(items, matrix)
+            # cached for the next start (no new catalogue version: content is unchanged)
+            self.store.set_vectors([items[i].id for i in stale], vectors[stale], self.encoder)
+        snapshot = CatalogueSnapshot.build(items, vectors)
         index = self._load_or_build_index(snapshot, rebuild=bool(stale))
         with self._index_lock:
             self.snapshot = snapshot
             self.index = index
+            self.version = version
         return len(stale)
+
+    def _vectors_for(self, stored: list[StoredItem]) -> tuple[np.ndarray, list[int]]:
+        """``[n, d]`` vectors of stored items: the stored one when this encoder made it,
+        else a fresh embedding. Also returns the positions that were embedded."""
+        dim = self.predictor.dim
+        stale = [
+            k
+            for k, s in enumerate(stored)
+            if s.encoder != self.encoder or s.vector is None or s.vector.shape[0] != dim
+        ]
+        matrix = np.zeros((len(stored), dim), dtype=np.float32)
+        fresh = set(stale)
+        for k, s in enumerate(stored):
+            if k not in fresh and s.vector is not None:
+                matrix[k] = s.vector
+        if stale:
+            matrix[stale] = self._embed([stored[k].item for k in stale])
+        return matrix, stale
 
     def search(self, vector: np.ndarray, k: int) -> list[Hit]:
         """Nearest catalogue items to one ``[d]`` vector (empty when no index is loaded)."""
@@ -209,51 +228,86 @@ class Catalogue:
                 if items
                 else np.zeros((0, self.predictor.dim), dtype=np.float32)
             )
-            self.store.upsert(items, vectors, self.encoder)
-            updates = {it.id: (it, vectors[k]) for k, it in enumerate(items)}
-            new_items: list[Item] = []
-            new_vecs: list[np.ndarray] = []
-            for r, old in enumerate(snap.items):
-                item, vec = updates.pop(old.id, (old, snap.vectors[r]))
-                new_items.append(item)
-                new_vecs.append(vec)
-            inserted = len(updates)
-            for item, vec in updates.values():
-                new_items.append(item)
-                new_vecs.append(vec)
-            matrix = (
-                np.vstack(new_vecs) if new_vecs else np.zeros((0, self.predictor.dim), np.float32)
-            )
-            snapshot = CatalogueSnapshot.build(new_items, matrix)
-            with self._index_lock:
-                self.snapshot = snapshot
-                self._update_index([it.id for it in items], vectors)
+            version = self.store.upsert(items, vectors, self.encoder)
+            inserted = self._swap_in(items, vectors, [])
+            self._advance(version)
             return inserted, len(items) - inserted
 
     def delete(self, item_ids: list[str]) -> int:
         """Delete items; returns how many existed."""
         with self._write_lock:
-            removed = self.store.delete(item_ids)
-            gone = set(item_ids)
-            snap = self.snapshot
-            keep = [r for r, it in enumerate(snap.items) if it.id not in gone]
-            snapshot = CatalogueSnapshot.build([snap.items[r] for r in keep], snap.vectors[keep])
-            with self._index_lock:
-                self.snapshot = snapshot
-                present = [i for i in item_ids if i in snap.rows]
-                if self.index is not None and present:
-                    self.index.delete(present)
-                    with index_file_lock(self.index_dir):
-                        self.index.save(self.index_dir)
+            removed, version = self.store.delete(item_ids)
+            self._swap_in([], np.zeros((0, self.predictor.dim), np.float32), item_ids)
+            self._advance(version)
             return removed
 
-    def _update_index(self, ids: list[str], vectors: np.ndarray) -> None:
-        if self.index is None:
+    def sync(self) -> tuple[list[str], list[str]]:
+        """Apply the catalogue changes other processes made since :attr:`version`.
+
+        Changed items are embedded only when their stored vector comes from another
+        encoder; changes this process already holds are skipped.
+
+        Returns:
+            ``(upserted ids, deleted ids)`` that changed this process's catalogue.
+        """
+        with self._write_lock:
+            changes = self.store.changes_since(self.version)
+            if changes is None:
+                return [], []
+            snap = self.snapshot
+            stored = [
+                s
+                for s in changes.upserted
+                if s.item.id not in snap.rows or snap.items[snap.rows[s.item.id]] != s.item
+            ]
+            deleted = [i for i in changes.deleted if i in snap.rows]
+            vectors, _ = self._vectors_for(stored)
+            if stored or deleted:
+                self._swap_in([s.item for s in stored], vectors, deleted)
+            self.version = changes.version
+            return [s.item.id for s in stored], deleted
+
+    def _advance(self, version: int) -> None:
+        # This process's own change is the next version: nothing in between to fetch, so
+        # the next sync need not read it back. Otherwise sync applies the gap (and this
+        # change again, which it skips as already held).
+        if version == self.version + 1:
+            self.version = version
+
+    def _swap_in(self, items: list[Item], vectors: np.ndarray, deleted: list[str]) -> int:
+        """Build the next snapshot (``items`` upserted with their vectors, ``deleted``
+        removed), swap it in with the index updated; returns how many items were new."""
+        snap = self.snapshot
+        gone = set(deleted) - {it.id for it in items}
+        updates = {it.id: (it, vectors[k]) for k, it in enumerate(items)}
+        new_items: list[Item] = []
+        new_vecs: list[np.ndarray] = []
+        for r, old in enumerate(snap.items):
+            if old.id in gone:
+                continue
+            item, vec = updates.pop(old.id, (old, snap.vectors[r]))
+            new_items.append(item)
+            new_vecs.append(vec)
+        inserted = len(updates)
+        for item, vec in updates.values():
+            new_items.append(item)
+            new_vecs.append(vec)
+        matrix = np.vstack(new_vecs) if new_vecs else np.zeros((0, self.predictor.dim), np.float32)
+        snapshot = CatalogueSnapshot.build(new_items, matrix)
+        with self._index_lock:
+            self.snapshot = snapshot
+            self._update_index([i for i in dict.fromkeys(deleted) if i in gone], items, vectors)
+        return inserted
+
+    def _update_index(self, removed: list[str], items: list[Item], vectors: np.ndarray) -> None:
+        ids = [it.id for it in items]
+        if self.index is None or not (removed or ids):
             return
-        present = [i for i in ids if i in self.index]
-        if present:
-            self.index.delete(present)
-        self.index.add(ids, vectors)
+        stale = [i for i in removed + ids if i in self.index]
+        if stale:
+            self.index.delete(stale)
+        if ids:
+            self.index.add(ids, vectors)
         with index_file_lock(self.index_dir):
             self.index.save(self.index_dir)
 

@@ -23,7 +23,12 @@ class Settings(ServiceSettings):
         api_key: admin key (header ``X-API-Key``, ``KEEL_REC_API_KEY``): catalogue changes
             and everything else; no default, the app refuses to start without one.
         writer_key: narrower key that may only post events (``KEEL_REC_WRITER_KEY``).
-        database_url: ``sqlite:///path``; default ``sqlite:///<state_dir>/recommender.db``.
+        database_url: SQLAlchemy URL of the database: ``sqlite:///PATH`` (default
+            ``sqlite:///<state_dir>/recommender.db``) or ``postgresql://USER:PASS@HOST/DB``
+            (several replicas share one PostgreSQL).
+        catalogue_poll_interval_s: how often each process checks the database's catalogue
+            version and applies other processes' catalogue changes (and counts their
+            events into popularity).
         budget: ``fast`` (800 fine-tuning pairs, one epoch) or ``full`` (every pair, two
             epochs).
         max_pairs: explicit cap on fine-tuning pairs (tests use a handful).
@@ -49,6 +54,7 @@ class Settings(ServiceSettings):
     data_dir: Path | None = None
     writer_key: SecretStr | None = None
     database_url: str | None = None
+    catalogue_poll_interval_s: float = Field(default=5.0, gt=0.0, le=3600.0)
     budget: Budget = Budget.FAST
     max_pairs: int | None = Field(default=None, ge=2)
     compress: bool = True
@@ -85,17 +91,25 @@ class Settings(ServiceSettings):
     def role_keys(self) -> dict[Role, SecretStr | None]:
         return {Role.ADMIN: self.api_key, Role.WRITER: self.writer_key}
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        from keel_service.db import DatabaseURLError, normalise_url
+
+        if value is None or not value.strip():
+            return None
+        try:
+            normalise_url(value)
+        except DatabaseURLError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @property
-    def sqlite_path(self) -> Path:
-        """Path of the SQLite database file."""
+    def resolved_database_url(self) -> str:
+        """The database URL: ``database_url``, else the SQLite file in the state dir."""
         if self.database_url:
-            prefix = "sqlite:///"
-            if not self.database_url.startswith(prefix):
-                raise ValueError(
-                    f"database_url={self.database_url!r}: only sqlite:///PATH is supported"
-                )
-            return Path(self.database_url[len(prefix) :])
-        return self.state_dir / "recommender.db"
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'recommender.db').resolve()}"
 
 
 @lru_cache

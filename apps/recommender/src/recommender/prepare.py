@@ -152,11 +152,13 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
         ),
     )
     save_signals(trained.signals, layout.signals)
-    db = Database(settings.sqlite_path)
+    db = Database(settings.resolved_database_url)
     try:
         serving = trained.serving_model
         tag = encoder_tag(Path(serving)) if isinstance(serving, Path) else str(serving)
-        CatalogueStore(db).upsert(list(trained.snapshot.items), trained.snapshot.vectors, tag)
+        store = CatalogueStore(db)
+        store.upsert(list(trained.snapshot.items), trained.snapshot.vectors, tag)
+        store.mark_seeded()
     finally:
         db.close()
     if layout.index.exists():

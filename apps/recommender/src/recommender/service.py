@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from keel_service import PeriodicJob
 from recommender.artifacts import StateLayout, load_signals, resolve_model
 from recommender.buckets import RankingConfig, assign_bucket
 from recommender.catalogue import Catalogue, CatalogueSnapshot, encoder_tag
@@ -124,6 +125,7 @@ class RecommenderService:
         # snapshot per request and writers swap whole arrays in.
         self._signals_lock = threading.RLock()
         self._applied_event_id = 0
+        self._sync_job: PeriodicJob | None = None
         self.events = EventStore(db)
         self.ranking_log = RankingLog(db)
         self.manifest = manifest
@@ -157,21 +159,68 @@ class RecommenderService:
             serving, num_threads=settings.num_threads, cache_size=settings.embed_cache_size
         )
         tag = encoder_tag(serving) if isinstance(serving, Path) else serving
-        db = Database(settings.sqlite_path)
-        catalogue = Catalogue(CatalogueStore(db), predictor, tag, layout.index)
+        dataset = load_dataset(settings.data_dir)
+        db = Database(settings.resolved_database_url)
+        store = CatalogueStore(db)
+        # A state dir prepared against another database (a copy for a new replica, or a
+        # fresh PostgreSQL): the data set's items go in once, embedded by ``load``.
+        if store.seed(dataset.items):
+            log.info("seeded the catalogue with %d data set items", len(dataset.items))
+        catalogue = Catalogue(store, predictor, tag, layout.index)
         catalogue.load()
         signals = load_signals(layout.signals)
-        dataset = load_dataset(settings.data_dir)
         histories = {
             user: [r.item_id for r in rows if r.positive]
             for user, rows in by_user(dataset.interactions).items()
         }
-        return cls(settings, predictor, catalogue, signals, db, manifest, histories)
+        service = cls(settings, predictor, catalogue, signals, db, manifest, histories)
+        service.start_sync()
+        return service
+
+    def start_sync(self) -> None:
+        """Start the background job that applies other processes' catalogue changes and
+        events every ``catalogue_poll_interval_s`` (:meth:`sync`)."""
+        if self._sync_job is None:
+            self._sync_job = PeriodicJob(
+                "rec-catalogue-sync", self.settings.catalogue_poll_interval_s, self.sync
+            )
+            self._sync_job.start()
 
     def close(self) -> None:
-        """Flush logs and close the database."""
+        """Stop the sync job, flush logs and close the database."""
+        if self._sync_job is not None:
+            self._sync_job.stop()
+            self._sync_job = None
         self.ranking_log.close()
         self.db.close()
+
+    def sync(self) -> dict[str, int]:
+        """Catch up with the other processes sharing the database: apply their catalogue
+        changes (new catalogue version) and count their events into popularity.
+
+        Returns:
+            ``{"upserted": n, "deleted": m, "catalogue_version": v, "event_id": e}``.
+        """
+        upserted, deleted = self.catalogue.sync()
+        if upserted:
+            with self._signals_lock:
+                for item_id in upserted:
+                    self.signals.ensure_row(item_id)
+        if upserted or deleted:
+            log.info(
+                "catalogue version %d: %d items changed, %d deleted by other processes",
+                self.catalogue.version,
+                len(upserted),
+                len(deleted),
+            )
+            self.metrics.catalogue_size.set(len(self.catalogue.snapshot))
+        event_id = self.sync_events()
+        return {
+            "upserted": len(upserted),
+            "deleted": len(deleted),
+            "catalogue_version": self.catalogue.version,
+            "event_id": event_id,
+        }
 
     @property
     def ready(self) -> bool:
@@ -208,8 +257,8 @@ class RecommenderService:
 
     def sync_events(self) -> int:
         """Fold positives stored since the last call (also by other processes on the same
-        SQLite file) into popularity and trending. Call it periodically when several
-        processes serve one database; each process applies each event exactly once.
+        database) into popularity and trending. :meth:`sync` calls it periodically; each
+        process applies each event exactly once.
 
         Returns:
             The id of the newest event applied.
@@ -526,7 +575,7 @@ class RecommenderService:
         return removed
 
     def reload(self) -> None:
-        """Re-read the catalogue from SQLite and the learned signals from the state dir
+        """Re-read the catalogue from the database and the learned signals from the state dir
         (after a new ``prepare``, or to pick up another process's catalogue changes).
 
         Requests in flight finish on the old catalogue and signals; the new ones are built

@@ -1,54 +1,120 @@
-"""SQLite persistence: catalogue items with their cached embeddings, events, served rankings."""
+"""Persistence on SQLite or PostgreSQL (SQLAlchemy Core, Alembic): catalogue items with
+their cached embeddings and a catalogue version, events, served rankings.
+
+Several processes may share one database: the worker processes of one server on the
+embedded SQLite file, or replicas on several hosts on one PostgreSQL. Every catalogue
+change bumps a version number in ``catalogue_state`` and stamps the rows it touched (or a
+tombstone for a deletion) with it, so each process can ask "what changed since the version
+I applied?" (:meth:`CatalogueStore.changes_since`).
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
+from keel_service.db import WriteGate, is_sqlite, make_engine, migrate, sqlite_url
 from recommender.datasets import Item
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    text TEXT NOT NULL,
-    categories TEXT NOT NULL,
-    features TEXT NOT NULL,
-    created_at REAL,
-    encoder TEXT,
-    embedding BLOB,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    bucket TEXT,
-    request_id TEXT,
-    position INTEGER,
-    value REAL
-);
-CREATE INDEX IF NOT EXISTS events_user ON events(user_id, timestamp);
-CREATE TABLE IF NOT EXISTS rankings (
-    request_id TEXT PRIMARY KEY,
-    user_id TEXT,
-    bucket TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    item_ids TEXT NOT NULL
-);
-"""
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_recommender"
+#: Keeps ``IN (...)`` lists under SQLite's bound-parameter cap.
+_CHUNK = 500
+#: Advisory-lock key that orders event inserts on PostgreSQL (see :meth:`EventStore.add`).
+_EVENTS_LOCK_KEY = 0x7265_635F_6576_7473  # "rec_evts"
+
+metadata = sa.MetaData()
+
+items_table = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("categories", sa.Text, nullable=False),  # JSON list
+    sa.Column("features", sa.Text, nullable=False),  # JSON object
+    sa.Column("created_at", sa.Double, nullable=True),
+    sa.Column("encoder", sa.Text, nullable=True),
+    sa.Column("embedding", sa.LargeBinary, nullable=True),  # float32 bytes
+    sa.Column("updated_at", sa.Double, nullable=False),
+    # catalogue order (insertion order; an update keeps the place)
+    sa.Column("position", sa.BigInteger, nullable=True),
+    # the catalogue version of the last change to this row
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
+)
+sa.Index("items_version", items_table.c.version)
+
+deleted_items_table = sa.Table(
+    "deleted_items",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+sa.Index("deleted_items_version", deleted_items_table.c.version)
+
+catalogue_state_table = sa.Table(
+    "catalogue_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("seeded", sa.Boolean, nullable=False),
+)
+
+events_table = sa.Table(
+    "events",
+    metadata,
+    # AUTOINCREMENT on SQLite: ids are never reused after retention empties the table,
+    # so a process's "applied up to id N" stays true (PostgreSQL sequences never reuse).
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.Double, nullable=False),
+    sa.Column("bucket", sa.Text),
+    sa.Column("request_id", sa.Text),
+    sa.Column("position", sa.Integer),
+    sa.Column("value", sa.Double),
+    sqlite_autoincrement=True,
+)
+sa.Index("events_user", events_table.c.user_id, events_table.c.timestamp)
+
+rankings_table = sa.Table(
+    "rankings",
+    metadata,
+    sa.Column("request_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("endpoint", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.Double, nullable=False),
+    sa.Column("item_ids", sa.Text, nullable=False),  # JSON list
+)
+sa.Index("rankings_timestamp", rankings_table.c.timestamp)
+
+_EVENT_COLUMNS = (
+    events_table.c.user_id,
+    events_table.c.item_id,
+    events_table.c.type,
+    events_table.c.timestamp,
+    events_table.c.bucket,
+    events_table.c.request_id,
+    events_table.c.position,
+    events_table.c.value,
+)
 
 
 @dataclass(frozen=True)
@@ -65,122 +131,291 @@ class StoredEvent:
     value: float | None = None
 
 
-class Database:
-    """One SQLite file (WAL mode) shared by the stores; safe to use from several threads and
-    from several processes on the same file.
+@dataclass(frozen=True)
+class StoredItem:
+    """A catalogue row: the item, the encoder tag and vector stored with it."""
 
-    Threads of one process share one connection behind a lock. Processes are serialised by
-    SQLite itself: every write opens its transaction with ``BEGIN IMMEDIATE`` (the write
-    lock is taken up front, so a writer waits up to ``busy_timeout_s`` for another process
-    instead of failing with "database is locked" when upgrading a read).
+    item: Item
+    encoder: str | None
+    vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class CatalogueChanges:
+    """What changed in the catalogue after one version, up to ``version``.
+
+    Attributes:
+        version: the catalogue version these changes bring a reader to.
+        upserted: items inserted or updated (newest state), in catalogue order.
+        deleted: ids deleted (and not re-added since).
     """
 
-    def __init__(self, path: Path, busy_timeout_s: float = 60.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE.
-        self._conn = sqlite3.connect(
-            path, check_same_thread=False, timeout=busy_timeout_s, isolation_level=None
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._lock = threading.Lock()
-        self._conn.executescript(_SCHEMA)  # IF NOT EXISTS: safe when two processes race
+    version: int
+    upserted: list[StoredItem]
+    deleted: list[str]
+
+
+def _row_item(r: Any) -> StoredItem:
+    item = Item(
+        r.id, r.title, r.text, json.loads(r.categories), json.loads(r.features), r.created_at
+    )
+    vector = np.frombuffer(r.embedding, dtype=np.float32) if r.embedding is not None else None
+    return StoredItem(item, r.encoder, vector)
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT (it has ``on_conflict_do_nothing`` / ``_do_update``)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+class Database:
+    """One SQLAlchemy engine shared by the stores, migrated to the newest schema.
+
+    Safe to use from several threads and from several processes (or hosts, on
+    PostgreSQL) on one database. Writes go through :meth:`write`: a transaction that, on
+    SQLite, first takes the in-process :class:`~keel_service.db.WriteGate` and then the
+    database's write lock up front (``BEGIN IMMEDIATE``), so a writer that reads before it
+    writes waits for another process instead of failing with "database is locked".
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///PATH`` or ``postgresql://…``); a path means a
+            SQLite file.
+    """
+
+    def __init__(self, url: str | Path) -> None:
+        self.url = sqlite_url(url) if isinstance(url, Path) else url
+        self.engine = make_engine(self.url)
+        self.sqlite = is_sqlite(self.engine)
+        migrate(self.engine, MIGRATIONS_DIR, VERSION_TABLE)
+        self._gate = WriteGate(self.engine)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads (one consistent snapshot on SQLite)."""
+        with self.engine.connect() as conn:
+            yield conn
 
-    def execute(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        """Run one read statement and return all rows."""
-        with self._lock:
-            return self._conn.execute(sql, tuple(params)).fetchall()
-
-    def write(self, sql: str, params: Iterable[object] = ()) -> int:
-        """Run one write statement in its own transaction; returns the rows it changed."""
-        with self._lock, self._write() as conn:
-            return conn.execute(sql, tuple(params)).rowcount
-
-    def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
-        """Run one statement for many parameter rows in a single transaction."""
-        with self._lock, self._write() as conn:
-            conn.executemany(sql, [tuple(r) for r in rows])
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        with self._gate(), self.engine.begin() as conn:
+            if self.sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
+        """Close every pooled connection."""
+        self.engine.dispose()
 
 
 class CatalogueStore:
-    """Items and their embeddings (float32 blobs tagged with the encoder that made them)."""
+    """Items and their embeddings (float32 blobs tagged with the encoder that made them),
+    versioned so other processes can follow the changes."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def upsert(self, items: list[Item], vectors: np.ndarray, encoder: str) -> None:
-        """Insert or replace ``items`` with their ``[n, d]`` vectors."""
+    @staticmethod
+    def _bump_version(conn: Connection) -> int:
+        # The row lock this takes orders concurrent catalogue writers: versions commit in
+        # increasing order, so a reader that sees version v sees every change up to v.
+        return int(
+            conn.execute(
+                sa.update(catalogue_state_table)
+                .where(catalogue_state_table.c.id == 1)
+                .values(version=catalogue_state_table.c.version + 1)
+                .returning(catalogue_state_table.c.version)
+            ).scalar_one()
+        )
+
+    def upsert(self, items: list[Item], vectors: np.ndarray | None, encoder: str | None) -> int:
+        """Insert or replace ``items`` with their ``[n, d]`` vectors (None: no vectors yet,
+        every process embeds them on load) as one new catalogue version.
+
+        Returns:
+            The new catalogue version.
+        """
+        if vectors is not None and len(vectors) != len(items):
+            raise ValueError(f"{len(items)} items but {len(vectors)} vectors")
+        with self.db.write() as conn:
+            return self._upsert(conn, items, vectors, encoder)
+
+    def _upsert(
+        self, conn: Connection, items: list[Item], vectors: np.ndarray | None, encoder: str | None
+    ) -> int:
+        version = self._bump_version(conn)
+        if not items:
+            return version
         now = time.time()
-        self.db.executemany(
-            "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    it.id,
-                    it.title,
-                    it.text,
-                    json.dumps(it.categories),
-                    json.dumps(it.features),
-                    it.created_at,
-                    encoder,
-                    np.asarray(vec, dtype=np.float32).tobytes(),
-                    now,
+        start = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(items_table.c.position), 0))
+        ).scalar_one()
+        rows = [
+            {
+                "id": it.id,
+                "title": it.title,
+                "text": it.text,
+                "categories": json.dumps(it.categories),
+                "features": json.dumps(it.features),
+                "created_at": it.created_at,
+                "encoder": encoder if vectors is not None else None,
+                "embedding": (
+                    np.asarray(vectors[k], dtype=np.float32).tobytes()
+                    if vectors is not None
+                    else None
+                ),
+                "updated_at": now,
+                "position": int(start) + k + 1,
+                "version": version,
+            }
+            for k, it in enumerate(items)
+        ]
+        stmt = _insert(conn, items_table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[items_table.c.id],
+            # ``position`` is left alone: an updated item keeps its place
+            set_={c: stmt.excluded[c] for c in rows[0] if c not in ("id", "position")},
+        )
+        conn.execute(stmt, rows)
+        ids = [it.id for it in items]
+        for start_k in range(0, len(ids), _CHUNK):
+            conn.execute(
+                sa.delete(deleted_items_table).where(
+                    deleted_items_table.c.id.in_(ids[start_k : start_k + _CHUNK])
                 )
-                for it, vec in zip(items, vectors, strict=True)
-            ],
-        )
+            )
+        return version
 
-    def delete(self, item_ids: list[str]) -> int:
-        """Delete items; returns how many existed."""
-        existing = self.db.execute(
-            f"SELECT id FROM items WHERE id IN ({','.join('?' * len(item_ids))})", item_ids
-        )
-        self.db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in item_ids])
-        return len(existing)
+    def seed(self, items: list[Item]) -> bool:
+        """Fill an empty catalogue once per database (the data set's items, without
+        vectors). Of several processes starting at once exactly one seeds.
 
-    def load_all(self) -> tuple[list[Item], list[str | None], list[np.ndarray | None]]:
-        """Every item (insertion order), the encoder tag and vector of each."""
-        rows = self.db.execute(
-            "SELECT id, title, text, categories, features, created_at, encoder, embedding "
-            "FROM items ORDER BY rowid"
-        )
-        items, encoders, vectors = [], [], []
-        for r in rows:
-            items.append(Item(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5]))
-            encoders.append(r[6])
-            vectors.append(np.frombuffer(r[7], dtype=np.float32) if r[7] is not None else None)
-        return items, encoders, vectors
+        Returns:
+            True when this call seeded the catalogue.
+        """
+        with self.db.write() as conn:
+            won = conn.execute(
+                sa.update(catalogue_state_table)
+                .where(catalogue_state_table.c.id == 1, catalogue_state_table.c.seeded.is_(False))
+                .values(seeded=True)
+            ).rowcount
+            if won:
+                self._upsert(conn, items, None, None)
+            return bool(won)
+
+    def mark_seeded(self) -> None:
+        """Record that the catalogue holds its initial items (``prepare`` wrote them)."""
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(catalogue_state_table)
+                .where(catalogue_state_table.c.id == 1)
+                .values(seeded=True)
+            )
+
+    def set_vectors(self, item_ids: list[str], vectors: np.ndarray, encoder: str) -> None:
+        """Cache re-computed vectors of unchanged items (no new catalogue version: the
+        items' content did not change, and other encoders' processes ignore the tag)."""
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(items_table)
+                .where(items_table.c.id == sa.bindparam("item_id"))
+                .values(encoder=encoder, embedding=sa.bindparam("vec")),
+                [
+                    {"item_id": i, "vec": np.asarray(v, dtype=np.float32).tobytes()}
+                    for i, v in zip(item_ids, vectors, strict=True)
+                ],
+            )
+
+    def delete(self, item_ids: list[str]) -> tuple[int, int]:
+        """Delete items (leaving tombstones for other processes).
+
+        Returns:
+            ``(how many existed, the new catalogue version)``.
+        """
+        unique = list(dict.fromkeys(item_ids))
+        with self.db.write() as conn:
+            version = self._bump_version(conn)
+            removed = 0
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                removed += conn.execute(
+                    sa.delete(items_table).where(items_table.c.id.in_(chunk))
+                ).rowcount
+                stmt = _insert(conn, deleted_items_table)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[deleted_items_table.c.id],
+                        set_={"version": stmt.excluded.version},
+                    ),
+                    [{"id": i, "version": version} for i in chunk],
+                )
+            return removed, version
+
+    def version(self) -> int:
+        """The current catalogue version (0 before any change)."""
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(catalogue_state_table.c.version).where(
+                        catalogue_state_table.c.id == 1
+                    )
+                ).scalar_one()
+            )
+
+    def load_all(self) -> tuple[int, list[StoredItem]]:
+        """The catalogue version and every item (catalogue order) with encoder and vector.
+
+        Items changed after the returned version may already be included: a reader that
+        applies the changes since that version again converges on the same catalogue.
+        """
+        version = self.version()
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(items_table).order_by(
+                    items_table.c.position.is_(None), items_table.c.position, items_table.c.id
+                )
+            ).all()
+        return version, [_row_item(r) for r in rows]
+
+    def changes_since(self, version: int) -> CatalogueChanges | None:
+        """What changed after catalogue ``version`` (None when nothing did).
+
+        Only changes up to the version read first are returned: writers commit versions
+        in order, so everything up to it is visible, and later changes wait for the next
+        call.
+        """
+        current = self.version()
+        if current <= version:
+            return None
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(items_table)
+                .where(items_table.c.version > version, items_table.c.version <= current)
+                .order_by(items_table.c.position, items_table.c.id)
+            ).all()
+            gone = conn.execute(
+                sa.select(deleted_items_table.c.id).where(
+                    deleted_items_table.c.version > version,
+                    deleted_items_table.c.version <= current,
+                )
+            ).all()
+        return CatalogueChanges(current, [_row_item(r) for r in rows], [r[0] for r in gone])
 
     def existing(self, item_ids: list[str]) -> set[str]:
         """The ids among ``item_ids`` that are stored (possibly by another process)."""
         found: set[str] = set()
         unique = sorted(set(item_ids))
-        for start in range(0, len(unique), 500):  # SQLite caps bound parameters
-            chunk = unique[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT id FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update(r[0] for r in rows)
+        with self.db.read() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                rows = conn.execute(sa.select(items_table.c.id).where(items_table.c.id.in_(chunk)))
+                found.update(r[0] for r in rows)
         return found
 
     def count(self) -> int:
         """Number of items."""
-        return int(self.db.execute("SELECT COUNT(*) FROM items")[0][0])
+        with self.db.read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(items_table)).scalar())
 
 
 class EventStore:
@@ -190,88 +425,118 @@ class EventStore:
         self.db = db
 
     def add(self, events: list[StoredEvent]) -> int:
-        """Store events in one transaction; returns how many were stored."""
-        self.db.executemany(
-            "INSERT INTO events (user_id, item_id, type, timestamp, bucket, request_id, position,"
-            " value) VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (
-                    e.user_id,
-                    e.item_id,
-                    e.type,
-                    e.timestamp,
-                    e.bucket,
-                    e.request_id,
-                    e.position,
-                    e.value,
-                )
-                for e in events
-            ],
-        )
+        """Store events in one transaction; returns how many were stored.
+
+        Event ids must become visible in increasing order, since every process folds
+        "positives after the last id I applied" into its popularity: SQLite has one writer
+        at a time anyway; on PostgreSQL a transaction-scoped advisory lock makes inserts
+        take their ids and commit one transaction at a time.
+        """
+        if not events:
+            return 0
+        with self.db.write() as conn:
+            if not self.db.sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENTS_LOCK_KEY})
+            conn.execute(
+                sa.insert(events_table),
+                [
+                    {
+                        "user_id": e.user_id,
+                        "item_id": e.item_id,
+                        "type": e.type,
+                        "timestamp": e.timestamp,
+                        "bucket": e.bucket,
+                        "request_id": e.request_id,
+                        "position": e.position,
+                        "value": e.value,
+                    }
+                    for e in events
+                ],
+            )
         return len(events)
 
     def for_user(self, user_id: str, limit: int = 100) -> list[StoredEvent]:
         """The newest ``limit`` events of a user, oldest first."""
-        rows = self.db.execute(
-            "SELECT user_id, item_id, type, timestamp, bucket, request_id, position, value "
-            "FROM events WHERE user_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
-            (user_id, limit),
-        )
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(*_EVENT_COLUMNS)
+                .where(events_table.c.user_id == user_id)
+                .order_by(events_table.c.timestamp.desc(), events_table.c.id.desc())
+                .limit(limit)
+            ).all()
         return [StoredEvent(*r) for r in reversed(rows)]
 
     def all_events(self, types: tuple[str, ...] = ("click", "purchase")) -> list[StoredEvent]:
         """All events of the given types, by user and time (training input)."""
-        rows = self.db.execute(
-            "SELECT user_id, item_id, type, timestamp, bucket, request_id, position, value FROM"
-            f" events WHERE type IN ({','.join('?' * len(types))}) ORDER BY user_id, timestamp",
-            types,
-        )
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(*_EVENT_COLUMNS)
+                .where(events_table.c.type.in_(types))
+                .order_by(events_table.c.user_id, events_table.c.timestamp, events_table.c.id)
+            ).all()
         return [StoredEvent(*r) for r in rows]
 
     def positives_after(
         self, last_id: int, types: tuple[str, ...] = ("click", "purchase"), limit: int = 50_000
-    ) -> list[tuple[int, str, float]]:
+    ) -> Sequence[tuple[int, str, float]]:
         """``(id, item_id, timestamp)`` of positive events stored after row ``last_id``, in id
         order (how each process folds every process's events into its popularity)."""
-        return self.db.execute(
-            f"SELECT id, item_id, timestamp FROM events WHERE id > ? AND type IN"
-            f" ({','.join('?' * len(types))}) ORDER BY id LIMIT ?",
-            (last_id, *types, limit),
-        )
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(events_table.c.id, events_table.c.item_id, events_table.c.timestamp)
+                .where(events_table.c.id > last_id, events_table.c.type.in_(types))
+                .order_by(events_table.c.id)
+                .limit(limit)
+            ).all()
+        return [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     def last_id(self) -> int:
         """Row id of the newest stored event (0 when there is none)."""
-        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events")[0][0])
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(events_table.c.id), 0))
+                ).scalar_one()
+            )
 
     def delete_before(self, timestamp: float) -> int:
         """Delete events stamped before ``timestamp``; returns how many went."""
-        return self.db.write("DELETE FROM events WHERE timestamp < ?", (timestamp,))
+        with self.db.write() as conn:
+            return int(
+                conn.execute(
+                    sa.delete(events_table).where(events_table.c.timestamp < timestamp)
+                ).rowcount
+            )
 
     def delete_rankings_before(self, timestamp: float) -> int:
         """Delete served-ranking logs written before ``timestamp``; returns how many went."""
-        return self.db.write("DELETE FROM rankings WHERE timestamp < ?", (timestamp,))
+        with self.db.write() as conn:
+            return int(
+                conn.execute(
+                    sa.delete(rankings_table).where(rankings_table.c.timestamp < timestamp)
+                ).rowcount
+            )
 
     def count(self) -> int:
         """Number of stored events."""
-        return int(self.db.execute("SELECT COUNT(*) FROM events")[0][0])
+        with self.db.read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar())
 
     def ranking(self, request_id: str) -> dict[str, object] | None:
         """A logged ranking by request id."""
-        rows = self.db.execute(
-            "SELECT request_id, user_id, bucket, endpoint, timestamp, item_ids FROM rankings"
-            " WHERE request_id = ?",
-            (request_id,),
-        )
-        if not rows:
+        with self.db.read() as conn:
+            r = conn.execute(
+                sa.select(rankings_table).where(rankings_table.c.request_id == request_id)
+            ).first()
+        if r is None:
             return None
-        r = rows[0]
         return {
-            "request_id": r[0],
-            "user_id": r[1],
-            "bucket": r[2],
-            "endpoint": r[3],
-            "timestamp": r[4],
-            "item_ids": json.loads(r[5]),
+            "request_id": r.request_id,
+            "user_id": r.user_id,
+            "bucket": r.bucket,
+            "endpoint": r.endpoint,
+            "timestamp": r.timestamp,
+            "item_ids": json.loads(r.item_ids),
         }
 
 
@@ -304,13 +569,50 @@ class RankingLog:
             batch = []
             while self._pending:
                 rid, uid, bucket, endpoint, ts, ids = self._pending.popleft()
-                batch.append((rid, uid, bucket, endpoint, ts, json.dumps(ids)))
-            if batch:
-                self.db.executemany("INSERT OR REPLACE INTO rankings VALUES (?,?,?,?,?,?)", batch)
+                batch.append(
+                    {
+                        "request_id": rid,
+                        "user_id": uid,
+                        "bucket": bucket,
+                        "endpoint": endpoint,
+                        "timestamp": ts,
+                        "item_ids": json.dumps(ids),
+                    }
+                )
+            if not batch:
+                return
+            try:
+                with self.db.write() as conn:
+                    stmt = _insert(conn, rankings_table)
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=[rankings_table.c.request_id],
+                            set_={c: stmt.excluded[c] for c in batch[0] if c != "request_id"},
+                        ),
+                        batch,
+                    )
+            except Exception:
+                # put the batch back (oldest first) for the next flush: a database hiccup
+                # must not lose served rankings
+                for row in reversed(batch):
+                    self._pending.appendleft(
+                        (
+                            row["request_id"],
+                            row["user_id"],
+                            row["bucket"],
+                            row["endpoint"],
+                            row["timestamp"],
+                            json.loads(row["item_ids"]),
+                        )
+                    )
+                raise
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a database hiccup must not end the thread; retried later
+                log.exception("ranking log flush failed; retrying in %.2f s", self.interval_s)
 
     def close(self) -> None:
         """Write what is pending and stop the thread."""

@@ -40,7 +40,7 @@ def upsert_items(body: CatalogueUpsert, service: ServiceDep) -> dict[str, int]:
 def delete_item(
     service: ServiceDep, item_id: str = Path(min_length=1, max_length=200)
 ) -> dict[str, object]:
-    """Remove an item from SQLite, memory and the index."""
+    """Remove an item from the database, memory and the index."""
     if service.delete_items([item_id]) == 0:
         raise HTTPException(404, detail=f"item_id {item_id!r} not in the catalogue")
     return {"deleted": item_id, "size": len(service.catalogue.snapshot)}

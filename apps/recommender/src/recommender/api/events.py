@@ -26,7 +26,7 @@ router = APIRouter(prefix="/events", tags=["events"])
     },
 )
 def add_events(body: EventsRequest, service: ServiceDep) -> JSONResponse:
-    """Store events in SQLite; clicks and purchases update popularity immediately.
+    """Store events in the database; clicks and purchases update popularity immediately.
 
     Each event is judged on its own: one stamped more than ``max_future_skew_s`` ahead of
     the server clock or ``max_past_skew_days`` behind it, or naming an item the catalogue
