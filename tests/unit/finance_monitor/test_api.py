@@ -24,7 +24,7 @@ def client(tmp_path: Path) -> TestClient:
 def test_healthz_is_503_until_ready_and_metrics_are_prometheus_text(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["status"] == "unavailable"
+    assert response.json()["status"] == "starting"
     assert "finance_messages_scored_total" in client.get("/metrics").text
 
 

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import HTTPException, Request, Response
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
 from finance_monitor.api.deps import RuntimeDep, SettingsDep
 from finance_monitor.scoring import score_texts
 from finance_monitor.tickers import TickerExtractor, load_companies
-from keel_service import app_metrics
+from keel_service import Readiness, Status, app_metrics, health_router
 
-router = APIRouter(tags=["system"])
+_STATUS = {"ok": Status.OK, "degraded": Status.DEGRADED, "unavailable": Status.STARTING}
 
 
-@router.get("/healthz")
-def healthz(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: 200 ``{"status": "ok"}`` once models are loaded and the stages run.
-
-    503 with ``status`` ``unavailable`` while starting, or ``degraded`` with ``reasons``
-    when a stage keeps restarting (names the stage and the error class only).
-    """
+def readiness(request: Request) -> Readiness:
+    """Ready once models are loaded and the stages run; ``degraded`` (503) when a stage
+    keeps restarting, with reasons naming the stage and the error class only."""
+    runtime = request.app.state.runtime
     details = runtime.health()
-    return JSONResponse(details, status_code=200 if details["status"] == "ok" else 503)
+    status = details.pop("status")
+    reasons = details.pop("reasons")
+    if status == "unavailable" and runtime.state == "failed":
+        return Readiness(Status.FAILED, reasons=reasons, details=details)
+    return Readiness(_STATUS.get(status, Status.FAILED), reasons=reasons, details=details)
+
+
+router = health_router(readiness)
 
 
 @router.get("/metrics")
