@@ -46,11 +46,16 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from customer_service.main import create_app
+    from keel_service import InsecureConfigError, run_server
 
-    uvicorn.run(create_app(_settings(args)), host=args.host, port=args.port, log_level="info")
+    settings = _settings(args)
+    try:
+        app = create_app(settings)
+    except InsecureConfigError as exc:
+        print(f"customer-service: {exc}", file=sys.stderr)
+        return 2
+    run_server(app, settings, host=args.host, port=args.port)
     return 0
 
 

@@ -48,15 +48,22 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP server."""
     _settings_env(args)
-    import uvicorn
+    from keel_service import InsecureConfigError, run_server
+    from recommender.config import ENV_PREFIX, get_settings
 
-    uvicorn.run(
+    settings = get_settings()
+    try:  # refuse before uvicorn starts workers that would each fail the same way
+        settings.check_keys(ENV_PREFIX)
+    except InsecureConfigError as exc:
+        print(f"recommender: {exc}", file=sys.stderr)
+        return 2
+    run_server(
         "recommender.main:create_app",
+        settings,
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="info",
     )
     return 0
 
