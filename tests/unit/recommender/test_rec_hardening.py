@@ -1,7 +1,8 @@
 """Hostile input and concurrent writers against the framework-free service.
 
-The service runs on a real SQLite file; only the text encoder is a stand-in (hashed
-vectors), since no test here depends on what the vectors mean.
+The service runs on a real database (SQLite, and PostgreSQL where a test takes the
+``database_url`` fixture); only the text encoder is a stand-in (hashed vectors), since no
+test here depends on what the vectors mean.
 """
 
 from __future__ import annotations
@@ -51,10 +52,14 @@ def items(ids: list[str]) -> list[Item]:
 
 
 def build_service(
-    tmp_path: Path, db_name: str = "rec.db", reference_time: float | None = None, **settings
+    tmp_path: Path,
+    db_name: str = "rec.db",
+    reference_time: float | None = None,
+    url: str | None = None,
+    **settings,
 ) -> RecommenderService:
     settings = Settings(state_dir=tmp_path, api_key="unit-key", **settings)
-    db = Database(tmp_path / db_name)
+    db = Database(url or tmp_path / db_name)
     encoder = HashEncoder()
     catalogue = Catalogue(CatalogueStore(db), encoder, "hash", tmp_path / "index")
     catalogue.load()
@@ -71,8 +76,8 @@ def build_service(
 
 
 @pytest.fixture()
-def service(tmp_path: Path) -> Iterator[RecommenderService]:
-    svc = build_service(tmp_path)
+def service(tmp_path: Path, database_url: str) -> Iterator[RecommenderService]:
+    svc = build_service(tmp_path, url=database_url)
     yield svc
     svc.close()
 
@@ -166,7 +171,7 @@ def test_item_added_by_another_process_is_accepted(
     service: RecommenderService, tmp_path: Path
 ) -> None:
     # a second handle on the same file, as another worker process would have
-    other_db = Database(tmp_path / "rec.db")
+    other_db = Database(service.db.url)
     other = Catalogue(CatalogueStore(other_db), HashEncoder(), "hash", tmp_path / "index")
     other.load()
     other.upsert(items(["from-other"]))
@@ -238,11 +243,11 @@ def service_options():  # type: ignore[no-untyped-def]
     return RankOptions(top_k=5)
 
 
-def test_two_processes_on_one_database_lose_no_event(tmp_path: Path) -> None:
-    # two services on one SQLite file stand in for two worker processes (the integration
-    # test runs two real servers); each folds the other's clicks into its popularity
-    first = build_service(tmp_path)
-    second = build_service(tmp_path)
+def test_two_processes_on_one_database_lose_no_event(tmp_path: Path, database_url: str) -> None:
+    # two services on one database stand in for two worker processes or replicas (the
+    # integration tests run real servers); each folds the other's clicks into its popularity
+    first = build_service(tmp_path, url=database_url)
+    second = build_service(tmp_path, url=database_url)
     now = time.time()
     errors: list[BaseException] = []
 
@@ -273,8 +278,8 @@ def test_two_processes_on_one_database_lose_no_event(tmp_path: Path) -> None:
         second.close()
 
 
-def test_retention_deletes_old_events_only_when_set(tmp_path: Path) -> None:
-    svc = build_service(tmp_path, event_retention_days=30)
+def test_retention_deletes_old_events_only_when_set(tmp_path: Path, database_url: str) -> None:
+    svc = build_service(tmp_path, url=database_url, event_retention_days=30)
     try:
         now = time.time()
         svc.record_events([click("i1", now - 40 * DAY), click("i2", now - DAY)], now=now)
@@ -291,13 +296,52 @@ def test_retention_deletes_old_events_only_when_set(tmp_path: Path) -> None:
         forever.close()
 
 
-def test_restart_counts_stored_clicks_once(tmp_path: Path) -> None:
-    svc = build_service(tmp_path)
+def test_restart_counts_stored_clicks_once(tmp_path: Path, database_url: str) -> None:
+    svc = build_service(tmp_path, url=database_url)
     svc.record_events([click("i1", time.time()), click("i1", time.time())])
     svc.close()
-    again = build_service(tmp_path)
+    again = build_service(tmp_path, url=database_url)
     try:
         row = again.signals.item_index["i1"]
         assert again.signals.stats.counts[row] == 2.0
     finally:
         again.close()
+
+
+def test_a_replica_follows_catalogue_changes_and_counts_events(
+    tmp_path: Path, database_url: str
+) -> None:
+    # two services on one database with their own state dirs stand in for two replicas;
+    # the second applies the first's changes from its periodic sync job
+    first = build_service(tmp_path / "a", url=database_url)
+    second = build_service(tmp_path / "b", url=database_url, catalogue_poll_interval_s=0.1)
+    second.start_sync()
+    try:
+        now = time.time()
+        first.upsert_items([Item("n1", "Kiln basics", "Glazes and firing.", ["craft"])])
+        assert first.record_events([click("n1", now), click("n1", now)], now=now).stored == 2
+
+        def caught_up() -> bool:
+            row = second.signals.item_index.get("n1")
+            return row is not None and second.signals.stats.counts[row] == 2.0
+
+        deadline = time.monotonic() + 60
+        while not caught_up() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert caught_up()
+        assert second.catalogue.snapshot.items[second.catalogue.snapshot.rows["n1"]].title == (
+            "Kiln basics"
+        )
+        ranked = second.rerank("u9", [ItemRef("i1")], [ItemRef("n1"), ItemRef("i2")], None)
+        assert {i.id for i in ranked.result.items} == {"n1", "i2"}
+        assert first.delete_items(["n1"]) == 1
+        target = first.catalogue.store.version()
+        deadline = time.monotonic() + 60
+        while second.catalogue.version < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second.catalogue.version == target
+        assert "n1" not in second.catalogue.snapshot.rows
+        assert second.metrics.catalogue_size._value.get() == len(second.catalogue.snapshot)
+    finally:
+        first.close()
+        second.close()
