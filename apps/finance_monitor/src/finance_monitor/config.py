@@ -43,7 +43,7 @@ class Settings(ServiceSettings):
     model_max_length: int = Field(default=48, ge=8, le=256)
     num_threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=256, ge=1, le=10_000)
-    max_text_chars: int = Field(default=10_000, ge=10)
+    max_text_chars: int = Field(default=10_000, ge=10, le=100_000)
     companies_file: Path | None = None
 
     window_size_s: float = Field(default=60.0, gt=0)

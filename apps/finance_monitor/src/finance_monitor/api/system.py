@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import HTTPException, Request, Response
 from prometheus_client import REGISTRY
@@ -37,10 +37,16 @@ def metrics(request: Request) -> Response:
     return app_metrics(request.app, REGISTRY)
 
 
+#: A hard cap checked while parsing (``max_text_chars`` may set a lower one).
+MAX_SCORE_TEXT_CHARS = 100_000
+
+
 class ScoreIn(BaseModel):
     """Texts to tag (at most 64 per request)."""
 
-    texts: list[str] = Field(min_length=1, max_length=64)
+    texts: list[Annotated[str, Field(max_length=MAX_SCORE_TEXT_CHARS)]] = Field(
+        min_length=1, max_length=64
+    )
 
 
 @router.post("/api/score", tags=["scoring"])
