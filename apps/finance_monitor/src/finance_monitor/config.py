@@ -6,10 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from keel_service import Budget, ServiceSettings
+from keel_service.db import DatabaseURLError, normalise_url, sqlite_url
 
 ENV_PREFIX = "KEEL_FM_"
 
@@ -97,20 +98,22 @@ class Settings(ServiceSettings):
                 raise ValueError(f"webhook url {url!r} must start with http:// or https://")
         return value
 
-    @model_validator(mode="after")
-    def _check_database_url(self) -> Settings:
-        if self.database_url is not None and not self.database_url.startswith("sqlite:///"):
-            raise ValueError(
-                f"database_url={self.database_url!r}: only sqlite:///PATH is supported"
-            )
-        return self
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            normalise_url(value)
+        except DatabaseURLError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @property
-    def database_path(self) -> Path:
-        """File of the SQLite store (``database_url`` or ``state_dir/finance_monitor.db``)."""
-        if self.database_url:
-            return Path(self.database_url.removeprefix("sqlite:///"))
-        return self.state_dir / "finance_monitor.db"
+    def store_url(self) -> str:
+        """SQLAlchemy URL of the store: ``database_url`` (SQLite or PostgreSQL), else the
+        SQLite file ``state_dir/finance_monitor.db``."""
+        return self.database_url or sqlite_url(self.state_dir / "finance_monitor.db")
 
     @property
     def models_dir(self) -> Path:

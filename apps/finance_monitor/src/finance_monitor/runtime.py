@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def open_store(settings: Settings) -> MonitorStore:
-    """Open the SQLite store and seed the rules from YAML on first use."""
-    store = MonitorStore(settings.database_path)
+    """Open the store (migrated to the newest schema) and seed the rules from YAML on first use."""
+    store = MonitorStore(settings.store_url)
     store.seed_rules(load_rules_file(settings.rules_file))
     return store
 

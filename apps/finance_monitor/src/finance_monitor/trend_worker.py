@@ -1,17 +1,28 @@
 """The trend stage's Kafka shell: scored topic -> per-partition TrendProcessor -> store.
 
-State is checkpointed in the store together with the next offset it reflects. When a
-partition is assigned (start, restart, rebalance), its processor is rebuilt from the
-checkpoint and the consumer seeks to the checkpointed offset, so a restart neither
-loses window state nor re-counts records; any records re-read after the checkpoint
-produce the same windows and the same alert keys, which the store ignores.
+State is checkpointed in the store together with the next offset it reflects (in the
+same transaction as the batch's windows and alerts when they are due together). When a
+partition is assigned (start, restart, rebalance, another process's death), the worker
+claims it in the store (a new write epoch), rebuilds its processor from the checkpoint
+and seeks to the checkpointed offset, so a restart or a takeover neither loses window
+state nor re-counts records; records re-read after the checkpoint produce the same
+windows and the same alert keys, which the store ignores. The Kafka offsets the stage
+commits are only ever those of a stored checkpoint, after it is stored (the store is
+authoritative; the group's offsets show lag).
+
+A process that lost a partition without noticing (paused past its session timeout) is
+fenced: its next write carries a stale epoch, the store refuses the whole batch, and
+the worker restarts (rejoining the group) with the state of whatever is stored.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +31,8 @@ from finance_monitor.dlq import DEFAULT_MAX_VALUE_BYTES, dead_letter
 from finance_monitor.errors import InvalidMessageError
 from finance_monitor.kafka_io import make_consumer, make_producer
 from finance_monitor.messages import ScoredRecord, check_event_time
-from finance_monitor.rules import RuleSpec
-from finance_monitor.store import Checkpoint, MonitorStore
+from finance_monitor.rules import Alert, RuleSpec
+from finance_monitor.store import Checkpoint, MonitorStore, PartitionFencedError
 from finance_monitor.trend import TrendProcessor
 from finance_monitor.windows import WindowSpec
 
@@ -76,6 +87,10 @@ class TrendWorker:
         self.store = store
         self.processors: dict[int, TrendProcessor] = {}
         self._dirty: dict[int, int] = {}  # partition -> next offset not yet checkpointed
+        self._epochs: dict[int, int] = {}  # partition -> write epoch of this worker's claim
+        self._assign_error: BaseException | None = None
+        # Unique per worker run of this process (a restarted worker claims anew).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._last_checkpoint = 0.0
         self._rules_version = -1
         self._rules: list[RuleSpec] = []
@@ -104,27 +119,46 @@ class TrendWorker:
         )
 
     def on_assigned(self, partitions: list[Any]) -> None:
-        """Rebuild each assigned partition's state from its checkpoint and seek past it."""
-        for tp in partitions:
-            processor = self._new_processor()
-            checkpoint = self.store.load_checkpoint(self.config.group_id, tp.topic, tp.partition)
-            if checkpoint is not None:
-                processor.load_state(checkpoint.state)
-                self._consumer.seek(tp, checkpoint.next_offset)
-            self.processors[tp.partition] = processor
-            log.info(
-                "trend: assigned %s/%s from %s",
-                tp.topic,
-                tp.partition,
-                checkpoint.next_offset if checkpoint else "committed offset",
-            )
+        """Claim each assigned partition, rebuild its state from the checkpoint, seek past it.
+
+        A failure here (database unreachable) is re-raised by the poll loop: the client
+        library only logs listener errors, and a partition without a processor must not
+        be consumed.
+        """
+        try:
+            for tp in partitions:
+                processor = self._new_processor()
+                claim = self.store.claim_partition(
+                    self.config.group_id, tp.topic, tp.partition, self.owner
+                )
+                self._epochs[tp.partition] = claim.epoch
+                checkpoint = claim.checkpoint
+                if checkpoint is not None:
+                    processor.load_state(checkpoint.state)
+                    self._consumer.seek(tp, checkpoint.next_offset)
+                self.processors[tp.partition] = processor
+                log.info(
+                    "trend: assigned %s/%s (epoch %d) from %s",
+                    tp.topic,
+                    tp.partition,
+                    claim.epoch,
+                    checkpoint.next_offset if checkpoint else "committed offset",
+                )
+        except Exception as exc:
+            self._assign_error = exc
+            raise
 
     def on_revoked(self, partitions: list[Any]) -> None:
         """Checkpoint, then forget, the partitions taken away."""
-        self._checkpoint(force=True)
-        for tp in partitions:
-            self.processors.pop(tp.partition, None)
-            self._dirty.pop(tp.partition, None)
+        try:
+            self._commit([], [], force=True)
+        except PartitionFencedError as exc:  # already another process's: nothing to save
+            log.warning("trend: %s; dropping them", exc)
+        finally:
+            for tp in partitions:
+                self.processors.pop(tp.partition, None)
+                self._dirty.pop(tp.partition, None)
+                self._epochs.pop(tp.partition, None)
 
     def _refresh_rules(self) -> None:
         version = self.store.rules_version()
@@ -150,6 +184,11 @@ class TrendWorker:
                 worker.on_assigned(list(assigned))
 
         cfg = self.config
+        # A restarted run starts from the stored checkpoints only.
+        self.processors.clear()
+        self._dirty.clear()
+        self._epochs.clear()
+        self._assign_error = None
         self._refresh_rules()
         self._consumer = make_consumer(
             cfg.bootstrap, cfg.group_id, max_poll_records=cfg.max_records
@@ -163,11 +202,13 @@ class TrendWorker:
                 polled = self._consumer.poll(
                     timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
                 )
+                if self._assign_error is not None:
+                    raise self._assign_error
                 self._refresh_rules()
                 if polled:
                     self.process(polled)
-                self._checkpoint(force=False)
-            self._checkpoint(force=True)
+                self._commit([], [], force=False)
+            self._commit([], [], force=True)
         finally:
             self.running = False
             metrics.WORKER_UP.labels("trend").set(0)
@@ -181,10 +222,12 @@ class TrendWorker:
         closed = []
         alerts = []
         dlq = []
+        touched: set[int] = set()
         for tp, records in polled.items():
             processor = self.processors.get(tp.partition)
             if processor is None:
                 continue
+            touched.add(tp.partition)
             parsed = []
             now = time.time()
             for rec in records:
@@ -218,14 +261,10 @@ class TrendWorker:
             self._dirty[tp.partition] = records[-1].offset + 1
         for future in dlq:
             future.get(timeout=60)
-        # Checkpoint right after an alert so a restart resumes past it (a replay would be de-duplicated anyway).
-        force = bool(alerts)
-        new = self.store.commit_trend_batch(
-            self.config.group_id, self.config.scored_topic, {}, closed, alerts
-        )
+        # Checkpoint with an alert so a restart resumes past it (a replay would be de-duplicated anyway).
+        new = self._commit(closed, alerts, force=bool(alerts), touched=touched)
         for alert in new:
             metrics.ALERTS_FIRED.labels(alert.rule_id).inc()
-        self._checkpoint(force=force)
 
     def _dead_letter(self, rec: Any, reason: str) -> Any:
         letter = dead_letter(
@@ -244,24 +283,62 @@ class TrendWorker:
             self.config.dlq_topic, value=letter.value, key=rec.key, headers=letter.headers
         )
 
-    def _checkpoint(self, force: bool) -> None:
-        if not self._dirty:
-            return
-        if (
-            not force
-            and time.monotonic() - self._last_checkpoint < self.config.checkpoint_interval_s
-        ):
-            return
+    def _commit(
+        self,
+        closed: list[Any],
+        alerts: list[Alert],
+        force: bool,
+        touched: set[int] | frozenset[int] = frozenset(),
+    ) -> list[Alert]:
+        """Store windows and alerts, with the dirty partitions' checkpoints when due, in
+        one transaction fenced by this worker's epochs; then commit the same offsets to
+        Kafka. Returns the alerts that were new.
+
+        Raises:
+            PartitionFencedError: another process owns one of the partitions now; the
+                caller must not go on with the in-memory state (``run`` restarts).
+        """
+        due = bool(self._dirty) and (
+            force or time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval_s
+        )
+        checkpoints = (
+            {
+                p: Checkpoint(offset, self.processors[p].to_state())
+                for p, offset in self._dirty.items()
+                if p in self.processors
+            }
+            if due
+            else {}
+        )
+        if not (closed or alerts or checkpoints):
+            return []
+        partitions = set(touched) | set(checkpoints)
+        epochs = {p: self._epochs[p] for p in partitions if p in self._epochs}
+        try:
+            new = self.store.commit_trend_batch(
+                self.config.group_id,
+                self.config.scored_topic,
+                checkpoints,
+                closed,
+                alerts,
+                epochs=epochs,
+            )
+        except PartitionFencedError as exc:
+            for p in exc.partitions:
+                self.processors.pop(p, None)
+                self._dirty.pop(p, None)
+                self._epochs.pop(p, None)
+            raise
+        if checkpoints:
+            self._commit_offsets(checkpoints)
+            self._dirty.clear()
+            self._last_checkpoint = time.monotonic()
+        return new
+
+    def _commit_offsets(self, checkpoints: dict[int, Checkpoint]) -> None:
+        """Commit exactly the stored checkpoints' offsets (never ahead of the store)."""
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
-        checkpoints = {
-            p: Checkpoint(offset, self.processors[p].to_state())
-            for p, offset in self._dirty.items()
-            if p in self.processors
-        }
-        self.store.commit_trend_batch(
-            self.config.group_id, self.config.scored_topic, checkpoints, [], []
-        )
         offsets = {
             TopicPartition(self.config.scored_topic, p): OffsetAndMetadata(cp.next_offset, None, -1)
             for p, cp in checkpoints.items()
@@ -270,5 +347,3 @@ class TrendWorker:
             self._consumer.commit(offsets=offsets)  # for lag visibility; the store is authoritative
         except Exception as exc:
             log.debug("trend offset commit skipped: %s", exc)
-        self._dirty.clear()
-        self._last_checkpoint = time.monotonic()
