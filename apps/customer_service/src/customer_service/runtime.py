@@ -148,10 +148,13 @@ class AppRuntime:
 
     def _build(self) -> None:
         try:
-            self.services = build_services(self.settings)
+            services = build_services(self.settings)
+            # The first purge runs before the app reports ready: expired conversations
+            # are never served, not even in the first minutes after a start.
+            self.retention = start_retention_job(services)
+            self.services = services
             self.metrics.ready.set(1)
-            log.info("customer-service ready in %.1f s", self.services.load_seconds)
-            self.retention = start_retention_job(self.services)
+            log.info("customer-service ready in %.1f s", services.load_seconds)
         except Exception as exc:  # reported on /healthz and in the log, not swallowed
             log.exception("customer-service start-up failed")
             self.error = public_error("start-up failed", exc)
