@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -47,8 +46,8 @@ def _alert(key: str, series: str = "topic:Oil") -> Alert:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Iterator[MonitorStore]:
-    s = MonitorStore(tmp_path / "fm.db")
+def store(database_url: str) -> Iterator[MonitorStore]:
+    s = MonitorStore(database_url)
     yield s
     s.close()
 
@@ -143,7 +142,7 @@ def test_retry_after_schedules_the_next_attempt(store: MonitorStore) -> None:
 
 
 def test_backoff_grows_and_the_delivery_survives_a_restart(
-    store: MonitorStore, tmp_path: Path
+    store: MonitorStore, database_url: str
 ) -> None:
     receivers = Receivers()
     receivers.release.set()
@@ -152,7 +151,7 @@ def test_backoff_grows_and_the_delivery_survives_a_restart(
     dispatcher.deliver_once()
     (dead,) = store.list_deliveries(receiver_id(DEAD))
     # a new process (new store connection, new dispatcher) retries it once it is due
-    other = MonitorStore(tmp_path / "fm.db")
+    other = MonitorStore(database_url)
     try:
         again = _dispatcher(other, Receivers())
         delivery = other.claim_delivery(
@@ -164,7 +163,7 @@ def test_backoff_grows_and_the_delivery_survives_a_restart(
 
 
 def test_claims_are_exclusive_across_connections_and_expire(
-    store: MonitorStore, tmp_path: Path
+    store: MonitorStore, database_url: str
 ) -> None:
     receiver = Receiver("webhook:x", "x.example.com")
     store.commit_trend_batch("g", "t", {}, [], [_alert(f"k{i}", f"topic:S{i}") for i in range(40)])
@@ -173,7 +172,7 @@ def test_claims_are_exclusive_across_connections_and_expire(
         time.time() + 1,
         lambda alerts: [([a.key], {"webhook": {}, "alerts": []}) for a in alerts],
     )
-    stores = [MonitorStore(tmp_path / "fm.db") for _ in range(4)]
+    stores = [MonitorStore(database_url) for _ in range(4)]
     claimed: list[int] = []
     lock = threading.Lock()
 

@@ -332,12 +332,14 @@ class MonitorStore:
         at once exactly one seeds.
         """
         with self._write(), self.engine.begin() as db:
+            # RETURNING, not rowcount: psycopg reports no row count for such INSERTs.
             marker = db.execute(
                 self._insert(meta_table)
                 .values(key="rules_seeded", value="1")
                 .on_conflict_do_nothing()
-            )
-            if marker.rowcount == 0:
+                .returning(meta_table.c.key)
+            ).first()
+            if marker is None:
                 return False
             now = time.time()
             for rule in rules:
@@ -507,8 +509,9 @@ class MonitorStore:
                         claimed_at=now,
                     )
                     .on_conflict_do_nothing()
-                )
-                if inserted.rowcount:
+                    .returning(partition_owners_table.c.epoch)
+                ).first()
+                if inserted is not None:
                     break
             epoch = db.execute(sa.select(partition_owners_table.c.epoch).where(key)).scalar_one()
             row = db.execute(
@@ -623,12 +626,13 @@ class MonitorStore:
                 )
             for a in alerts:
                 state = "silenced" if is_silenced(a.labels, silences, now) else "pending"
-                cur = db.execute(
+                created = db.execute(
                     self._insert(alerts_table)
                     .values(**_alert_values(a, now, state))
                     .on_conflict_do_nothing(index_elements=[alerts_table.c.key])
-                )
-                if cur.rowcount:
+                    .returning(alerts_table.c.key)
+                ).first()
+                if created is not None:
                     new.append(a)
             for partition, cp in checkpoints.items():
                 stmt = self._insert(checkpoints_table).values(
