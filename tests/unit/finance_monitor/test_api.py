@@ -1,4 +1,5 @@
-"""The HTTP layer over a real SQLite store (models not loaded: the lifespan is not started)."""
+"""The HTTP layer over a real store, SQLite and PostgreSQL (models not loaded: the lifespan
+is not started)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ KEY = {"X-API-Key": "test-admin-key-fm"}
 
 
 @pytest.fixture()
-def client(tmp_path: Path) -> TestClient:
-    settings = Settings(state_dir=tmp_path, api_key="test-admin-key-fm", run_workers=False)
+def client(tmp_path: Path, database_url: str) -> TestClient:
+    settings = Settings(
+        state_dir=tmp_path,
+        database_url=database_url,
+        api_key="test-admin-key-fm",
+        run_workers=False,
+    )
     return TestClient(create_app(settings))  # no `with`: models are not prepared
 
 
@@ -91,3 +97,14 @@ def test_bad_query_and_score_input_get_422(client: TestClient) -> None:
     assert client.post("/api/score", json={"texts": ["ok"]}).status_code == 503  # models not loaded
     page = client.get("/")
     assert page.status_code == 200 and "Finance sentiment monitor" in page.text
+
+
+def test_database_url_must_be_sqlite_or_postgresql(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="sqlite:///PATH or postgresql://") as error:
+        Settings(state_dir=tmp_path, database_url="mysql://root:hunter2@db/fm")
+    assert "hunter2" not in str(error.value)  # the password never reaches the message
+    settings = Settings(state_dir=tmp_path, database_url="postgresql://fm@db:5432/fm")
+    assert settings.store_url == "postgresql://fm@db:5432/fm"
+    assert Settings(state_dir=tmp_path).store_url.endswith("/finance_monitor.db")

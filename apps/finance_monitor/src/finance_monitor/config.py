@@ -18,7 +18,10 @@ ENV_PREFIX = "KEEL_FM_"
 class Settings(ServiceSettings):
     """Everything the finance monitor can be configured with; every field has a working default."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # Inputs stay out of validation errors: a database URL can carry a password.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True
+    )
 
     state_dir: Path = Path("var/finance_monitor")
     data_dir: Path | None = None
