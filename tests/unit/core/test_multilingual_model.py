@@ -228,3 +228,58 @@ def test_vocabulary_pruning_keeps_corpus_embeddings(
     )
     with pytest.raises(ConfigError):
         prune_vocabulary(me5_path, [], tmp_path / "empty")
+
+
+@pytest.mark.slow
+def test_every_strategy_and_variant_runs_on_me5(tmp_path: Path) -> None:
+    """full / fewshot / multi-head / bi- and cross-encoder training, torch int8 and a
+    distilled 3-layer student, each for a few steps on a handful of Chinese texts."""
+    from keel.compression import DistillConfig, distill_classifier, quantize_dynamic_int8
+    from keel.data import LabelledTexts
+    from keel.inference import load_predictor
+    from keel.training import (
+        ClassifierConfig,
+        PairConfig,
+        cross_encoder_scores,
+        train_bi_encoder,
+        train_classifier,
+        train_cross_encoder,
+        train_multi_head,
+    )
+
+    texts = [t for rows in ZH_TRAIN.values() for t in rows]
+    labels = [label for label, rows in ZH_TRAIN.items() for _ in rows]
+    data = LabelledTexts(texts, labels, "zh-tiny")
+    common = {"base_model": "me5-small", "show_progress": False, "batch_size": 4}
+    probe = ["信用卡刷不了", "密码忘记了怎么办", "转账没到账"]
+    for strategy in ("full", "fewshot"):
+        model = train_classifier(
+            data,
+            ClassifierConfig(strategy=strategy, epochs=1, fewshot_pairs_per_example=2, **common),
+        )
+        assert set(model.predict(probe)) <= set(ZH_TRAIN)
+    multi = train_multi_head(
+        {"intent": data, "is_card": LabelledTexts(texts, [str(y == "card") for y in labels], "c")},
+        ClassifierConfig(strategy="head", **common),
+    )
+    source = multi.save(tmp_path / "multi", measure_latency=False)
+    heads = load_predictor(source).classify_heads(probe)
+    assert {"intent", "is_card"} <= set(heads)
+
+    int8 = load_predictor(quantize_dynamic_int8(source, tmp_path / "int8"))
+    assert len(int8.predict_labels(probe)) == 3
+    student = distill_classifier(
+        source, texts, tmp_path / "student", student_layers=3, config=DistillConfig(max_steps=3)
+    )
+    assert read_prefixes(student) == TextPrefixes("query: ", "passage: ")
+    assert len(load_predictor(student).predict_labels(probe)) == 3
+
+    pairs = [(q, a) for q, a in zip(texts[::2], texts[1::2], strict=True)]
+    pair_config = PairConfig(base_model="me5-small", epochs=1, batch_size=3, show_progress=False)
+    bi = train_bi_encoder(pairs, pair_config, out_dir=tmp_path / "bi")
+    assert read_prefixes(bi) == TextPrefixes("query: ", "passage: ")
+    examples = [(q, a, 1.0) for q, a in pairs] + [(q, "今天天气很好", 0.0) for q, _ in pairs]
+    cross = train_cross_encoder(examples, pair_config, out_dir=tmp_path / "cross")
+    assert read_prefixes(cross) == TextPrefixes("query: ", "passage: ")
+    scores = cross_encoder_scores(cross, [("信用卡被拒", "刷卡失败怎么办")])
+    assert 0.0 <= float(scores[0]) <= 1.0
