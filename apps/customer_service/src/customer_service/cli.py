@@ -47,16 +47,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from customer_service.main import create_app
-    from keel_service import InsecureConfigError, run_server
+    from keel_service import serve
 
     settings = _settings(args)
-    try:
-        app = create_app(settings)
-    except InsecureConfigError as exc:
-        print(f"customer-service: {exc}", file=sys.stderr)
-        return 2
-    run_server(app, settings, host=args.host, port=args.port)
-    return 0
+    return serve(
+        "customer-service", lambda: create_app(settings), settings, host=args.host, port=args.port
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

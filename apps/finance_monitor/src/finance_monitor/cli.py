@@ -51,16 +51,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the API (and, unless KEEL_FM_RUN_WORKERS=false, the stages) with uvicorn."""
     from finance_monitor.main import create_app
-    from keel_service import InsecureConfigError, run_server
+    from keel_service import serve
 
     settings = _settings(args)
-    try:
-        app = create_app(settings)
-    except InsecureConfigError as exc:
-        print(f"finance-monitor: {exc}", file=sys.stderr)
-        return 2
-    run_server(app, settings, host=settings.host, port=settings.port)
-    return 0
+    return serve(
+        "finance-monitor",
+        lambda: create_app(settings),
+        settings,
+        host=settings.host,
+        port=settings.port,
+    )
 
 
 def _serve_metrics(port: int | None) -> None:

@@ -5,7 +5,7 @@ error-to-HTTP mapping, request limits, periodic jobs and server spawning. The en
 (``keel``) stays free of FastAPI; this package is where the apps' web layer meets.
 """
 
-from keel_service.app import app_metrics, configure_app, run_server
+from keel_service.app import app_metrics, configure_app, run_server, serve
 from keel_service.budget import Budget, budget_argument
 from keel_service.errors import (
     InsecureConfigError,
@@ -49,5 +49,6 @@ __all__ = [
     "public_error",
     "require_role",
     "run_server",
+    "serve",
     "validation_detail",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -34,6 +36,20 @@ def app_metrics(app: FastAPI, registry: CollectorRegistry | None) -> Response:
     """``/metrics`` body: the app's own registry plus the shared HTTP metrics."""
     registries = [r for r in (registry, getattr(app.state, "http_registry", None)) if r]
     return metrics_response(*registries)
+
+
+def serve(prog: str, build: Callable[[], Any], settings: ServiceSettings, **kwargs: Any) -> int:
+    """A CLI's ``serve``: build the app (``build``), then run it; a missing or default key
+    is a one-line message naming the variable (exit code 2), not a traceback."""
+    from keel_service.errors import InsecureConfigError
+
+    try:
+        app = build()
+    except InsecureConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    run_server(app, settings, **kwargs)
+    return 0
 
 
 def run_server(app: Any, settings: ServiceSettings, *, host: str, port: int, **kwargs: Any) -> None:
