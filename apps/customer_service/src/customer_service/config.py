@@ -29,7 +29,6 @@ class Settings(ServiceSettings):
     state_dir: Path = Path("var/customer_service")
     data_dir: Path | None = None
     agent_key: SecretStr | None = None
-    database_url: str | None = None
 
     host: str = "127.0.0.1"
     port: int = Field(default=8101, ge=1, le=65535)
@@ -93,9 +92,7 @@ class Settings(ServiceSettings):
     @property
     def resolved_database_url(self) -> str:
         """The database URL; SQLite inside ``state_dir`` unless set."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.state_dir / 'conversations.sqlite3').resolve()}"
+        return self.resolve_database_url(self.state_dir / "conversations.sqlite3")
 
     def content_path(self, name: str) -> Path:
         """Path of a content file: the setting if given, else the bundled demo file."""

@@ -10,7 +10,6 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from keel_service import Budget, ServiceSettings
-from keel_service.db import DatabaseURLError, normalise_url, sqlite_url
 
 ENV_PREFIX = "KEEL_FM_"
 
@@ -25,7 +24,6 @@ class Settings(ServiceSettings):
 
     state_dir: Path = Path("var/finance_monitor")
     data_dir: Path | None = None
-    database_url: str | None = None
     models_dir_override: Path | None = Field(
         default=None, validation_alias=AliasChoices("KEEL_FM_MODELS_DIR", "models_dir_override")
     )
@@ -101,22 +99,11 @@ class Settings(ServiceSettings):
                 raise ValueError(f"webhook url {url!r} must start with http:// or https://")
         return value
 
-    @field_validator("database_url")
-    @classmethod
-    def _check_database_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            normalise_url(value)
-        except DatabaseURLError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
     @property
     def store_url(self) -> str:
         """SQLAlchemy URL of the store: ``database_url`` (SQLite or PostgreSQL), else the
         SQLite file ``state_dir/finance_monitor.db``."""
-        return self.database_url or sqlite_url(self.state_dir / "finance_monitor.db")
+        return self.resolve_database_url(self.state_dir / "finance_monitor.db")
 
     @property
     def models_dir(self) -> Path:

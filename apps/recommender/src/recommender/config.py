@@ -53,7 +53,6 @@ class Settings(ServiceSettings):
     state_dir: Path = Path("var/recommender")
     data_dir: Path | None = None
     writer_key: SecretStr | None = None
-    database_url: str | None = None
     catalogue_poll_interval_s: float = Field(default=5.0, gt=0.0, le=3600.0)
     budget: Budget = Budget.FAST
     max_pairs: int | None = Field(default=None, ge=2)
@@ -91,25 +90,10 @@ class Settings(ServiceSettings):
     def role_keys(self) -> dict[Role, SecretStr | None]:
         return {Role.ADMIN: self.api_key, Role.WRITER: self.writer_key}
 
-    @field_validator("database_url")
-    @classmethod
-    def _usable_url(cls, value: str | None) -> str | None:
-        from keel_service.db import DatabaseURLError, normalise_url
-
-        if value is None or not value.strip():
-            return None
-        try:
-            normalise_url(value)
-        except DatabaseURLError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
     @property
     def resolved_database_url(self) -> str:
         """The database URL: ``database_url``, else the SQLite file in the state dir."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.state_dir / 'recommender.db').resolve()}"
+        return self.resolve_database_url(self.state_dir / "recommender.db")
 
 
 @lru_cache

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keel_service.db import DatabaseURLError, normalise_url, sqlite_url
 from keel_service.errors import InsecureConfigError
 from keel_service.security import KeyRing, Role
 
@@ -26,9 +29,12 @@ class ServiceSettings(BaseSettings):
         shutdown_timeout_s: how long a stopping server waits for requests in flight.
         retention_interval_s: how often the retention job runs.
         json_logs: log one JSON object per line (one per request from the access log).
+        database_url: SQLAlchemy URL (``sqlite:///PATH`` or ``postgresql://…``); unset, each
+            app uses a SQLite file in its state folder (:meth:`resolve_database_url`).
     """
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # hide_input_in_errors: a validation error must not echo a key or a database password.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
     api_key: SecretStr | None = None
     max_body_bytes: int = Field(default=1_000_000, ge=1_024, le=1_000_000_000)
@@ -37,6 +43,7 @@ class ServiceSettings(BaseSettings):
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=600)
     retention_interval_s: float = Field(default=3600.0, gt=0)
     json_logs: bool = False
+    database_url: str | None = None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -44,6 +51,21 @@ class ServiceSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            normalise_url(value)
+        except DatabaseURLError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def resolve_database_url(self, default_file: Path) -> str:
+        """``database_url``, else the SQLite file ``default_file``."""
+        return self.database_url or sqlite_url(default_file)
 
     def role_keys(self) -> dict[Role, SecretStr | None]:
         """The key of each role; apps with more roles extend this."""
