@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from finance_monitor.alertmanager import webhook_payload
 from finance_monitor.errors import RuleConfigError
 from finance_monitor.rules import Alert
 from finance_monitor.silencing import Matcher, Silence, group_alerts, is_silenced
@@ -62,6 +63,50 @@ def test_alerts_are_grouped_by_labels() -> None:
     ]
     groups = group_alerts(alerts, ["rule"])
     assert [[a.key for a in g.alerts] for g in groups] == [["a", "b"], ["c"]]
-    payload = groups[0].webhook_payload()
+    payload = webhook_payload(
+        [a.as_dict() for a in groups[0].alerts], ["rule"], "firing", "http://dash"
+    )
     assert payload["groupLabels"] == {"rule": "r1"}
-    assert [a["key"] for a in payload["alerts"]] == ["a", "b"]
+    assert [a["annotations"]["alert_key"] for a in payload["alerts"]] == ["a", "b"]
+    assert payload["commonLabels"] == {
+        "alertname": "NegativeSentimentSurge",
+        "rule": "r1",
+        "kind": "topic",
+        "severity": "critical",
+    }
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "silenced"),
+    [
+        ("=", "topic:Oil", True),
+        ("=", "topic:Gold", False),
+        ("!=", "topic:Gold", True),
+        ("!=", "topic:Oil", False),
+        ("=~", "topic:.*", True),
+        ("=~", "topic", False),  # anchored: the whole value must match
+        ("!~", "ticker:.*", True),
+        ("!~", "topic:O.*", False),
+    ],
+)
+def test_every_matcher_operator(op: str, value: str, silenced: bool) -> None:
+    silence = Silence("s", (Matcher.parse("series", op, value),), 0, 100)
+    labels = _alert("k", "r", "topic:Oil").labels
+    assert is_silenced(labels, [silence], now=50) is silenced
+    assert not is_silenced(labels, [silence], now=100)  # expired
+
+
+def test_matchers_see_the_alertmanager_labels() -> None:
+    labels = _alert("k", "r", "topic:Oil").labels
+    for matcher in (
+        Matcher("alertname", "NegativeSentimentSurge"),
+        Matcher("kind", "topic"),
+        Matcher("series_kind", "topic"),
+        Matcher("rule_kind", "negative_surge"),
+        # the older meaning of ``kind`` (the rule's kind) still matches
+        Matcher("kind", "negative_surge"),
+    ):
+        assert is_silenced(labels, [Silence("s", (matcher,), 0, 100)], now=1), matcher
+    assert Matcher("kind", "negative_surge").name == "rule_kind"
+    with pytest.raises(RuleConfigError, match=r"matchers\.op"):
+        Matcher.parse("rule", "==", "x")

@@ -276,7 +276,7 @@ def test_a_sqlite_file_made_before_alembic_is_adopted(tmp_path: Path) -> None:
     db.close()
     store = MonitorStore(path)
     try:
-        assert schema_revision(store.engine, VERSION_TABLE) == "0001"
+        assert schema_revision(store.engine, VERSION_TABLE) == "0002"
         assert store.get_alert("old")["rowid"] == 1
         assert store.claim_partition("g", "t", 0, "me").checkpoint == Checkpoint(42, {"x": 1})
         assert not store.seed_rules(load_rules_file(None))  # seeded before: kept as is
@@ -288,6 +288,6 @@ def test_a_sqlite_file_made_before_alembic_is_adopted(tmp_path: Path) -> None:
     try:
         assert again.count_alerts() == 2
         names = set(sa.inspect(again.engine).get_table_names())
-        assert {"partition_owners", "alerts", VERSION_TABLE} <= names
+        assert {"partition_owners", "alerts", "alert_evidence", VERSION_TABLE} <= names
     finally:
         again.close()

@@ -80,6 +80,20 @@ class Settings(ServiceSettings):
     delivery_claim_timeout_s: float = Field(default=60.0, gt=0)
     group_by: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["rule", "series"])
     group_wait_s: float = Field(default=1.0, ge=0)
+    webhook_send_resolved: bool = True
+
+    # Prometheus Alertmanager (``http://am.internal:9093``): alerts are posted to its v2 API.
+    alertmanager_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KEEL_FM_ALERTMANAGER_URL", "alertmanager_url"),
+    )
+    alertmanager_resend_s: float = Field(default=60.0, gt=0, le=3600)
+    alert_max_firing_s: float = Field(default=86400.0, gt=0)
+    # Alert lifecycle and evidence.
+    resolve_after_windows: int = Field(default=1, ge=1, le=100)
+    evidence_size: int = Field(default=20, ge=0, le=200)
+    # The dashboard's URL as receivers should see it (links in notifications).
+    public_url: str | None = None
 
     host: str = "127.0.0.1"
     port: int = Field(default=8102, ge=1, le=65535)

@@ -1,4 +1,5 @@
-"""Delivers stored alerts: one queue per receiver (the alerts topic, each webhook).
+"""Delivers stored alerts: one queue per receiver (the alerts topic, each webhook, and
+an Alertmanager when ``alertmanager_url`` is set).
 
 Ripe pending alerts (older than ``group_wait_s``, so a group goes out together) are
 grouped and copied into one delivery row per group and receiver, atomically
@@ -9,6 +10,13 @@ receiver's ``Retry-After``) in the store instead of sleeping. So a dead receiver
 delays only its own queue, a failed delivery survives restarts, and two dispatcher
 processes sharing the store never deliver the same alert to a receiver twice
 (claims expire after ``claim_timeout_s`` when a dispatcher dies mid-delivery).
+
+Resolved alerts get a ``resolved`` notification the same way (webhooks and
+Alertmanager; the alerts topic carries each alert once, when it fires). Webhook
+payloads are in Alertmanager's webhook format (version 4). The Alertmanager receiver
+posts the alerts' *current* state to ``/api/v2/alerts`` on each attempt, and every
+``alertmanager_resend_s`` the dispatcher re-posts every firing alert (as Prometheus
+does), best effort: a failed re-send is simply repeated at the next round.
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from typing import Any
 import httpx
 
 from finance_monitor import metrics
+from finance_monitor.alertmanager import am_alert, webhook_payload
 from finance_monitor.rules import Alert
-from finance_monitor.silencing import group_alerts
+from finance_monitor.silencing import group_alerts, is_silenced
 from finance_monitor.store import Delivery, MonitorStore, Receiver
 from finance_monitor.webhooks import (
     AttemptResult,
@@ -38,6 +47,7 @@ from finance_monitor.webhooks import (
 
 log = logging.getLogger(__name__)
 KAFKA_RECEIVER = Receiver("kafka", "alerts topic")
+ALERTMANAGER_ID = "alertmanager"
 
 
 class AlertDispatcher:
@@ -59,6 +69,11 @@ class AlertDispatcher:
         timeout_s: HTTP timeout of one webhook attempt.
         rng: jitter source (tests pass a fixed one).
         transport: httpx transport of the webhook clients (tests pass a mock one).
+        alertmanager_url: an Alertmanager's base URL (``http://am:9093``), or None.
+        resend_s: how often firing alerts are re-posted to the Alertmanager.
+        max_firing_s: a firing alert created longer ago is resolved (its series stopped).
+        public_url: the dashboard's URL, for links in notifications.
+        send_resolved: also notify webhooks when an alert resolves.
     """
 
     def __init__(
@@ -78,6 +93,11 @@ class AlertDispatcher:
         timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
+        alertmanager_url: str | None = None,
+        resend_s: float = 60.0,
+        max_firing_s: float = 86400.0,
+        public_url: str = "http://127.0.0.1:8102",
+        send_resolved: bool = True,
     ) -> None:
         self.store = store
         self.producer = producer
@@ -97,6 +117,14 @@ class AlertDispatcher:
         self.receivers = ([KAFKA_RECEIVER] if producer is not None else []) + [
             Receiver(rid, redact_url(url)) for rid, url in self._urls.items()
         ]
+        self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
+        if self.alertmanager_url:
+            self.receivers.append(Receiver(ALERTMANAGER_ID, redact_url(self.alertmanager_url)))
+        self.resend_s = resend_s
+        self.max_firing_s = max_firing_s
+        self.public_url = public_url
+        self.send_resolved = send_resolved
+        self._last_resend = 0.0
         self._stop = threading.Event()
         self._clients: dict[str, httpx.Client] = {}
 
@@ -105,20 +133,79 @@ class AlertDispatcher:
         self._stop.set()
 
     # ---- the outbox -> per-receiver queues ------------------------------------
-    def _groups(self, alerts: list[Alert]) -> list[tuple[list[str], dict[str, Any]]]:
-        return [
-            (
-                [a.key for a in group.alerts],
-                {"webhook": group.webhook_payload(), "alerts": [a.as_dict() for a in group.alerts]},
-            )
-            for group in group_alerts(alerts, self.group_by)
-        ]
+    def _rows(self, keys: list[str]) -> list[dict[str, Any]]:
+        """Stored alert rows (creation / resolution times) with their evidence."""
+        rows = self.store.alerts_by_keys(keys)
+        for row in rows:
+            row["evidence"] = self.store.alert_evidence(row["key"])
+        return rows
+
+    def _groups_for(
+        self, status: str
+    ) -> Callable[[list[Alert]], list[tuple[list[str], dict[str, Any]]]]:
+        def make(alerts: list[Alert]) -> list[tuple[list[str], dict[str, Any]]]:
+            out = []
+            for group in group_alerts(alerts, self.group_by):
+                keys = [a.key for a in group.alerts]
+                rows = self._rows(keys)
+                evidence = {r["key"]: r["evidence"] for r in rows}
+                payload = {
+                    "status": status,
+                    "keys": keys,
+                    "webhook": webhook_payload(rows, self.group_by, status, self.public_url),
+                    "alerts": [
+                        {**a.as_dict(), "evidence": evidence.get(a.key, [])} for a in group.alerts
+                    ],
+                }
+                out.append((keys, payload))
+            return out
+
+        return make
 
     def enqueue(self) -> int:
-        """Queue ripe pending alerts for every receiver; returns how many alerts."""
-        return self.store.enqueue_deliveries(
-            self.receivers, time.time() - self.group_wait_s, self._groups
+        """Queue ripe pending alerts (firing) and resolved ones for every receiver;
+        returns how many alerts."""
+        queued = self.store.enqueue_deliveries(
+            self.receivers, time.time() - self.group_wait_s, self._groups_for("firing")
         )
+        # The alerts topic carries each alert once; webhooks only with send_resolved.
+        resolved_to = [
+            r
+            for r in self.receivers
+            if r.id == ALERTMANAGER_ID or (self.send_resolved and r.id in self._urls)
+        ]
+        return queued + self.store.enqueue_resolved(resolved_to, self._groups_for("resolved"))
+
+    # ---- Alertmanager -------------------------------------------------------------
+    def _post_alertmanager(self, rows: list[dict[str, Any]]) -> AttemptResult:
+        now = time.time()
+        body = [am_alert(r, self.public_url, now, 4 * self.resend_s) for r in rows]
+        if not body:
+            return AttemptResult(ok=True)
+        assert self.alertmanager_url is not None
+        return post_once(
+            self._client(ALERTMANAGER_ID), f"{self.alertmanager_url}/api/v2/alerts", body
+        )
+
+    def resend_firing(self) -> int:
+        """Re-post every firing, unsilenced alert to the Alertmanager (best effort), after
+        resolving alerts that fired more than ``max_firing_s`` ago; returns how many."""
+        now = time.time()
+        self.store.resolve_stale_alerts(now - self.max_firing_s)
+        if not self.alertmanager_url:
+            return 0
+        silences = self.store.list_silences(active_at=now)
+        rows = [
+            r
+            for r in self.store.firing_alerts(since=now - self.max_firing_s)
+            if r["dispatch_state"] != "pending" and not is_silenced(r["labels"], silences, now)
+        ]
+        for row in rows:
+            row["evidence"] = self.store.alert_evidence(row["key"])
+        result = self._post_alertmanager(rows)
+        if not result.ok:
+            log.warning("re-sending firing alerts to the Alertmanager failed (%s)", result.error)
+        return len(rows) if result.ok else 0
 
     # ---- one attempt ------------------------------------------------------------
     def _client(self, receiver: str) -> httpx.Client:
@@ -148,6 +235,15 @@ class AlertDispatcher:
         if delivery.receiver == KAFKA_RECEIVER.id:
             channel = "kafka"
             result = self._send_kafka(delivery)
+        elif delivery.receiver == ALERTMANAGER_ID:
+            channel = "alertmanager"
+            if self.alertmanager_url is None:  # unset since: keep it for when it returns
+                result = AttemptResult(ok=False, error="receiver not configured", retryable=True)
+            else:
+                keys = delivery.payload.get("keys") or [
+                    a["key"] for a in delivery.payload["alerts"]
+                ]
+                result = self._post_alertmanager(self._rows(keys))
         else:
             channel = "webhook"
             url = self._urls.get(delivery.receiver)
@@ -224,6 +320,12 @@ class AlertDispatcher:
                     self.enqueue()
                 except Exception as exc:  # alerts stay pending; next round
                     log.warning("queueing alerts failed: %s", type(exc).__name__)
+                if time.monotonic() - self._last_resend >= self.resend_s:
+                    self._last_resend = time.monotonic()
+                    try:
+                        self.resend_firing()
+                    except Exception as exc:  # best effort: the next round re-sends
+                        log.warning("re-sending firing alerts failed: %s", type(exc).__name__)
                 self._stop.wait(self.interval_s)
         finally:
             done.set()

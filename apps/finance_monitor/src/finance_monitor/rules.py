@@ -236,11 +236,27 @@ class Ewma:
 
 @dataclass
 class SeriesRuleState:
-    """What one rule remembers about one series."""
+    """What one rule remembers about one series.
+
+    ``active_key`` is the key of the alert that is firing for this (rule, series), if
+    any; ``quiet`` counts the windows since its condition last held.
+    """
 
     baseline: Ewma
     last_fired_end: float | None = None
     last_seen_end: float = 0.0
+    active_key: str | None = None
+    quiet: int = 0
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A firing alert whose condition cleared: resolved at event time ``at``."""
+
+    key: str
+    rule_id: str
+    series: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -261,6 +277,8 @@ class Alert:
     volume: int
     summary: str
     labels: dict[str, str] = field(default_factory=dict)
+    #: The messages behind the alert (most negative first), see ``windows.Evidence``.
+    evidence: list[dict[str, Any]] = field(default_factory=list, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-able mapping."""
@@ -320,15 +338,28 @@ class RuleEngine:
     The state is bounded: a (rule, series) entry not updated for ``idle_s`` of event
     time is evicted, and beyond ``max_series`` entries the least recently updated go
     (an evicted series simply relearns its baseline, ``min_history`` windows).
+
+    Alert lifecycle: an alert is *firing* from the window that fired it until
+    ``resolve_after`` consecutive windows of its rule and series do not meet the
+    condition (a window below ``min_volume`` counts as not meeting it, and so does a
+    window that never came: see :meth:`resolve_idle`). While it fires, the rule raises
+    no new alert for the series; the resolutions are collected in ``resolved`` for the
+    caller to take.
     """
 
     def __init__(
-        self, rules: list[RuleSpec], max_series: int = 10_000, idle_s: float = 7 * 86400.0
+        self,
+        rules: list[RuleSpec],
+        max_series: int = 10_000,
+        idle_s: float = 7 * 86400.0,
+        resolve_after: int = 1,
     ) -> None:
         self.rules: dict[str, RuleSpec] = {}
         self.states: dict[tuple[str, str], SeriesRuleState] = {}
         self.max_series = max_series
         self.idle_s = idle_s
+        self.resolve_after = max(1, resolve_after)
+        self.resolved: list[Resolution] = []
         self.evicted = 0
         self._latest_end = -math.inf
         self._since_sweep = 0
@@ -339,16 +370,52 @@ class RuleEngine:
         horizon = self._latest_end - self.idle_s
         idle = [key for key, st in self.states.items() if st.last_seen_end < horizon]
         for key in idle:
-            del self.states[key]
+            self._drop(key)
         excess = len(self.states) - self.max_series
         if excess > 0:
             oldest = sorted(self.states, key=lambda k: self.states[k].last_seen_end)[:excess]
             for key in oldest:
-                del self.states[key]
+                self._drop(key)
         self.evicted += len(idle) + max(excess, 0)
 
+    def _drop(self, key: tuple[str, str], at: float | None = None) -> None:
+        """Forget one (rule, series) entry; its firing alert (if any) is resolved."""
+        state = self.states.pop(key)
+        if state.active_key is not None:
+            when = state.last_seen_end if at is None else at
+            self.resolved.append(Resolution(state.active_key, key[0], key[1], when))
+
+    def _quiet(self, key: tuple[str, str], state: SeriesRuleState, at: float) -> None:
+        """A window of this (rule, series) did not meet the condition."""
+        if state.active_key is None:
+            return
+        state.quiet += 1
+        if state.quiet >= self.resolve_after:
+            self.resolved.append(Resolution(state.active_key, key[0], key[1], at))
+            state.active_key, state.quiet = None, 0
+
+    def take_resolved(self) -> list[Resolution]:
+        """The resolutions collected since the last call (and forget them)."""
+        out, self.resolved = self.resolved, []
+        return out
+
+    def resolve_idle(self, watermark: float, window_sizes: dict[str, float]) -> None:
+        """Resolve firing alerts whose series produced no window for ``resolve_after``
+        window lengths of event time (the series went quiet: no window, no condition)."""
+        for key, state in list(self.states.items()):
+            rule = self.rules.get(key[0])
+            size = window_sizes.get(rule.window) if rule is not None else None
+            if state.active_key is None or size is None:
+                continue
+            if watermark - state.last_seen_end >= (self.resolve_after + 1) * size:
+                self.resolved.append(Resolution(state.active_key, key[0], key[1], watermark))
+                state.active_key, state.quiet = None, 0
+
     def set_rules(self, rules: list[RuleSpec]) -> None:
-        """Replace the rule set, keeping the learned state of rules whose logic is unchanged."""
+        """Replace the rule set, keeping the learned state of rules whose logic is unchanged.
+
+        The firing alerts of dropped rules (or of rules whose logic changed) are resolved.
+        """
         old = self.rules
         self.rules = {r.id: r for r in rules}
         keep = {
@@ -358,7 +425,8 @@ class RuleEngine:
             and (old[rid].kind, old[rid].window, old[rid].alpha)
             == (rule.kind, rule.window, rule.alpha)
         }
-        self.states = {key: st for key, st in self.states.items() if key[0] in keep}
+        for key in [k for k in self.states if k[0] not in keep]:
+            self._drop(key)
 
     def evaluate(self, window: ClosedWindow) -> list[Alert]:
         """Run every enabled rule that watches this window's spec and series."""
@@ -367,6 +435,10 @@ class RuleEngine:
             if not rule.enabled or rule.window != window.spec or not rule.applies_to(window.series):
                 continue
             if window.count < rule.min_volume:
+                known = self.states.get((rule.id, window.series))
+                if known is not None:  # too few messages: the condition does not hold
+                    known.last_seen_end = max(known.last_seen_end, window.end)
+                    self._quiet((rule.id, window.series), known, window.end)
                 continue
             state = self.states.setdefault(
                 (rule.id, window.series), SeriesRuleState(Ewma(rule.alpha))
@@ -382,6 +454,10 @@ class RuleEngine:
             baseline = state.baseline.mean
             hit = _evaluate(rule, state, window)
             if hit is None:
+                self._quiet((rule.id, window.series), state, window.end)
+                continue
+            if state.active_key is not None:  # still firing: the same alert goes on
+                state.quiet = 0
                 continue
             cooling = (
                 state.last_fired_end is not None
@@ -391,9 +467,11 @@ class RuleEngine:
                 continue
             state.last_fired_end = window.end
             value, threshold = hit
+            key = alert_key(rule.id, window.series, window.spec, window.start)
+            state.active_key, state.quiet = key, 0
             alerts.append(
                 Alert(
-                    key=alert_key(rule.id, window.series, window.spec, window.start),
+                    key=key,
                     rule_id=rule.id,
                     kind=rule.kind.value,
                     series=window.series,
@@ -413,6 +491,7 @@ class RuleEngine:
                         "series_kind": series_kind(window.series),
                         "severity": rule.severity,
                     },
+                    evidence=list(window.evidence),
                 )
             )
         return alerts
@@ -429,9 +508,13 @@ class RuleEngine:
                     st.baseline.n,
                     st.last_fired_end,
                     st.last_seen_end,
+                    st.active_key,
+                    st.quiet,
                 ]
                 for (rid, series), st in self.states.items()
-            ]
+            ],
+            # Resolutions not yet stored (normally empty: the caller takes them each batch).
+            "resolved": [[r.key, r.rule_id, r.series, r.at] for r in self.resolved],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -441,9 +524,16 @@ class RuleEngine:
             rid, series, mean, var, n, last = entry[:6]
             # Checkpoints before eviction existed have no last_seen_end: use the last firing.
             seen = float(entry[6]) if len(entry) > 6 else float(last or 0.0)
+            # Checkpoints before the alert lifecycle have no active alert.
+            active = entry[7] if len(entry) > 7 and isinstance(entry[7], str) else None
+            quiet = int(entry[8]) if len(entry) > 8 else 0
             if rid in self.rules:
                 base = Ewma(self.rules[rid].alpha, float(mean), float(var), int(n))
-                self.states[(rid, series)] = SeriesRuleState(base, last, seen)
+                self.states[(rid, series)] = SeriesRuleState(base, last, seen, active, quiet)
                 self._latest_end = max(self._latest_end, seen)
+        self.resolved = [
+            Resolution(str(k), str(r), str(s), float(at))
+            for k, r, s, at in state.get("resolved", [])
+        ]
         if len(self.states) > self.max_series:
             self._evict()

@@ -95,6 +95,8 @@ def build_trend(settings: Settings, store: MonitorStore) -> TrendWorker:
         max_past_skew_s=settings.max_past_skew_s,
         rule_state_max_series=settings.rule_state_max_series,
         rule_state_idle_s=settings.rule_state_idle_s,
+        evidence_size=settings.evidence_size,
+        resolve_after_windows=settings.resolve_after_windows,
     )
     return TrendWorker(config, store)
 
@@ -113,6 +115,11 @@ def build_dispatcher(settings: Settings, store: MonitorStore) -> AlertDispatcher
         max_backoff_s=settings.webhook_max_backoff_s,
         claim_timeout_s=settings.delivery_claim_timeout_s,
         timeout_s=settings.webhook_timeout_s,
+        alertmanager_url=settings.alertmanager_url,
+        resend_s=settings.alertmanager_resend_s,
+        max_firing_s=settings.alert_max_firing_s,
+        public_url=settings.dashboard_url,
+        send_resolved=settings.webhook_send_resolved,
     )
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from finance_monitor.errors import FinanceMonitorError, NotFoundError
-from finance_monitor.rules import Alert, RuleSpec
+from finance_monitor.rules import Alert, Resolution, RuleSpec
 from finance_monitor.silencing import Matcher, Silence, is_silenced
 from finance_monitor.windows import ClosedWindow
 from keel_service.db import WriteGate, is_sqlite, make_engine, migrate, sqlite_url
@@ -98,8 +98,28 @@ alerts_table = sa.Table(
     # Insertion order for incremental reads: an identity column on PostgreSQL (filled by
     # the database); SQLite uses the table's rowid and leaves this NULL.
     sa.Column("seq", sa.BigInteger),
+    # Lifecycle (migration 0002): wall-clock time the condition cleared (NULL: firing), and
+    # the resolved notification's progress (pending -> queued; skipped when silenced).
+    sa.Column("resolved_at", _TIME),
+    sa.Column("resolve_state", sa.Text),
 )
 sa.Index("alerts_dispatch", alerts_table.c.dispatch_state, alerts_table.c.created_at)
+sa.Index("alerts_resolve", alerts_table.c.resolve_state)
+
+# The messages behind each alert, most negative first (migration 0002).
+alert_evidence_table = sa.Table(
+    "alert_evidence",
+    metadata,
+    sa.Column("alert_key", sa.Text, primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("sentiment", sa.Text, nullable=False),
+    sa.Column("probability", sa.Double, nullable=False),
+    sa.Column("negative", sa.Double, nullable=False),
+    sa.Column("event_time", _TIME, nullable=False),
+)
 
 silences_table = sa.Table(
     "silences",
@@ -293,6 +313,7 @@ def _alert_values(a: Alert, now: float, state: str) -> dict[str, Any]:
 def _alert_row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(row)
     data["labels"] = json.loads(data["labels"])
+    data["resolved"] = data.get("resolved_at") is not None
     data.pop("dispatch_owner", None)
     data["dispatch_error"] = scrub_urls(data.get("dispatch_error"))
     return data
@@ -565,10 +586,14 @@ class MonitorStore:
         closed: list[ClosedWindow],
         alerts: list[Alert],
         epochs: Mapping[int, int] | None = None,
+        resolved: Iterable[Resolution] = (),
     ) -> list[Alert]:
-        """Atomically store windows, alerts and checkpoints; return the alerts that are new.
+        """Atomically store windows, alerts (with their evidence), resolutions and
+        checkpoints; return the alerts that are new.
 
         An alert matching an active silence is stored as ``silenced`` and never delivered.
+        A resolution marks a firing alert resolved (once: a replayed one changes nothing)
+        and, unless the alert was silenced, queues its resolved notification.
 
         Args:
             epochs: partition -> the epoch its claim returned, for every partition the
@@ -634,6 +659,19 @@ class MonitorStore:
                 ).first()
                 if created is not None:
                     new.append(a)
+                    self._insert_evidence(db, a)
+            for r in resolved:
+                a_ = alerts_table.c
+                db.execute(
+                    sa.update(alerts_table)
+                    .where((a_.key == r.key) & a_.resolved_at.is_(None))
+                    .values(
+                        resolved_at=now,
+                        resolve_state=sa.case(
+                            (a_.dispatch_state == "silenced", "skipped"), else_="pending"
+                        ),
+                    )
+                )
             for partition, cp in checkpoints.items():
                 stmt = self._insert(checkpoints_table).values(
                     consumer_group=consumer_group,
@@ -658,6 +696,43 @@ class MonitorStore:
                     )
                 )
         return new
+
+    def _insert_evidence(self, db: Connection, alert: Alert) -> None:
+        rows = [
+            {
+                "alert_key": alert.key,
+                "rank": rank,
+                "message_id": str(e.get("id", "")),
+                "text": str(e.get("text", "")),
+                "source": str(e.get("source", "")),
+                "sentiment": str(e.get("sentiment", "")),
+                "probability": float(e.get("probability", 0.0)),
+                "negative": float(e.get("negative", 0.0)),
+                "event_time": float(e.get("event_time", 0.0)),
+            }
+            for rank, e in enumerate(alert.evidence)
+        ]
+        if rows:
+            db.execute(self._insert(alert_evidence_table).on_conflict_do_nothing(), rows)
+
+    def alert_evidence(self, key: str) -> list[dict[str, Any]]:
+        """The messages behind an alert, most negative first."""
+        e = alert_evidence_table.c
+        query = sa.select(alert_evidence_table).where(e.alert_key == key).order_by(e.rank)
+        with self.engine.connect() as db:
+            rows = db.execute(query).mappings().all()
+        return [
+            {
+                "id": r["message_id"],
+                "text": r["text"],
+                "source": r["source"],
+                "sentiment": r["sentiment"],
+                "probability": r["probability"],
+                "negative": r["negative"],
+                "event_time": r["event_time"],
+            }
+            for r in rows
+        ]
 
     def load_checkpoint(self, consumer_group: str, topic: str, partition: int) -> Checkpoint | None:
         """The stored checkpoint of one partition, if any."""
@@ -766,6 +841,108 @@ class MonitorStore:
                         [{"alert_key": key, "delivery_id": delivery_id} for key in keys],
                     )
         return len(alerts)
+
+    def enqueue_resolved(
+        self,
+        receivers: list[Receiver],
+        make_groups: Callable[[list[Alert]], list[tuple[list[str], dict[str, Any]]]],
+        limit: int = 500,
+    ) -> int:
+        """Queue the resolved notifications of resolved alerts, one per group and receiver.
+
+        Only alerts whose firing notification was queued already are taken (so a
+        receiver hears "firing" before "resolved"); each is taken with a conditional
+        UPDATE (``resolve_state`` still ``pending``), so racing dispatchers queue it once.
+
+        Returns:
+            The number of alerts queued.
+        """
+        now = time.time()
+        a = alerts_table.c
+        with self._write(), self.engine.begin() as db:
+            rows = (
+                db.execute(
+                    sa.select(*_ALERT_COLUMNS)
+                    .where(
+                        (a.resolve_state == "pending")
+                        & a.dispatch_state.not_in(("pending", "silenced"))
+                    )
+                    .order_by(a.resolved_at, a.key)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+            taken = []
+            for row in rows:
+                won = db.execute(
+                    sa.update(alerts_table)
+                    .where((a.key == row["key"]) & (a.resolve_state == "pending"))
+                    .values(resolve_state="queued" if receivers else "sent")
+                )
+                if won.rowcount == 1:
+                    taken.append(_alert_from_row(row))
+            if not taken or not receivers:
+                return len(taken)
+            for keys, payload in make_groups(taken):
+                body = json.dumps(payload)
+                for receiver in receivers:
+                    delivery_id = db.execute(
+                        sa.insert(deliveries_table).values(
+                            receiver=receiver.id,
+                            receiver_label=receiver.label,
+                            payload=body,
+                            next_attempt_at=now,
+                            created_at=now,
+                        )
+                    ).inserted_primary_key[0]
+                    db.execute(
+                        self._insert(delivery_alerts_table).on_conflict_do_nothing(),
+                        [{"alert_key": key, "delivery_id": delivery_id} for key in keys],
+                    )
+        return len(taken)
+
+    def alerts_by_keys(self, keys: Iterable[str]) -> list[dict[str, Any]]:
+        """Alert rows (as the API shows them) for these keys, in the given order."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return []
+        query = sa.select(*_ALERT_VISIBLE).where(alerts_table.c.key.in_(wanted))
+        with self.engine.connect() as db:
+            rows = {r["key"]: _alert_row_dict(r) for r in db.execute(query).mappings()}
+        return [rows[k] for k in wanted if k in rows]
+
+    def firing_alerts(self, since: float, limit: int = 1000) -> list[dict[str, Any]]:
+        """Alerts still firing (not resolved, not silenced) created after ``since``, oldest first."""
+        a = alerts_table.c
+        query = (
+            sa.select(*_ALERT_VISIBLE)
+            .where(
+                a.resolved_at.is_(None) & (a.dispatch_state != "silenced") & (a.created_at >= since)
+            )
+            .order_by(a.created_at, a.key)
+            .limit(limit)
+        )
+        with self.engine.connect() as db:
+            return [_alert_row_dict(r) for r in db.execute(query).mappings()]
+
+    def resolve_stale_alerts(self, created_before: float) -> int:
+        """Resolve firing alerts created before ``created_before`` (a series whose partition
+        stopped moving can not clear its alert through windows); returns how many."""
+        a = alerts_table.c
+        with self._write(), self.engine.begin() as db:
+            return int(
+                db.execute(
+                    sa.update(alerts_table)
+                    .where(a.resolved_at.is_(None) & (a.created_at < created_before))
+                    .values(
+                        resolved_at=time.time(),
+                        resolve_state=sa.case(
+                            (a.dispatch_state == "silenced", "skipped"), else_="pending"
+                        ),
+                    )
+                ).rowcount
+            )
 
     def claim_delivery(
         self, receiver: str, owner: str, claim_timeout_s: float, now: float | None = None
@@ -927,6 +1104,11 @@ class MonitorStore:
                     delivery_alerts_table.c.alert_key.not_in(sa.select(alerts_table.c.key))
                 )
             )
+            db.execute(
+                sa.delete(alert_evidence_table).where(
+                    alert_evidence_table.c.alert_key.not_in(sa.select(alerts_table.c.key))
+                )
+            )
             deliveries = db.execute(
                 sa.delete(deliveries_table).where(
                     (deliveries_table.c.state == "sent")
@@ -965,7 +1147,9 @@ class MonitorStore:
             row = db.execute(query).mappings().first()
         if row is None:
             raise NotFoundError(f"alert {key!r} not found")
-        return _alert_row_dict(row)
+        data = _alert_row_dict(row)
+        data["evidence"] = self.alert_evidence(key)
+        return data
 
     def acknowledge_alert(self, key: str, by: str) -> dict[str, Any]:
         """Mark an alert acknowledged. Raises NotFoundError."""

@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finance_monitor.messages import ScoredRecord
-from finance_monitor.rules import Alert, RuleEngine, RuleSpec
-from finance_monitor.windows import AddResult, ClosedWindow, WindowAggregator, WindowSpec
+from finance_monitor.rules import Alert, Resolution, RuleEngine, RuleSpec
+from finance_monitor.windows import (
+    AddResult,
+    ClosedWindow,
+    WindowAggregator,
+    WindowSpec,
+    evidence_entry,
+)
 
 STATE_FORMAT = 1
 
@@ -19,6 +25,7 @@ class TrendOutput:
 
     closed: list[ClosedWindow] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    resolved: list[Resolution] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
     late: int = 0
@@ -43,17 +50,36 @@ class TrendProcessor:
         max_future_skew_s: float | None = None,
         rule_state_max_series: int = 10_000,
         rule_state_idle_s: float = 7 * 86400.0,
+        evidence_size: int = 20,
+        resolve_after_windows: int = 1,
     ) -> None:
         self.windows = WindowAggregator(
-            specs, watermark_delay_s, allowed_lateness_s, max_future_skew_s
+            specs,
+            watermark_delay_s,
+            allowed_lateness_s,
+            max_future_skew_s,
+            evidence_size=evidence_size,
         )
-        self.rules = RuleEngine(rules, rule_state_max_series, rule_state_idle_s)
+        self.rules = RuleEngine(
+            rules, rule_state_max_series, rule_state_idle_s, resolve_after=resolve_after_windows
+        )
+        self._sizes = {s.name: s.size_s for s in specs}
 
     def process(self, records: Iterable[ScoredRecord]) -> TrendOutput:
         """Add records, close the windows the watermark passed, and evaluate the rules."""
         out = TrendOutput()
         for record in records:
-            result = self.windows.add(record.id, record.series, record.event_time, record.sentiment)
+            evidence = evidence_entry(
+                record.id,
+                record.title or record.text,
+                record.source,
+                record.sentiment,
+                record.sentiment_scores,
+                record.event_time,
+            )
+            result = self.windows.add(
+                record.id, record.series, record.event_time, record.sentiment, evidence
+            )
             if result is AddResult.ACCEPTED:
                 out.accepted += 1
             elif result is AddResult.DUPLICATE:
@@ -65,6 +91,9 @@ class TrendProcessor:
         out.closed = self.windows.close_ready()
         for window in out.closed:
             out.alerts.extend(self.rules.evaluate(window))
+        if self.windows.max_event_time is not None:
+            self.rules.resolve_idle(self.windows.watermark, self._sizes)
+        out.resolved = self.rules.take_resolved()
         return out
 
     def to_state(self) -> dict[str, Any]:

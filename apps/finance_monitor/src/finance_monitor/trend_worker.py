@@ -31,7 +31,7 @@ from finance_monitor.dlq import DEFAULT_MAX_VALUE_BYTES, dead_letter
 from finance_monitor.errors import InvalidMessageError
 from finance_monitor.kafka_io import make_consumer, make_producer
 from finance_monitor.messages import ScoredRecord, check_event_time
-from finance_monitor.rules import Alert, RuleSpec
+from finance_monitor.rules import Alert, Resolution, RuleSpec
 from finance_monitor.store import Checkpoint, MonitorStore, PartitionFencedError
 from finance_monitor.trend import TrendProcessor
 from finance_monitor.windows import WindowSpec
@@ -58,6 +58,8 @@ class TrendConfig:
     rule_state_max_series: int = 10_000
     rule_state_idle_s: float = 7 * 86400.0
     dlq_max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    evidence_size: int = 20
+    resolve_after_windows: int = 1
 
 
 def parse_scored(
@@ -116,6 +118,8 @@ class TrendWorker:
             cfg.max_future_skew_s,
             cfg.rule_state_max_series,
             cfg.rule_state_idle_s,
+            cfg.evidence_size,
+            cfg.resolve_after_windows,
         )
 
     def on_assigned(self, partitions: list[Any]) -> None:
@@ -221,6 +225,7 @@ class TrendWorker:
         """Run one poll's records through their partitions' processors and store the results."""
         closed = []
         alerts = []
+        resolved = []
         dlq = []
         touched: set[int] = set()
         for tp, records in polled.items():
@@ -258,11 +263,14 @@ class TrendWorker:
                 metrics.WINDOWS_CLOSED.labels(window.spec).inc()
             closed.extend(out.closed)
             alerts.extend(out.alerts)
+            resolved.extend(out.resolved)
             self._dirty[tp.partition] = records[-1].offset + 1
         for future in dlq:
             future.get(timeout=60)
         # Checkpoint with an alert so a restart resumes past it (a replay would be de-duplicated anyway).
-        new = self._commit(closed, alerts, force=bool(alerts), touched=touched)
+        new = self._commit(
+            closed, alerts, force=bool(alerts or resolved), touched=touched, resolved=resolved
+        )
         for alert in new:
             metrics.ALERTS_FIRED.labels(alert.rule_id).inc()
 
@@ -289,6 +297,7 @@ class TrendWorker:
         alerts: list[Alert],
         force: bool,
         touched: set[int] | frozenset[int] = frozenset(),
+        resolved: list[Resolution] | None = None,
     ) -> list[Alert]:
         """Store windows and alerts, with the dirty partitions' checkpoints when due, in
         one transaction fenced by this worker's epochs; then commit the same offsets to
@@ -310,7 +319,7 @@ class TrendWorker:
             if due
             else {}
         )
-        if not (closed or alerts or checkpoints):
+        if not (closed or alerts or checkpoints or resolved):
             return []
         partitions = set(touched) | set(checkpoints)
         epochs = {p: self._epochs[p] for p in partitions if p in self._epochs}
@@ -322,6 +331,7 @@ class TrendWorker:
                 closed,
                 alerts,
                 epochs=epochs,
+                resolved=resolved or (),
             )
         except PartitionFencedError as exc:
             for p in exc.partitions:

@@ -90,7 +90,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
-def post_once(client: httpx.Client, url: str, payload: dict[str, Any]) -> AttemptResult:
+def post_once(client: httpx.Client, url: str, payload: dict[str, Any] | list[Any]) -> AttemptResult:
     """POST ``payload`` as JSON once; never raises for transport or HTTP errors."""
     try:
         response = client.post(url, json=payload)

@@ -21,6 +21,8 @@ from typing import Any
 from finance_monitor.errors import RuleConfigError
 
 SENTIMENTS = ("negative", "neutral", "positive")
+#: Characters of a message's text kept as evidence (the checkpoint stays small).
+EVIDENCE_TEXT_CHARS = 280
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class ClosedWindow:
     negative: int
     neutral: int
     positive: int
+    #: The window's most negative messages (see :func:`evidence_entry`), most negative first.
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def negative_share(self) -> float:
@@ -94,10 +98,48 @@ class ClosedWindow:
         }
 
 
+def evidence_entry(
+    record_id: str,
+    text: str,
+    source: str,
+    sentiment: str,
+    scores: dict[str, float],
+    event_time: float,
+) -> dict[str, Any]:
+    """One message as alert evidence: id, text (cut), source, sentiment with its
+    probability, the negative probability (the sort key) and its event time."""
+    return {
+        "id": record_id,
+        "text": text[:EVIDENCE_TEXT_CHARS],
+        "source": source,
+        "sentiment": sentiment,
+        "probability": round(float(scores.get(sentiment, 0.0)), 4),
+        "negative": round(float(scores.get("negative", 0.0)), 4),
+        "event_time": event_time,
+    }
+
+
+def _keep_most_negative(sample: list[dict[str, Any]], entry: dict[str, Any], cap: int) -> None:
+    """Add ``entry`` to a bounded sample that keeps the ``cap`` most negative messages."""
+    if cap <= 0:
+        return
+    if len(sample) < cap:
+        sample.append(entry)
+        return
+    weakest = min(range(len(sample)), key=lambda i: (sample[i]["negative"], sample[i]["id"]))
+    if (entry["negative"], entry["id"]) > (sample[weakest]["negative"], sample[weakest]["id"]):
+        sample[weakest] = entry
+
+
+def _ordered(sample: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(sample, key=lambda e: (-e["negative"], e["id"]))
+
+
 @dataclass
 class _OpenWindow:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SENTIMENTS, 0))
     ids: set[str] = field(default_factory=set)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
 class AddResult(enum.Enum):
@@ -120,6 +162,8 @@ class WindowAggregator:
             this (None: unbounded). One far-future record can then not close every
             window early and make all normal records late.
         clock: wall clock (Unix seconds), injectable for tests.
+        evidence_size: per open window, how many of its most negative messages are kept
+            (bounded, checkpointed) to become the evidence of an alert on it.
     """
 
     def __init__(
@@ -129,6 +173,7 @@ class WindowAggregator:
         allowed_lateness_s: float = 0.0,
         max_future_skew_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        evidence_size: int = 20,
     ) -> None:
         if not specs:
             raise RuleConfigError("windows", specs, "need at least one window spec")
@@ -143,6 +188,7 @@ class WindowAggregator:
         self.allowed_lateness_s = allowed_lateness_s
         self.max_future_skew_s = max_future_skew_s
         self.clock = clock
+        self.evidence_size = evidence_size
         self.max_event_time: float | None = None
         self._open: dict[tuple[str, str, float], _OpenWindow] = {}
         self.late_records = 0
@@ -164,8 +210,15 @@ class WindowAggregator:
     def _is_closed(self, spec: WindowSpec, start: float) -> bool:
         return start + spec.size_s + self.allowed_lateness_s <= self.watermark
 
-    def add(self, record_id: str, series: str, event_time: float, sentiment: str) -> AddResult:
-        """File one record into its windows.
+    def add(
+        self,
+        record_id: str,
+        series: str,
+        event_time: float,
+        sentiment: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> AddResult:
+        """File one record into its windows (``evidence``: its :func:`evidence_entry`).
 
         Raises:
             ValueError: ``sentiment`` is not one of negative / neutral / positive.
@@ -188,6 +241,8 @@ class WindowAggregator:
                     continue
                 window.ids.add(record_id)
                 window.counts[sentiment] += 1
+                if evidence is not None:
+                    _keep_most_negative(window.evidence, evidence, self.evidence_size)
                 accepted = True
         bounded = self._clamp(event_time)
         if self.max_event_time is None or bounded > self.max_event_time:
@@ -215,6 +270,7 @@ class WindowAggregator:
                     end=start + self.specs[name].size_s,
                     count=sum(window.counts.values()),
                     **window.counts,
+                    evidence=_ordered(window.evidence),
                 )
             )
         closed.sort(key=lambda w: (w.end, w.spec, w.series))
@@ -231,7 +287,7 @@ class WindowAggregator:
             "late_records": self.late_records,
             "duplicate_records": self.duplicate_records,
             "open": [
-                [name, series, start, window.counts, sorted(window.ids)]
+                [name, series, start, window.counts, sorted(window.ids), window.evidence]
                 for (name, series, start), window in self._open.items()
             ],
         }
@@ -246,8 +302,13 @@ class WindowAggregator:
         self.late_records = int(state.get("late_records", 0))
         self.duplicate_records = int(state.get("duplicate_records", 0))
         self._open = {}
-        for name, series, start, counts, ids in state.get("open", []):
+        for entry in state.get("open", []):
+            name, series, start, counts, ids = entry[:5]
+            # Checkpoints written before evidence existed have none.
+            evidence = list(entry[5])[: self.evidence_size] if len(entry) > 5 else []
             if name in self.specs:
                 self._open[(name, series, float(start))] = _OpenWindow(
-                    counts={s: int(counts.get(s, 0)) for s in SENTIMENTS}, ids=set(ids)
+                    counts={s: int(counts.get(s, 0)) for s in SENTIMENTS},
+                    ids=set(ids),
+                    evidence=evidence,
                 )
