@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from keel.errors import ConfigError
-from keel.inference._heads import head_file, read_head_tensors, write_head_tensors
+from keel.models._heads import head_file, read_head_tensors, write_head_tensors
+from keel.models._pooling import mean_pool
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,6 @@ def train_student(
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
-
-    from keel.inference._torch_backend import mean_pool
 
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from keel.errors import ConfigError
-from keel.inference._heads import head_file, read_head_tensors, write_head_tensors
+from keel.models._heads import head_file, read_head_tensors, write_head_tensors
 
 
 def teacher_logits(teacher_dir: Path, texts: Sequence[str]) -> dict[str, np.ndarray]:

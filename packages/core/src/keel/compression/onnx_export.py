@@ -38,6 +38,8 @@ class OnnxQuantization(StrEnum):
 def _pooled_encoder(model: Any, normalize: bool) -> Any:
     import torch
 
+    from keel.models._pooling import mean_pool
+
     class PooledEncoder(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -47,8 +49,7 @@ def _pooled_encoder(model: Any, normalize: bool) -> Any:
             hidden = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            pooled = mean_pool(hidden, attention_mask)
             if normalize:
                 pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
             return pooled

@@ -38,12 +38,12 @@ def evaluate_classifier(
         DataError: gold labels the model does not know.
     """
     name = head or model.head_names[0]
-    labels = model.heads[name].labels
+    labels = model.linear_heads[name].labels
     unknown = sorted(set(data.label_set()) - set(labels))
     if unknown:
         raise DataError(f"labels unknown to the model: {unknown[:5]}", data.source)
     probs = model.predict_proba(data.texts, head=name)
-    if model.heads[name].multi_label:
+    if model.linear_heads[name].multi_label:
         predicted = [[labels[j] for j in np.flatnonzero(row >= 0.5)] for row in probs]
         result = multilabel_metrics(data.label_lists(), predicted, labels)
     else:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from keel.errors import ArtifactError, ModelNotFoundError
-from keel.inference._heads import DEFAULT_HEAD, LinearHead, head_file, read_head_tensors
+from keel.models._heads import LinearHead, head_file, read_head_tensors
+from keel.models.artifact import DEFAULT_HEAD
 
 META_FILE = "keel.json"
 ENCODER_DIR = "encoder"

@@ -10,7 +10,7 @@ import numpy as np
 
 from keel.errors import ArtifactError, ConfigError
 from keel.inference._cache import EmbeddingCache
-from keel.inference._heads import LinearHead
+from keel.models._heads import LinearHead
 from keel.models._prefixes import NO_PREFIXES, TextPrefixes, TextRole
 
 

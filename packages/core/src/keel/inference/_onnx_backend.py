@@ -10,7 +10,7 @@ import numpy as np
 
 from keel.errors import ArtifactError
 from keel.inference._encoder_base import EncoderPredictor
-from keel.inference._heads import LinearHead
+from keel.models._heads import LinearHead
 from keel.models._prefixes import NO_PREFIXES, TextPrefixes
 
 ONNX_OUTPUT = "sentence_embedding"

@@ -12,7 +12,8 @@ import numpy as np
 
 from keel.errors import ArtifactError
 from keel.inference._encoder_base import EncoderPredictor
-from keel.inference._heads import LinearHead
+from keel.models._heads import LinearHead
+from keel.models._pooling import mean_pool
 from keel.models._prefixes import NO_PREFIXES, TextPrefixes
 
 
@@ -22,12 +23,6 @@ def _torch() -> Any:
     except ImportError as exc:  # pragma: no cover - torch is a core dependency
         raise ImportError("the torch backend needs PyTorch: pip install 'torch>=2.4,<3'") from exc
     return torch
-
-
-def mean_pool(hidden: Any, attention_mask: Any) -> Any:
-    """Average the token vectors where ``attention_mask`` is 1 (sentence-transformers pooling)."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
 def quantize_linear_int8(model: Any) -> Any:

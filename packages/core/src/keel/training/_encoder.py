@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keel.models import NO_PREFIXES, TextPrefixes, TextRole, model_path
+from keel.models import NO_PREFIXES, TextPrefixes, TextRole, mean_pool, model_path
 from keel.models.artifact import ENCODER_DIR, META_FILE
 
 if TYPE_CHECKING:
@@ -127,12 +127,6 @@ def bucketed_batches(
         batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
     rng.shuffle(batches)
     return batches
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the token vectors under the attention mask."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
 
 def pooled_embeddings(

@@ -9,22 +9,17 @@ A linear head is then fitted on the tuned embeddings.
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from keel.data import LabelledTexts
 from keel.training._encoder import bucketed_batches, pad_batch, pooled_embeddings, transformer_of
-from keel.training._runtime import (
-    autocast,
-    linear_warmup_decay,
-    log_epoch,
-    optimizer_step,
-    progress,
-)
+from keel.training._loop import EpochRunner, run_epochs
+from keel.training._runtime import autocast, linear_warmup_decay
 from keel.training.config import ClassifierConfig
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
 
 
@@ -86,44 +81,36 @@ def contrastive_fine_tune(
     pad_id = encoder.tokenizer.pad_token_id or 0
     rng = random.Random(config.seed)
     pair_lengths = [max(len(token_ids[i]), len(token_ids[j])) for i, j, _ in pairs]
-    history: list[dict[str, Any]] = []
-    for epoch in range(1, epochs + 1):
-        transformer.train()
-        batches = bucketed_batches(pair_lengths, batch_size, rng)
-        total, seen, started = 0.0, 0, time.perf_counter()
-        with progress(len(batches), f"contrastive {epoch}/{epochs}", config.show_progress) as bar:
-            for batch in batches:
-                left = [token_ids[pairs[k][0]] for k in batch]
-                right = [token_ids[pairs[k][1]] for k in batch]
-                target = torch.tensor([pairs[k][2] for k in batch], device=device)
-                # One forward pass over both sides: the batch is padded once.
-                ids, mask = pad_batch(left + right, pad_id)
-                with autocast(device, config.mixed_precision):
-                    emb = pooled_embeddings(transformer, ids.to(device), mask.to(device), normalize)
-                a, b = emb[: len(batch)], emb[len(batch) :]
-                cosine = torch.nn.functional.cosine_similarity(a.float(), b.float())
-                loss = torch.nn.functional.mse_loss(cosine, target)
-                optimizer_step(
-                    loss, transformer.parameters(), optimizer, scheduler, config.max_grad_norm
-                )
-                total += float(loss.detach()) * len(batch)
-                seen += len(batch)
-                bar.update(1)
-                bar.set_postfix(loss=f"{total / seen:.4f}")
-        seconds = time.perf_counter() - started
-        row = {
-            "epoch": epoch,
-            "contrastive_loss": total / max(seen, 1),
-            "train_loss": total / max(seen, 1),
-            "pairs": len(pairs),
-            "seconds": round(seconds, 2),
-            "samples_per_s": round(seen / seconds, 2) if seconds else None,
-        }
-        history.append(row)
-        log_epoch(
-            config.show_progress,
-            f"contrastive epoch {epoch}/{epochs} loss={row['contrastive_loss']:.4f} "
-            f"{len(pairs)} pairs {seconds:.1f}s",
-        )
-    transformer.eval()
-    return history
+
+    def loss_fn(batch: list[int]) -> tuple[torch.Tensor, int]:
+        left = [token_ids[pairs[k][0]] for k in batch]
+        right = [token_ids[pairs[k][1]] for k in batch]
+        target = torch.tensor([pairs[k][2] for k in batch], device=device)
+        # One forward pass over both sides: the batch is padded once.
+        ids, mask = pad_batch(left + right, pad_id)
+        with autocast(device, config.mixed_precision):
+            emb = pooled_embeddings(transformer, ids.to(device), mask.to(device), normalize)
+        a, b = emb[: len(batch)], emb[len(batch) :]
+        cosine = torch.nn.functional.cosine_similarity(a.float(), b.float())
+        return torch.nn.functional.mse_loss(cosine, target), len(batch)
+
+    def end_of_epoch(_epoch: int, row: dict[str, Any]) -> None:
+        row["contrastive_loss"] = row["train_loss"]
+        row["pairs"] = len(pairs)
+
+    runner: EpochRunner[list[int]] = EpochRunner(
+        plan=lambda _epoch: bucketed_batches(pair_lengths, batch_size, rng),
+        loss_fn=loss_fn,
+        parameters=list(transformer.parameters()),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        modules=[transformer],
+        max_grad_norm=config.max_grad_norm,
+    )
+    return run_epochs(
+        runner,
+        epochs=epochs,
+        description="contrastive",
+        show_progress=config.show_progress,
+        on_epoch_end=end_of_epoch,
+    )

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import copy
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keel.training._encoder import bucketed_batches, embed_token_ids, pad_batch, transformer_of
-from keel.training._heads import HeadTargets, LinearHead, head_loss_fn
-from keel.training._runtime import (
-    autocast,
-    linear_warmup_decay,
-    log_epoch,
-    optimizer_step,
-    progress,
+from keel.models._heads import LinearHead
+from keel.training._encoder import (
+    bucketed_batches,
+    embed_token_ids,
+    pad_batch,
+    pooled_embeddings,
+    transformer_of,
 )
+from keel.training._heads import HeadTargets, head_loss_fn
+from keel.training._loop import EarlyStopping, EpochRunner, run_epochs
+from keel.training._runtime import autocast, linear_warmup_decay
 from keel.training.config import ClassifierConfig
 
 if TYPE_CHECKING:
@@ -137,47 +138,29 @@ def fine_tune(
     pad_id = encoder.tokenizer.pad_token_id or 0
     lengths = {name: [len(t) for t in task.token_ids] for name, task in train.items()}
 
-    history: list[dict[str, Any]] = []
-    best_score, best_state, stale = -1.0, None, 0
-    for epoch in range(1, epochs + 1):
-        plan = [
+    def plan(_epoch: int) -> list[tuple[str, list[int]]]:
+        # Every task's batches, shuffled together: each batch holds one task's examples.
+        batches = [
             (name, b) for name in train for b in bucketed_batches(lengths[name], batch_size, rng)
         ]
-        rng.shuffle(plan)
-        transformer.train()
-        total_loss, seen, started = 0.0, 0, time.perf_counter()
-        with progress(len(plan), f"epoch {epoch}/{epochs}", config.show_progress) as bar:
-            for name, batch in plan:
-                ids, mask = pad_batch([train[name].token_ids[i] for i in batch], pad_id)
-                ids, mask = ids.to(device), mask.to(device)
-                with autocast(device, config.mixed_precision):
-                    hidden = transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-                weights = mask.unsqueeze(-1).float()
-                pooled = (hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-                if normalize:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                logits = torch_heads[name](pooled)
-                loss = loss_fns[name](logits, targets[name][batch].to(device))
-                optimizer_step(
-                    loss,
-                    list(transformer.parameters()) + list(torch_heads.parameters()),
-                    optimizer,
-                    scheduler,
-                    config.max_grad_norm,
-                )
-                total_loss += float(loss.detach()) * len(batch)
-                seen += len(batch)
-                bar.update(1)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        seconds = time.perf_counter() - started
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": total_loss / max(seen, 1),
-            "seconds": round(seconds, 2),
-            "samples_per_s": round(seen / seconds, 2) if seconds else None,
-        }
-        current = _heads_to_numpy(torch_heads, heads)
+        rng.shuffle(batches)
+        return batches
+
+    def loss_fn(item: tuple[str, list[int]]) -> tuple[torch.Tensor, int]:
+        name, batch = item
+        ids, mask = pad_batch([train[name].token_ids[i] for i in batch], pad_id)
+        ids, mask = ids.to(device), mask.to(device)
+        with autocast(device, config.mixed_precision):
+            pooled = pooled_embeddings(transformer, ids, mask, normalize)
+        logits = torch_heads[name](pooled)
+        return loss_fns[name](logits, targets[name][batch].to(device)), len(batch)
+
+    stopper = EarlyStopping(config.early_stopping_patience)
+    best: dict[str, Any] = {}
+
+    def end_of_epoch(epoch: int, row: dict[str, Any]) -> bool:
         if val:
+            current = _heads_to_numpy(torch_heads, heads)
             scores = {}
             for name, task in val.items():
                 emb = embed_token_ids(
@@ -190,37 +173,35 @@ def fine_tune(
                 scores[name] = head_score(current[name], emb, task.targets.targets)
             row["val_scores"] = scores
             row["val_score"] = float(np.mean(list(scores.values())))
-            improved = row["val_score"] > best_score
-            if improved:
+            if stopper.update(row["val_score"]):
                 row["best"] = True
-                best_score, stale = row["val_score"], 0
-                best_state = (
-                    copy.deepcopy(
-                        {k: v.detach().cpu() for k, v in transformer.state_dict().items()}
-                    ),
-                    current,
-                    epoch,
+                best["state"] = copy.deepcopy(
+                    {k: v.detach().cpu() for k, v in transformer.state_dict().items()}
                 )
-            else:
-                stale += 1
-        history.append(row)
-        val_text = f" val={row['val_score']:.4f}" if "val_score" in row else ""
-        log_epoch(
-            config.show_progress,
-            f"epoch {epoch}/{epochs} train_loss={row['train_loss']:.4f}{val_text} "
-            f"{row['samples_per_s']} samples/s {seconds:.1f}s",
-        )
+                best["heads"] = current
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        patience = config.early_stopping_patience
-        if val and patience > 0 and stale >= patience:
-            log_epoch(config.show_progress, f"early stop: no gain for {stale} epochs")
-            break
-    transformer.eval()
-    if best_state is not None:
-        state, best_heads, _ = best_state
-        transformer.load_state_dict(state)
-        return best_heads, history
+        return bool(val) and stopper.should_stop
+
+    runner = EpochRunner(
+        plan=plan,
+        loss_fn=loss_fn,
+        parameters=list(transformer.parameters()) + list(torch_heads.parameters()),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        modules=[transformer, torch_heads],
+        max_grad_norm=config.max_grad_norm,
+    )
+    history = run_epochs(
+        runner,
+        epochs=epochs,
+        description="fine-tune",
+        show_progress=config.show_progress,
+        on_epoch_end=end_of_epoch,
+    )
+    if best:
+        transformer.load_state_dict(best["state"])
+        return best["heads"], history
     return _heads_to_numpy(torch_heads, heads), history
 
 
@@ -231,6 +212,7 @@ def _heads_to_numpy(
     for name, module in torch_heads.items():
         layer: torch.nn.Linear = module  # type: ignore[assignment]
         out[name] = LinearHead(
+            name=name,
             labels=template[name].labels,
             multi_label=template[name].multi_label,
             weight=layer.weight.detach().float().cpu().numpy().copy(),

@@ -1,4 +1,4 @@
-"""Linear classifier heads: the weights, and fitting them on frozen embeddings."""
+"""Fitting linear classifier heads (``keel.models.LinearHead``) on frozen embeddings."""
 
 from __future__ import annotations
 
@@ -8,38 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from keel.data import LabelledTexts, LabelMap
+from keel.models._heads import LinearHead
 
 if TYPE_CHECKING:
     import torch
-
-
-@dataclass
-class LinearHead:
-    """A linear head over the pooled embedding: ``logits = emb @ weight.T + bias``.
-
-    Softmax turns logits into probabilities, or a sigmoid per label when
-    ``multi_label``.
-    """
-
-    labels: list[str]
-    multi_label: bool
-    weight: np.ndarray  # [n_labels, dim] float32
-    bias: np.ndarray  # [n_labels] float32
-
-    def logits(self, embeddings: np.ndarray) -> np.ndarray:
-        """Raw scores ``[n, n_labels]``."""
-        return embeddings @ self.weight.T + self.bias
-
-    def probabilities(self, embeddings: np.ndarray, temperature: float | None = None) -> np.ndarray:
-        """Softmax (or sigmoid) of the logits, divided by ``temperature`` when set."""
-        logits = self.logits(embeddings)
-        if temperature:
-            logits = logits / temperature
-        if self.multi_label:
-            return 1.0 / (1.0 + np.exp(-logits))
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        return exp / exp.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -84,6 +56,7 @@ def fit_linear_head(
     embeddings: np.ndarray,
     targets: HeadTargets,
     *,
+    name: str = "default",
     l2: float = 1e-4,
     max_iter: int = 300,
     seed: int = 13,
@@ -121,6 +94,7 @@ def fit_linear_head(
     with torch.no_grad():
         end_loss = float(loss_fn(layer(x), y))
     head = LinearHead(
+        name=name,
         labels=targets.label_map.labels,
         multi_label=targets.multi_label,
         weight=layer.weight.detach().numpy().astype(np.float32).copy(),

@@ -1,7 +1,14 @@
-"""``TextClassifier``: encoder -> pooled embedding -> linear head(s); save and load."""
+"""``TextClassifier``: encoder -> pooled embedding -> linear head(s); save and load.
+
+A ``TextClassifier`` is also a ``keel.inference.Predictor`` (``labels``, ``heads``,
+``dim``, ``embed``, ``classify``, ``classify_heads``, ``predict_labels``,
+``score_pairs``), so code written for a loaded predictor takes a freshly trained model.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keel.errors import ArtifactError, KeelError
+from keel.models._heads import LinearHead
 from keel.models.artifact import (
     DEFAULT_HEAD,
     ENCODER_DIR,
@@ -20,7 +28,6 @@ from keel.models.artifact import (
     write_meta,
 )
 from keel.training._encoder import embed_texts, embedding_dim
-from keel.training._heads import LinearHead
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -29,7 +36,9 @@ if TYPE_CHECKING:
 class TextClassifier:
     """A trained text classifier with one or more heads over one shared encoder.
 
-    The first head is the default one (used when ``head`` is not given).
+    The first head is the default one (used when ``head`` is not given). Implements the
+    ``keel.inference.Predictor`` protocol; ``linear_heads`` holds the head weights.
+    Thread-safe: encoder passes run under a lock.
     """
 
     def __init__(
@@ -50,7 +59,11 @@ class TextClassifier:
         if not heads:
             raise KeelError("a TextClassifier needs at least one head")
         self.encoder = encoder
-        self.heads = dict(heads)
+        # Heads are keyed by the dict key; their ``name`` follows it.
+        self.linear_heads: dict[str, LinearHead] = {
+            name: head if head.name == name else dataclasses.replace(head, name=name)
+            for name, head in heads.items()
+        }
         self.max_length = max_length
         self.normalize = normalize
         self.base_model = base_model
@@ -58,20 +71,43 @@ class TextClassifier:
         self.history: list[dict[str, Any]] = list(history or [])
         self.metrics: dict[str, Any] = dict(metrics or {})
         self.data_fingerprint = data_fingerprint
-        self.temperature = temperature
+        if temperature is not None:
+            self.temperature = temperature
         self.device = device
+        self._lock = threading.Lock()
 
     # -- introspection -------------------------------------------------------------------
     @property
     def head_names(self) -> list[str]:
         """Names of the heads; the first is the default."""
-        return list(self.heads)
+        return list(self.linear_heads)
+
+    @property
+    def heads(self) -> list[str]:
+        """Names of the heads, default head first (``Predictor.heads``)."""
+        return self.head_names
 
     def _head(self, head: str | None) -> LinearHead:
         name = head or self.head_names[0]
-        if name not in self.heads:
+        if name not in self.linear_heads:
             raise KeelError(f"unknown head {name!r}; this model has {self.head_names}")
-        return self.heads[name]
+        return self.linear_heads[name]
+
+    @property
+    def temperature(self) -> float | None:
+        """Calibration temperature of the default head (``None`` when uncalibrated)."""
+        value = self._head(None).temperature
+        return None if value == 1.0 else value
+
+    @temperature.setter
+    def temperature(self, value: float | None) -> None:
+        name = self.head_names[0]
+        self.linear_heads[name] = self.linear_heads[name].with_temperature(value)
+
+    @property
+    def dim(self) -> int:
+        """Size of the embedding vectors (``Predictor.dim``)."""
+        return embedding_dim(self.encoder)
 
     @property
     def labels(self) -> list[str]:
@@ -86,24 +122,44 @@ class TextClassifier:
     # -- inference -----------------------------------------------------------------------
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Pooled sentence embeddings ``[n, dim]`` float32 (L2-normalised when ``normalize``)."""
+        if isinstance(texts, str):
+            raise KeelError("texts: pass a list of strings, not one string")
         if not texts:
             return np.zeros((0, embedding_dim(self.encoder)), dtype=np.float32)
-        return embed_texts(
-            self.encoder,
-            list(texts),
-            max_length=self.max_length,
-            batch_size=batch_size,
-            device=self.device,
-            normalize=self.normalize,
-        )
-
-    def _temperature(self, head: str | None) -> float | None:
-        # The calibration temperature belongs to the default (first) head, as in keel.json.
-        return self.temperature if (head or self.head_names[0]) == self.head_names[0] else None
+        with self._lock:
+            return embed_texts(
+                self.encoder,
+                list(texts),
+                max_length=self.max_length,
+                batch_size=batch_size,
+                device=self.device,
+                normalize=self.normalize,
+            )
 
     def predict_proba(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         """Class probabilities ``[n, n_labels]`` of one head (softmax, or sigmoid if multi-label)."""
-        return self._head(head).probabilities(self.embed(texts), self._temperature(head))
+        return self._head(head).probabilities(self.embed(texts))
+
+    def classify(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
+        """Class probabilities ``[n, n_labels]`` of ``head`` (``Predictor.classify``)."""
+        return self.predict_proba(texts, head)
+
+    def predict_labels(self, texts: Sequence[str], head: str | None = None) -> list[str]:
+        """Top-1 label of each text, also for multi-label heads (``Predictor.predict_labels``)."""
+        chosen = self._head(head)
+        probs = chosen.probabilities(self.embed(texts))
+        return [chosen.labels[j] for j in probs.argmax(axis=1)]
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Cosine similarity of each ``(query, passage)`` pair (``Predictor.score_pairs``)."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        left = self.embed([a for a, _ in pairs])
+        right = self.embed([b for _, b in pairs])
+        if not self.normalize:
+            left = left / np.maximum(np.linalg.norm(left, axis=1, keepdims=True), 1e-12)
+            right = right / np.maximum(np.linalg.norm(right, axis=1, keepdims=True), 1e-12)
+        return np.asarray((left * right).sum(axis=1), dtype=np.float32)
 
     def predict_logits(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         """Raw head scores ``[n, n_labels]`` (before temperature and softmax)."""
@@ -112,17 +168,14 @@ class TextClassifier:
     def classify_heads(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Probabilities of every head from one encoder pass."""
         embeddings = self.embed(texts)
-        return {
-            name: h.probabilities(embeddings, self._temperature(name))
-            for name, h in self.heads.items()
-        }
+        return {name: h.probabilities(embeddings) for name, h in self.linear_heads.items()}
 
     def predict(
         self, texts: Sequence[str], head: str | None = None, threshold: float = 0.5
     ) -> list[str] | list[list[str]]:
         """Predicted label per text; a list of labels (probability >= threshold) if multi-label."""
         chosen = self._head(head)
-        probs = chosen.probabilities(self.embed(texts), self._temperature(head))
+        probs = chosen.probabilities(self.embed(texts))
         if chosen.multi_label:
             return [[chosen.labels[j] for j in np.flatnonzero(row >= threshold)] for row in probs]
         return [chosen.labels[j] for j in probs.argmax(axis=1)]
@@ -135,10 +188,7 @@ class TextClassifier:
             task="classifier",
             labels=list(first.labels),
             multi_label=first.multi_label,
-            heads={
-                name: {"labels": list(h.labels), "multi_label": h.multi_label}
-                for name, h in self.heads.items()
-            },
+            heads={name: _head_entry(h) for name, h in self.linear_heads.items()},
             config=self.config,
             data_fingerprint=self.data_fingerprint,
             metrics=self.metrics,
@@ -166,7 +216,7 @@ class TextClassifier:
         folder.mkdir(parents=True, exist_ok=True)
         self.encoder.max_seq_length = self.max_length
         self.encoder.save(str(folder / ENCODER_DIR))
-        for index, (name, h) in enumerate(self.heads.items()):
+        for index, (name, h) in enumerate(self.linear_heads.items()):
             tensors = {
                 "weight": np.ascontiguousarray(h.weight),
                 "bias": np.ascontiguousarray(h.bias),
@@ -246,7 +296,17 @@ class TextClassifier:
                 raise ArtifactError(
                     f"{path}: {weight.shape[0]} rows but {len(info['labels'])} labels in keel.json"
                 )
-            heads[name] = LinearHead(list(info["labels"]), bool(info["multi_label"]), weight, bias)
+            temperature = info.get("temperature")
+            if temperature is None and not heads:
+                temperature = meta.temperature  # the default head's, as in keel.json
+            heads[name] = LinearHead(
+                name=name,
+                labels=list(info["labels"]),
+                weight=np.asarray(weight, dtype=np.float32),
+                bias=np.asarray(bias, dtype=np.float32),
+                multi_label=bool(info["multi_label"]),
+                temperature=float(temperature) if temperature else 1.0,
+            )
         return cls(
             encoder,
             heads,
@@ -256,6 +316,13 @@ class TextClassifier:
             config=meta.config,
             metrics=meta.metrics,
             data_fingerprint=meta.data_fingerprint,
-            temperature=meta.temperature,
             device=run_device,
         )
+
+
+def _head_entry(head: LinearHead) -> dict[str, Any]:
+    """A head's ``keel.json`` entry (its temperature only when calibrated)."""
+    entry: dict[str, Any] = {"labels": list(head.labels), "multi_label": head.multi_label}
+    if head.temperature != 1.0:
+        entry["temperature"] = head.temperature
+    return entry

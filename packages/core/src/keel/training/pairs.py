@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,17 +41,18 @@ from keel.training._encoder import (
     tokenize_pairs,
     transformer_of,
 )
+from keel.training._loop import EpochRunner, run_epochs
 from keel.training._runtime import (
     autocast,
     linear_warmup_decay,
-    log_epoch,
-    optimizer_step,
     pick_device,
-    progress,
     seed_everything,
     set_threads,
 )
 from keel.training.config import PairConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _pairs_fingerprint(items: Sequence[Sequence[Any]]) -> str:
@@ -139,40 +140,32 @@ def train_bi_encoder(
     pad_id = encoder.tokenizer.pad_token_id or 0
     rng = random.Random(cfg.seed)
     lengths = [max(len(a), len(b)) for a, b in zip(left, right, strict=True)]
-    history: list[dict[str, Any]] = []
-    for epoch in range(1, cfg.epochs + 1):
-        transformer.train()
-        batches = [b for b in bucketed_batches(lengths, cfg.batch_size, rng) if len(b) > 1]
-        total, seen, epoch_start = 0.0, 0, time.perf_counter()
-        with progress(len(batches), f"bi-encoder {epoch}/{cfg.epochs}", cfg.show_progress) as bar:
-            for batch in batches:
-                ids_a, mask_a = pad_batch([left[i] for i in batch], pad_id)
-                ids_b, mask_b = pad_batch([right[i] for i in batch], pad_id)
-                with autocast(device, cfg.mixed_precision):
-                    emb_a = pooled_embeddings(
-                        transformer, ids_a.to(device), mask_a.to(device), True
-                    )
-                    emb_b = pooled_embeddings(
-                        transformer, ids_b.to(device), mask_b.to(device), True
-                    )
-                scores = cfg.scale * emb_a.float() @ emb_b.float().T
-                labels = torch.arange(len(batch), device=device)
-                loss = torch.nn.functional.cross_entropy(scores, labels)
-                optimizer_step(
-                    loss, transformer.parameters(), optimizer, scheduler, cfg.max_grad_norm
-                )
-                total += float(loss.detach()) * len(batch)
-                seen += len(batch)
-                bar.update(1)
-        seconds = time.perf_counter() - epoch_start
-        history.append(
-            {"epoch": epoch, "train_loss": total / max(seen, 1), "seconds": round(seconds, 2)}
-        )
-        log_epoch(
-            cfg.show_progress,
-            f"bi-encoder epoch {epoch} loss={total / max(seen, 1):.4f} {seconds:.1f}s",
-        )
-    transformer.eval()
+
+    def bi_encoder_loss(batch: list[int]) -> tuple[torch.Tensor, int]:
+        ids_a, mask_a = pad_batch([left[i] for i in batch], pad_id)
+        ids_b, mask_b = pad_batch([right[i] for i in batch], pad_id)
+        with autocast(device, cfg.mixed_precision):
+            emb_a = pooled_embeddings(transformer, ids_a.to(device), mask_a.to(device), True)
+            emb_b = pooled_embeddings(transformer, ids_b.to(device), mask_b.to(device), True)
+        # In-batch negatives: query i's positive is text i, every other text a negative.
+        scores = cfg.scale * emb_a.float() @ emb_b.float().T
+        labels = torch.arange(len(batch), device=device)
+        return torch.nn.functional.cross_entropy(scores, labels), len(batch)
+
+    runner: EpochRunner[list[int]] = EpochRunner(
+        plan=lambda _epoch: [
+            b for b in bucketed_batches(lengths, cfg.batch_size, rng) if len(b) > 1
+        ],
+        loss_fn=bi_encoder_loss,
+        parameters=list(transformer.parameters()),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        modules=[transformer],
+        max_grad_norm=cfg.max_grad_norm,
+    )
+    history = run_epochs(
+        runner, epochs=cfg.epochs, description="bi-encoder", show_progress=cfg.show_progress
+    )
     if val:
         metrics.update(
             {f"val_{k}": v for k, v in _bi_encoder_val(encoder, val, cfg, device).items()}
@@ -263,32 +256,25 @@ def train_cross_encoder(
     rng = random.Random(cfg.seed)
     lengths = [len(e["input_ids"]) for e in encoded]
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    history: list[dict[str, Any]] = []
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        batches = bucketed_batches(lengths, cfg.batch_size, rng)
-        total, seen, epoch_start = 0.0, 0, time.perf_counter()
-        with progress(
-            len(batches), f"cross-encoder {epoch}/{cfg.epochs}", cfg.show_progress
-        ) as bar:
-            for batch in batches:
-                inputs = _pad_pair_batch(tokenizer, [encoded[i] for i in batch], device)
-                with autocast(device, cfg.mixed_precision):
-                    logits = model(**inputs).logits.squeeze(-1)
-                loss = loss_fn(logits.float(), labels[batch].to(device))
-                optimizer_step(loss, model.parameters(), optimizer, scheduler, cfg.max_grad_norm)
-                total += float(loss.detach()) * len(batch)
-                seen += len(batch)
-                bar.update(1)
-        seconds = time.perf_counter() - epoch_start
-        history.append(
-            {"epoch": epoch, "train_loss": total / max(seen, 1), "seconds": round(seconds, 2)}
-        )
-        log_epoch(
-            cfg.show_progress,
-            f"cross-encoder epoch {epoch} loss={total / max(seen, 1):.4f} {seconds:.1f}s",
-        )
-    model.eval()
+
+    def cross_encoder_loss(batch: list[int]) -> tuple[torch.Tensor, int]:
+        inputs = _pad_pair_batch(tokenizer, [encoded[i] for i in batch], device)
+        with autocast(device, cfg.mixed_precision):
+            logits = model(**inputs).logits.squeeze(-1)
+        return loss_fn(logits.float(), labels[batch].to(device)), len(batch)
+
+    runner: EpochRunner[list[int]] = EpochRunner(
+        plan=lambda _epoch: bucketed_batches(lengths, cfg.batch_size, rng),
+        loss_fn=cross_encoder_loss,
+        parameters=list(model.parameters()),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        modules=[model],
+        max_grad_norm=cfg.max_grad_norm,
+    )
+    history = run_epochs(
+        runner, epochs=cfg.epochs, description="cross-encoder", show_progress=cfg.show_progress
+    )
     metrics: dict[str, Any] = {"train_seconds": round(time.perf_counter() - started, 2)}
     if val:
         _check_pairs(val, "val examples", 3)

@@ -13,11 +13,12 @@ from typing import Any
 from keel.data import LabelledTexts, LabelMap, fingerprint
 from keel.errors import ConfigError, DataError
 from keel.evaluation import classification_metrics, multilabel_metrics
+from keel.models._heads import LinearHead
 from keel.models.artifact import DEFAULT_HEAD
 from keel.training._encoder import embed_token_ids, load_encoder, tokenize
 from keel.training._fewshot import contrastive_fine_tune
 from keel.training._full import EpochCallback, TaskData, fine_tune
-from keel.training._heads import LinearHead, encode_targets, fit_linear_head
+from keel.training._heads import encode_targets, fit_linear_head
 from keel.training._runtime import log_epoch, pick_device, seed_everything, set_threads
 from keel.training.classifier import TextClassifier
 from keel.training.config import ClassifierConfig, Strategy
@@ -126,7 +127,7 @@ def train_multi_head(
         l2 = cfg.head_l2
         if strategy is Strategy.FULL and cfg.init_head_l2 is not None:
             l2 = cfg.init_head_l2
-        fitted[name], losses = fit_linear_head(emb, targets[name], l2=l2, seed=cfg.seed)
+        fitted[name], losses = fit_linear_head(emb, targets[name], name=name, l2=l2, seed=cfg.seed)
         row = {"epoch": 0 if strategy is Strategy.FULL else len(history) + 1, "head": name}
         row.update({"head_loss_start": losses[0], "train_loss": losses[1]})
         history.append(row)
@@ -171,7 +172,7 @@ def evaluate_heads(classifier: TextClassifier, val: dict[str, LabelledTexts]) ->
     for name, data in val.items():
         prefix = "" if single else f"{name}."
         predicted = classifier.predict(data.texts, head=name)
-        head = classifier.heads[name]
+        head = classifier.linear_heads[name]
         if head.multi_label:
             m = multilabel_metrics(data.label_lists(), predicted, head.labels)
             out[f"{prefix}val_micro_f1"] = m["micro_f1"]

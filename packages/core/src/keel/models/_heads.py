@@ -1,18 +1,26 @@
-"""Linear classification heads applied in numpy to pooled embeddings."""
+"""The linear classification head (numpy) and its safetensors files.
+
+Training, inference and compression share this one definition. Temperature rule: a
+calibration temperature belongs to its head and divides that head's logits before the
+activation (``1.0`` = none). Each head's logits have their own scale, so one
+temperature per model would be wrong for every head but the one it was fitted on; in
+``keel.json`` the default (first) head's temperature is ``meta.temperature`` and a named
+head's is ``meta.heads[name]["temperature"]``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from keel.errors import ArtifactError
+from keel.models.artifact import head_file_name
 
-DEFAULT_HEAD = "default"
 
-
-@dataclass(frozen=True)
+# eq=False: array fields cannot compare by value (numpy == is elementwise).
+@dataclass(frozen=True, eq=False)
 class LinearHead:
     """``probs = activation((x @ weight.T + bias) / temperature)``.
 
@@ -45,7 +53,12 @@ class LinearHead:
 
     @property
     def dim(self) -> int:
+        """Size of the embedding the head reads."""
         return int(self.weight.shape[1])
+
+    def with_temperature(self, temperature: float | None) -> LinearHead:
+        """A copy of this head calibrated with ``temperature`` (``None`` = 1.0)."""
+        return replace(self, temperature=float(temperature) if temperature else 1.0)
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """Raw scores ``[n, n_labels]`` (before temperature and activation)."""
@@ -63,9 +76,7 @@ class LinearHead:
 
 def head_file(artifact_dir: Path, name: str) -> Path:
     """File holding head ``name`` in an artifact folder."""
-    if name == DEFAULT_HEAD:
-        return artifact_dir / "head.safetensors"
-    return artifact_dir / f"head-{name}.safetensors"
+    return artifact_dir / head_file_name(name)
 
 
 def read_head_tensors(path: Path) -> tuple[np.ndarray, np.ndarray]:
