@@ -15,6 +15,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka_local.py"
 POSTGRES_LOCAL = REPO_ROOT / "scripts" / "postgres_local.py"
+ALERTMANAGER_LOCAL = REPO_ROOT / "scripts" / "alertmanager_local.py"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -112,3 +113,36 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{(tmp_path / 'test.sqlite3').resolve()}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real Prometheus Alertmanager for the whole session.
+
+    Uses ``KEEL_ALERTMANAGER_URL`` when set; otherwise starts Debian's
+    ``prometheus-alertmanager`` with ``scripts/alertmanager-local`` in a temporary folder
+    (the repository's deploy/alertmanager/alertmanager.yml) and stops it at the end.
+    """
+    external = os.environ.get("KEEL_ALERTMANAGER_URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    state_dir = tmp_path_factory.mktemp("alertmanager")
+    started = subprocess.run(
+        [sys.executable, str(ALERTMANAGER_LOCAL), "start", "--dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"alertmanager-local start failed:\n{started.stdout}{started.stderr}")
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        yield url
+    finally:
+        subprocess.run(
+            [sys.executable, str(ALERTMANAGER_LOCAL), "stop", "--dir", str(state_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
