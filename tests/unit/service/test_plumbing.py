@@ -258,3 +258,18 @@ def test_request_ids_json_access_log_and_route_metrics(caplog: pytest.LogCapture
     assert 'http_request_duration_seconds_count{method="GET",route="/missing"} 2.0' in text
     client.get("/no/such/path/42")
     assert 'route="unmatched"' in client.get("/metrics").text  # no per-path label explosion
+
+
+def test_an_unavailable_database_is_503_with_retry_after_and_no_text() -> None:
+    import sqlalchemy as sa
+
+    app = _app()
+
+    @app.get("/db")
+    def db() -> None:
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("password=hunter2 locked"))
+
+    response = TestClient(app, raise_server_exceptions=False).get("/db")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert "hunter2" not in response.text

@@ -128,10 +128,23 @@ def install_error_handlers(
         log.error("%s %s: model error: %r", request.method, request.url.path, exc)
         return JSONResponse(status_code=500, content={"detail": "model error"})
 
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # SQLite "database is locked" past the busy timeout, or PostgreSQL unreachable:
+        # the request's transaction rolled back, so the client can simply retry.
+        log.error("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "database busy or unavailable, retry shortly"},
+            headers={"Retry-After": "2"},
+        )
+
+    import sqlalchemy as sa
+
     from keel import KeelError
 
     app.add_exception_handler(root, _app_error)
     app.add_exception_handler(KeelError, _engine_error)
+    app.add_exception_handler(sa.exc.OperationalError, _database_unavailable)
 
 
 def _public_5xx(code: int) -> str:
