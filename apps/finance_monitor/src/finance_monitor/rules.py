@@ -239,7 +239,8 @@ class SeriesRuleState:
     """What one rule remembers about one series.
 
     ``active_key`` is the key of the alert that is firing for this (rule, series), if
-    any; ``quiet`` counts the windows since its condition last held.
+    any, ``active_threshold`` the threshold that fired it, and ``quiet`` counts the
+    windows since its value was last beyond that threshold.
     """
 
     baseline: Ewma
@@ -247,6 +248,7 @@ class SeriesRuleState:
     last_seen_end: float = 0.0
     active_key: str | None = None
     quiet: int = 0
+    active_threshold: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -293,8 +295,8 @@ def alert_key(rule_id: str, series: str, window_spec: str, window_start: float) 
 
 def _evaluate(
     rule: RuleSpec, state: SeriesRuleState, window: ClosedWindow
-) -> tuple[float, float] | None:
-    """Return (value, threshold) when the rule's condition holds for this window."""
+) -> tuple[float, float, bool]:
+    """Return (value, threshold, whether the condition holds) and learn the window."""
     base = state.baseline
     ready = base.n >= rule.min_history
     if rule.kind is RuleKind.NEGATIVE_SURGE:
@@ -316,7 +318,19 @@ def _evaluate(
             or (base.mean <= -rule.threshold and value >= rule.threshold)
         )
     base.update(value)
-    return (value, threshold) if hit else None
+    return value, threshold, hit
+
+
+def _still_holds(rule: RuleSpec, fired_threshold: float, value: float) -> bool:
+    """Whether a window's value is still beyond the threshold that fired the alert.
+
+    A firing alert is judged against that fixed threshold, not the live one: the
+    baseline keeps learning, and a long surge would otherwise raise it until the alert
+    resolved while the surge goes on.
+    """
+    if rule.kind is RuleKind.SENTIMENT_REVERSAL:
+        return value <= fired_threshold if fired_threshold < 0 else value >= fired_threshold
+    return value > fired_threshold
 
 
 def _summary(rule: RuleSpec, window: ClosedWindow, value: float, baseline: float) -> str:
@@ -340,9 +354,9 @@ class RuleEngine:
     (an evicted series simply relearns its baseline, ``min_history`` windows).
 
     Alert lifecycle: an alert is *firing* from the window that fired it until
-    ``resolve_after`` consecutive windows of its rule and series do not meet the
-    condition (a window below ``min_volume`` counts as not meeting it, and so does a
-    window that never came: see :meth:`resolve_idle`). While it fires, the rule raises
+    ``resolve_after`` consecutive windows of its rule and series are no longer beyond
+    the threshold that fired it (a window below ``min_volume`` counts as such, and so
+    does a window that never came: see :meth:`resolve_idle`). While it fires, the rule raises
     no new alert for the series; the resolutions are collected in ``resolved`` for the
     caller to take.
     """
@@ -452,12 +466,14 @@ class RuleEngine:
                 self._evict()
                 state = self.states.setdefault((rule.id, window.series), state)
             baseline = state.baseline.mean
-            hit = _evaluate(rule, state, window)
-            if hit is None:
-                self._quiet((rule.id, window.series), state, window.end)
+            value, threshold, hit = _evaluate(rule, state, window)
+            if state.active_key is not None:  # firing: the same alert goes on, or clears
+                if _still_holds(rule, state.active_threshold, value):
+                    state.quiet = 0
+                else:
+                    self._quiet((rule.id, window.series), state, window.end)
                 continue
-            if state.active_key is not None:  # still firing: the same alert goes on
-                state.quiet = 0
+            if not hit:
                 continue
             cooling = (
                 state.last_fired_end is not None
@@ -466,9 +482,8 @@ class RuleEngine:
             if cooling:
                 continue
             state.last_fired_end = window.end
-            value, threshold = hit
             key = alert_key(rule.id, window.series, window.spec, window.start)
-            state.active_key, state.quiet = key, 0
+            state.active_key, state.quiet, state.active_threshold = key, 0, threshold
             alerts.append(
                 Alert(
                     key=key,
@@ -510,6 +525,7 @@ class RuleEngine:
                     st.last_seen_end,
                     st.active_key,
                     st.quiet,
+                    st.active_threshold,
                 ]
                 for (rid, series), st in self.states.items()
             ],
@@ -527,9 +543,12 @@ class RuleEngine:
             # Checkpoints before the alert lifecycle have no active alert.
             active = entry[7] if len(entry) > 7 and isinstance(entry[7], str) else None
             quiet = int(entry[8]) if len(entry) > 8 else 0
+            fired_at = float(entry[9]) if len(entry) > 9 else 0.0
             if rid in self.rules:
                 base = Ewma(self.rules[rid].alpha, float(mean), float(var), int(n))
-                self.states[(rid, series)] = SeriesRuleState(base, last, seen, active, quiet)
+                self.states[(rid, series)] = SeriesRuleState(
+                    base, last, seen, active, quiet, fired_at
+                )
                 self._latest_end = max(self._latest_end, seen)
         self.resolved = [
             Resolution(str(k), str(r), str(s), float(at))
