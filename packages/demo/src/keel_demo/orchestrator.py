@@ -24,6 +24,7 @@ from keel_demo.processes import (
     wait_healthy,
 )
 from keel_demo.services import APPS, AppService
+from keel_service.servers import uvicorn_command
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka_local.py"
@@ -127,22 +128,10 @@ class Demo:
         logs = self.options.state_dir / "logs"
         for app in APPS:
             port = self.options.base_port + app.port_offset
-            cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app.factory,
-                "--factory",
-                "--host",
-                self.options.host,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ]
+            cmd = uvicorn_command(app.factory, host=self.options.host, port=port)
             self.children.append(spawn(app.name, cmd, self._env(app), logs / f"{app.name}.log"))
         for app, child in zip(APPS, self.children, strict=True):
-            wait_healthy(child, f"{self.app_url(app)}/healthz", 300, self.stop_event)
+            wait_healthy(child, self.app_url(app), 300, self.stop_event)
             print(f"[demo] {app.title} ready at {self.app_url(app)}", flush=True)
 
     def start_replay(self) -> None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from keel_service.servers import (
+    ServerInterrupted,
+    ServerStartError,
+    stop_process_group,
+    wait_ready,
+)
 
 
 class DemoError(Exception):
@@ -56,16 +57,7 @@ def spawn(name: str, cmd: Sequence[str], env: dict[str, str], log: Path | None) 
 
 def stop(child: Child, grace_s: float = 10.0) -> None:
     """SIGTERM the child's process group, SIGKILL it after ``grace_s``."""
-    if child.proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.proc.pid, signal.SIGTERM)
-    try:
-        child.proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.proc.pid, signal.SIGKILL)
-        child.proc.wait(timeout=5)
+    stop_process_group(child.proc, grace_s)
 
 
 class DemoInterrupted(DemoError):
@@ -73,22 +65,14 @@ class DemoInterrupted(DemoError):
 
 
 def wait_healthy(child: Child, url: str, timeout_s: float, stop_event: threading.Event) -> None:
-    """Poll ``url`` until it answers 200; raise with the child's log if it dies or times out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if stop_event.is_set():
-            raise DemoInterrupted(f"interrupted while waiting for {child.name}")
-        if not child.alive():
-            raise DemoError(
-                f"{child.name} exited with {child.proc.returncode}:\n{child.log_tail()}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise DemoError(
-        f"{child.name} not healthy at {url} after {timeout_s:.0f}s:\n{child.log_tail()}"
-    )
+    """Wait until the app at ``url`` is ready; raise with the child's log if it dies or
+    times out (keel_service's wait, shared with the tests and the benchmarks)."""
+    try:
+        wait_ready(child.proc, url, timeout_s, child.log_tail, stop_event)
+    except ServerInterrupted as exc:
+        raise DemoInterrupted(f"interrupted while waiting for {child.name}") from exc
+    except ServerStartError as exc:
+        raise DemoError(f"{child.name}: {exc}") from exc
 
 
 def run_foreground(

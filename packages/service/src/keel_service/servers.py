@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +26,67 @@ def free_port() -> int:
 
 class ServerStartError(RuntimeError):
     """The server exited or never became healthy; the message holds its log tail."""
+
+
+class ServerInterrupted(ServerStartError):
+    """The caller's stop event was set while waiting for the server."""
+
+
+def uvicorn_command(
+    app_import: str,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    workers: int = 1,
+    extra_args: Sequence[str] = (),
+    graceful_shutdown_s: int = 10,
+) -> list[str]:
+    """The command line that serves ``app_import`` (a ``module:factory``) with uvicorn."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app_import,
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        str(graceful_shutdown_s),
+        *(["--workers", str(workers)] if workers > 1 else []),
+        *extra_args,
+    ]
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    base_url: str,
+    timeout_s: float,
+    log_tail: Callable[[], str],
+    stop: threading.Event | None = None,
+) -> None:
+    """Poll ``base_url/readyz`` until it answers 200.
+
+    Raises:
+        ServerStartError: the process exited, or was not ready in time (with its log tail).
+        ServerInterrupted: ``stop`` was set meanwhile.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise ServerInterrupted(f"interrupted while waiting for {base_url}")
+        if proc.poll() is not None:
+            raise ServerStartError(f"server exited with {proc.returncode}:\n{log_tail()}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise ServerStartError(f"server not ready at {base_url} after {timeout_s:.0f}s:\n{log_tail()}")
 
 
 @contextmanager
@@ -51,23 +113,7 @@ def start_app_server(
     """
     port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="server-", suffix=".log")[1])
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app_import,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--timeout-graceful-shutdown",
-        "10",
-        *(["--workers", str(workers)] if workers > 1 else []),
-        *extra_args,
-    ]
+    cmd = uvicorn_command(app_import, port=port, workers=workers, extra_args=extra_args)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd,
@@ -78,27 +124,10 @@ def start_app_server(
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(proc, base_url, timeout_s, log)
+        wait_ready(proc, base_url, timeout_s, lambda: _tail(log))
         yield base_url
     finally:
         stop_process_group(proc)
-
-
-def _wait_healthy(
-    proc: subprocess.Popen[bytes], base_url: str, timeout_s: float, log: Path
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServerStartError(f"server exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    stop_process_group(proc)
-    raise ServerStartError(f"server not healthy after {timeout_s:.0f}s:\n{_tail(log)}")
 
 
 def _tail(log: Path, chars: int = 4000) -> str:
