@@ -442,6 +442,7 @@ class DialogueManager:
         conversation.handoff_at = time.time()
         conversation.handoff_count += 1
         conversation.low_confidence_streak = 0
+        conversation.collect_handoff_evidence = True  # the store records the turns
         reply = BotReply(
             conversation.id,
             conversation.state,
@@ -476,6 +477,7 @@ class DialogueManager:
                 conversation.handoff_count += 1
                 conversation.handoff_reason = "agent_joined"
                 conversation.handoff_at = time.time()
+                conversation.collect_handoff_evidence = True
             conversation.state = ConversationState.WITH_AGENT
             conversation.agent_name = agent_name
             conversation.pending_options = []

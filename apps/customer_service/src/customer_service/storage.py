@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,11 +32,38 @@ from customer_service.errors import (
     SessionNotFoundError,
 )
 from customer_service.pii import mask_pii
+from customer_service.tables import (
+    MIGRATIONS_DIR,
+    VERSION_TABLE,
+    conversations,
+    feedback,
+    messages,
+    metadata,
+)
+from keel_service.db import WriteGate, make_engine, migrate
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "Conversation",
+    "ConversationState",
+    "ConversationStore",
+    "NewMessage",
+    "Role",
+    "StoredMessage",
+    "backoff",
+    "conversations",
+    "feedback",
+    "messages",
+    "metadata",
+]
 
 log = logging.getLogger(__name__)
 
 # Compare-and-set attempts of one read-modify-write before the caller gets a 409.
 MAX_ATTEMPTS = 20
+# Customer turns kept as the evidence of a hand-off, and how much of each text.
+EVIDENCE_TURNS = 3
+EVIDENCE_TEXT_CHARS = 300
 
 
 class ConversationState(StrEnum):
@@ -53,53 +78,6 @@ class Role(StrEnum):
     USER = "user"
     BOT = "bot"
     AGENT = "agent"
-
-
-metadata = sa.MetaData()
-
-conversations = sa.Table(
-    "conversations",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("client_id", sa.String(128), nullable=False),
-    sa.Column("state", sa.String(32), nullable=False, index=True),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("low_confidence_streak", sa.Integer, nullable=False, default=0),
-    sa.Column("pending_options", sa.Text, nullable=True),
-    sa.Column("last_intent", sa.String(128), nullable=True),
-    sa.Column("handoff_reason", sa.String(64), nullable=True),
-    sa.Column("handoff_at", sa.Float, nullable=True),
-    sa.Column("handoff_count", sa.Integer, nullable=False, default=0),
-    sa.Column("agent_name", sa.String(128), nullable=True),
-    # Incremented by every update; the compare-and-set token (see the module docstring).
-    sa.Column("version", sa.Integer, nullable=False, default=0, server_default="0"),
-    sa.Index("ix_conversations_updated_at", "updated_at"),
-)
-
-messages = sa.Table(
-    "messages",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("conversation_id", sa.String(32), sa.ForeignKey("conversations.id"), index=True),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("kind", sa.String(32), nullable=True),
-    sa.Column("intent", sa.String(128), nullable=True),
-    sa.Column("confidence", sa.Float, nullable=True),
-    sa.Column("citations", sa.Text, nullable=True),
-    sa.Column("created_at", sa.Float, nullable=False, index=True),
-)
-
-feedback = sa.Table(
-    "feedback",
-    metadata,
-    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id"), primary_key=True),
-    sa.Column("conversation_id", sa.String(32), sa.ForeignKey("conversations.id"), index=True),
-    sa.Column("rating", sa.Integer, nullable=False),
-    sa.Column("comment", sa.Text, nullable=True),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
 
 
 @dataclass
@@ -119,6 +97,12 @@ class Conversation:
     handoff_count: int = 0
     agent_name: str | None = None
     version: int = 0
+    # Why the last hand-off happened: ``{"reason": code, "turns": [...]}`` (see
+    # :meth:`ConversationStore.handoff_evidence`); written with the hand-off itself.
+    handoff_evidence: dict[str, Any] | None = None
+    # Set by whoever hands the conversation over; the store then records the evidence
+    # in the same transaction. Not a column.
+    collect_handoff_evidence: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -149,27 +133,15 @@ class NewMessage:
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def open_engine(url: str) -> Engine:
+    """An engine on ``url`` with the schema migrated to the newest revision.
 
-
-def create_db_engine(url: str) -> Engine:
-    """An SQLAlchemy engine; SQLite files get WAL mode and a busy timeout."""
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False}, pool_size=16, max_overflow=16
-        )
-        sa.event.listen(engine, "connect", _set_sqlite_pragmas)
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    Safe when several processes start at once (``keel_service.db.migrate`` locks).
+    """
+    # 16 connections: /chat runs in FastAPI's thread pool, and SQLite readers are cheap.
+    engine = make_engine(url, pool_size=16)
+    migrate(engine, MIGRATIONS_DIR, VERSION_TABLE)
+    return engine
 
 
 def _conversation_from_row(row: Any) -> Conversation:
@@ -187,6 +159,7 @@ def _conversation_from_row(row: Any) -> Conversation:
         handoff_count=row.handoff_count or 0,
         agent_name=row.agent_name,
         version=row.version or 0,
+        handoff_evidence=json.loads(row.handoff_evidence) if row.handoff_evidence else None,
     )
 
 
@@ -218,46 +191,17 @@ class ConversationStore:
     """
 
     def __init__(self, url: str) -> None:
-        self.engine = create_db_engine(url)
-        metadata.create_all(self.engine)
+        self.engine = open_engine(url)
         # SQLite takes one writer at a time and makes the others sleep and retry (the
         # busy handler backs off up to 100 ms per try), which made /chat's tail latency
         # under 32 concurrent clients. Writers of this process queue on a lock instead.
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
-        )
-        self._upgrade_schema()
+        self.write_gate = WriteGate(self.engine)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (serialised within the process for SQLite)."""
-        with self._write_lock, self.engine.begin() as conn:
+        with self.write_gate(), self.engine.begin() as conn:
             yield conn
-
-    def _upgrade_schema(self) -> None:
-        """Bring a database written by an older release up to date.
-
-        ``create_all`` creates missing tables but never alters existing ones: add the
-        ``version`` column (standard SQL, the same on SQLite and PostgreSQL) and the
-        ``updated_at`` index the retention purge uses.
-        """
-        columns = {c["name"] for c in sa.inspect(self.engine).get_columns("conversations")}
-        if "version" not in columns:
-            try:
-                with self._write() as conn:
-                    conn.execute(
-                        sa.text(
-                            "ALTER TABLE conversations ADD COLUMN version INTEGER NOT NULL DEFAULT 0"
-                        )
-                    )
-                log.info("conversations table upgraded: version column added")
-            except sa.exc.DBAPIError:
-                # Another process starting at the same moment may have added it first.
-                columns = {c["name"] for c in sa.inspect(self.engine).get_columns("conversations")}
-                if "version" not in columns:
-                    raise
-        for index in conversations.indexes:
-            index.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -343,6 +287,9 @@ class ConversationStore:
                 handoff_at=conversation.handoff_at,
                 handoff_count=conversation.handoff_count,
                 agent_name=mask_pii(conversation.agent_name) if conversation.agent_name else None,
+                handoff_evidence=json.dumps(conversation.handoff_evidence, ensure_ascii=False)
+                if conversation.handoff_evidence
+                else None,
             )
         )
         if conn is None:
@@ -401,8 +348,7 @@ class ConversationStore:
                     new_messages = change(conversation)
                     if new_messages is None:
                         return conversation, []
-                    self.update_conversation(conversation, conn)
-                    stored = [self._insert_message(conn, conversation.id, m) for m in new_messages]
+                    stored = self._write_turn(conn, conversation, new_messages)
                 return conversation, stored
             except ConversationConflictError:
                 backoff(attempt)
@@ -472,9 +418,59 @@ class ConversationStore:
             SessionNotFoundError: the conversation no longer exists.
         """
         with self._write() as conn:
-            self.update_conversation(conversation, conn)
-            stored = [self._insert_message(conn, conversation.id, m) for m in new_messages]
-        return stored
+            return self._write_turn(conn, conversation, new_messages)
+
+    def _write_turn(
+        self, conn: Connection, conversation: Conversation, new_messages: list[NewMessage]
+    ) -> list[StoredMessage]:
+        if conversation.collect_handoff_evidence:
+            conversation.handoff_evidence = self.handoff_evidence(conn, conversation, new_messages)
+        self.update_conversation(conversation, conn)
+        conversation.collect_handoff_evidence = False
+        return [self._insert_message(conn, conversation.id, m) for m in new_messages]
+
+    def handoff_evidence(
+        self, conn: Connection, conversation: Conversation, new_messages: list[NewMessage]
+    ) -> dict[str, Any]:
+        """Why ``conversation`` is being handed over: its reason code and the last
+        :data:`EVIDENCE_TURNS` customer turns (masked text, intent, confidence, and the
+        kind of answer the bot gave), the turn being written included.
+
+        Args:
+            conn: the hand-off's transaction (the evidence is read and written with it).
+            conversation: carries the reason (``handoff_reason``).
+            new_messages: the messages written with the hand-off.
+        """
+        rows = conn.execute(
+            sa.select(
+                messages.c.role,
+                messages.c.text,
+                messages.c.kind,
+                messages.c.intent,
+                messages.c.confidence,
+            )
+            .where(messages.c.conversation_id == conversation.id)
+            .order_by(messages.c.id.desc())
+            .limit(EVIDENCE_TURNS * 3)
+        ).all()
+        sequence = [(r.role, r.text, r.kind, r.intent, r.confidence) for r in reversed(rows)]
+        sequence += [
+            (m.role.value, mask_pii(m.text), m.kind, m.intent, m.confidence) for m in new_messages
+        ]
+        turns: list[dict[str, Any]] = []
+        for role, text, kind, intent, confidence in sequence:
+            if role == Role.USER.value:
+                turns.append(
+                    {
+                        "text": text[:EVIDENCE_TEXT_CHARS],
+                        "intent": intent,
+                        "confidence": confidence,
+                        "answer": None,
+                    }
+                )
+            elif role == Role.BOT.value and turns and turns[-1]["answer"] is None:
+                turns[-1]["answer"] = kind
+        return {"reason": conversation.handoff_reason, "turns": turns[-EVIDENCE_TURNS:]}
 
     def recent_user_texts(self, conversation_id: str, limit: int) -> list[str]:
         """The last ``limit`` user messages, oldest first."""
