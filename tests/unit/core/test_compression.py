@@ -261,3 +261,125 @@ def test_head_refit_moves_an_int8_model_towards_the_teacher(
     after = mean_kl(copy)
     assert after < before, f"KL to the teacher went from {before:.5f} to {after:.5f}"
     assert json.loads((copy / "keel.json").read_text())["variant"] == "onnx-int8-static+refit"
+
+
+def _sentiment_val() -> SimpleNamespace:
+    from tests.unit.core._serve_fixtures import SENTIMENT
+
+    texts = [t for label in SENTIMENT for t in SENTIMENT[label]]
+    labels = [label for label in SENTIMENT for _ in SENTIMENT[label]]
+    return SimpleNamespace(texts=texts, labels=labels)
+
+
+def test_multi_head_gate_refuses_a_variant_that_breaks_one_head(
+    small_artifact: Path, variants: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from keel.compression import measure_variants
+    from keel.models import read_head_tensors, write_head_tensors
+
+    texts, labels = all_example_texts()
+    val = {"default": SimpleNamespace(texts=texts, labels=labels), "sentiment": _sentiment_val()}
+    # An int8 variant whose topic head is intact but whose sentiment head is inverted.
+    broken = tmp_path / "broken-sentiment"
+    shutil.copytree(variants["onnx-int8"], broken)
+    weight, bias = read_head_tensors(broken / "head-sentiment.safetensors")
+    write_head_tensors(broken / "head-sentiment.safetensors", -weight, -bias)
+    rows = measure_variants(
+        {"fp32": small_artifact, "broken": broken}, val, latency_inputs=4, log=lambda _: None
+    )
+    assert rows["broken"]["head_drop_points"]["sentiment"] == 100.0
+    assert rows["broken"]["accuracy_drop_points"] == 100.0  # the worst head counts
+    assert rows["broken"]["head_drop_points"]["default"] <= 25.0
+    assert choose_variant(rows, max_drop_points=50.0, prefer="broken") == "fp32"
+
+
+def test_compress_gates_every_head_of_a_multi_head_model(
+    small_artifact: Path, tmp_path: Path
+) -> None:
+    texts, labels = all_example_texts()
+    val = {"default": SimpleNamespace(texts=texts, labels=labels), "sentiment": _sentiment_val()}
+    out = compress(
+        small_artifact,
+        tmp_path / "served",
+        val,
+        max_drop_points=30.0,
+        candidates=["onnx-int8"],
+        prefer="onnx-int8",
+        latency_inputs=4,
+        log=lambda _: None,
+    )
+    report = json.loads((tmp_path / "served-variants" / "compression_report.json").read_text())
+    rows = report["variants"]
+    assert set(rows) == {"fp32", "onnx-int8"}
+    assert set(rows["onnx-int8"]["head_drop_points"]) == {"default", "sentiment"}
+    meta = json.loads((out / "keel.json").read_text())
+    chosen = meta["config"]["compress"]["chosen"]
+    assert all(drop <= 30.0 for drop in rows[chosen]["head_drop_points"].values())
+    if max(rows["onnx-int8"]["head_drop_points"].values()) <= 30.0:
+        assert chosen == "onnx-int8"  # the fast variant serves whenever it passes
+    assert "sentiment.val_accuracy" in meta["metrics"]
+
+
+@pytest.fixture(scope="session")
+def encoder_artifact(small_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import shutil
+
+    encoder = tmp_path_factory.mktemp("gate") / "encoder-artifact"
+    shutil.copytree(small_artifact / "encoder", encoder / "encoder")
+    meta = json.loads((small_artifact / "keel.json").read_text())
+    meta.update(task="encoder", labels=[], heads={})
+    (encoder / "keel.json").write_text(json.dumps(meta))
+    return encoder
+
+
+def test_embedding_gate_refuses_int8_below_the_cosine_bound(
+    encoder_artifact: Path, tmp_path: Path
+) -> None:
+    texts, _ = all_example_texts()
+    out = compress(
+        encoder_artifact,
+        tmp_path / "strict",
+        texts,  # plain held-out texts: the cosine gate
+        min_cosine=1.0,  # only an exact copy of the fp32 embeddings passes
+        candidates=["onnx-int8"],
+        prefer="onnx-int8",
+        latency_inputs=4,
+        log=lambda _: None,
+    )
+    meta = json.loads((out / "keel.json").read_text())
+    rows = json.loads((tmp_path / "strict-variants" / "compression_report.json").read_text())[
+        "variants"
+    ]
+    assert rows["onnx-int8"]["cosine"] < 1.0
+    assert meta["config"]["compress"]["chosen"] == "fp32"
+    assert load_predictor(out).variant == "fp32"
+
+
+def test_embedding_gate_keeps_int8_within_the_cosine_bound(
+    encoder_artifact: Path, tmp_path: Path
+) -> None:
+    texts, _ = all_example_texts()
+    out = compress(
+        encoder_artifact,
+        tmp_path / "served",
+        texts,
+        min_cosine=0.9,
+        candidates=["onnx-int8"],
+        prefer="onnx-int8",
+        latency_inputs=4,
+        log=lambda _: None,
+    )
+    meta = json.loads((out / "keel.json").read_text())
+    assert meta["config"]["compress"]["chosen"] == "onnx-int8"
+    assert meta["metrics"]["val_cosine_to_fp32"] >= 0.9
+    vectors = load_predictor(out).embed(texts[:2])
+    assert vectors.shape == (2, 384)
+
+
+def test_compress_rejects_a_val_of_no_supported_shape(small_artifact: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="val"):
+        compress(small_artifact, tmp_path / "x", 42, log=lambda _: None)
+    with pytest.raises(ConfigError, match="min_cosine"):
+        compress(small_artifact, tmp_path / "x", ["a text"], min_cosine=2.0, log=lambda _: None)

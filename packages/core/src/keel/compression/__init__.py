@@ -10,7 +10,9 @@ from keel.compression.report import (
     choose_variant,
     compress,
     compression_report,
+    gate_data,
     measure_variants,
+    passes_gate,
     plot_report,
 )
 from keel.compression.torch_quant import quantize_dynamic_int8
@@ -24,8 +26,10 @@ __all__ = [
     "distill_classifier",
     "drop_layers",
     "export_onnx",
+    "gate_data",
     "measure_variants",
     "parse_keep",
+    "passes_gate",
     "plot_report",
     "prune_ffn",
     "quantize_dynamic_int8",

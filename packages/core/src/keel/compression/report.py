@@ -1,10 +1,21 @@
-"""Compression report (every variant measured side by side) and ``compress`` (pick one)."""
+"""Compression report (every variant measured side by side) and ``compress`` (pick one).
+
+The accuracy gate has three modes, chosen by what ``val`` is:
+
+* labelled texts (``.texts`` / ``.labels``): accuracy of the default head;
+* a mapping ``{head: labelled texts}``: accuracy of every named head, and a variant's
+  drop is its worst head's drop (a multi-head classifier);
+* plain texts (a sequence of ``str``): the mean cosine between a variant's embeddings
+  and the fp32 model's on those (held-out) texts (an embedding model); with
+  ``min_cosine`` that bound is the gate.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +31,56 @@ PLOT_FILE = "compression_report.png"
 BASELINE = "fp32"
 
 
-def _texts_and_labels(val: Any) -> tuple[list[str], list[Any]]:
+def _texts_and_labels(val: Any, name: str = "val") -> tuple[list[str], list[Any]]:
     texts = list(getattr(val, "texts", []))
     labels = list(getattr(val, "labels", []))
     if not texts or len(texts) != len(labels):
         raise ConfigError(
-            "val", type(val).__name__, "needs .texts and .labels of equal, non-zero length"
+            name, type(val).__name__, "needs .texts and .labels of equal, non-zero length"
         )
     return texts, labels
+
+
+@dataclass(frozen=True)
+class GateData:
+    """What the accuracy gate measures a variant on (see the module docstring).
+
+    Attributes:
+        texts: texts timed for speed, and compared by cosine in embedding mode.
+        heads: ``{head: (texts, gold labels)}``; ``None`` is the default head; empty
+            in embedding mode.
+    """
+
+    texts: list[str]
+    heads: dict[str | None, tuple[list[str], list[Any]]] = field(default_factory=dict)
+
+    @property
+    def embedding_mode(self) -> bool:
+        """Whether the gate is cosine agreement (no labels given)."""
+        return not self.heads
+
+
+def gate_data(val: Any) -> GateData:
+    """Read ``val`` as labelled texts, ``{head: labelled texts}`` or plain texts.
+
+    Raises:
+        ConfigError: ``val`` is none of these, or empty.
+    """
+    if isinstance(val, Mapping):
+        if not val:
+            raise ConfigError("val", {}, "give at least one head's labelled texts")
+        heads: dict[str | None, tuple[list[str], list[Any]]] = {
+            str(name): _texts_and_labels(data, f"val[{name!r}]") for name, data in val.items()
+        }
+        texts = list(dict.fromkeys(t for head_texts, _ in heads.values() for t in head_texts))
+        return GateData(texts, heads)
+    if isinstance(val, Sequence) and not isinstance(val, str):
+        texts = [t for t in val if isinstance(t, str) and t.strip()]
+        if not texts or len(texts) != len(val):
+            raise ConfigError("val", type(val).__name__, "plain texts must be non-empty strings")
+        return GateData(texts)
+    texts, labels = _texts_and_labels(val)
+    return GateData(texts, {None: (texts, labels)})
 
 
 def build_variants(
@@ -41,10 +94,13 @@ def build_variants(
     calibration_size: int = 300,
     refit: bool = True,
     refit_size: int = 5000,
+    candidates: Sequence[str] | None = None,
     log: Any = print,
 ) -> dict[str, Path]:
     """Write every compressed variant of ``model_dir`` under ``work_dir``.
 
+    ``candidates`` limits the build to the named variants (the fp32 baseline is always
+    kept); an app that knows what serves it fast saves the time of the others.
     Always: torch dynamic int8, ONNX fp32, ONNX dynamic int8. With ``train_texts``:
     ONNX static int8 (calibrated on up to ``calibration_size`` of them), per entry of
     ``student_layers`` a distilled student and its ONNX int8 export, and (with
@@ -55,16 +111,22 @@ def build_variants(
     from keel.compression.onnx_export import export_onnx
     from keel.compression.torch_quant import quantize_dynamic_int8
 
+    def wanted(name: str) -> bool:
+        return candidates is None or name in candidates
+
     work_dir.mkdir(parents=True, exist_ok=True)
     variants: dict[str, Path] = {BASELINE: model_dir}
-    log("variant torch-int8")
-    variants["torch-int8"] = quantize_dynamic_int8(model_dir, work_dir / "torch-int8")
-    log("variant onnx-fp32")
-    variants["onnx-fp32"] = export_onnx(model_dir, work_dir / "onnx-fp32")
-    log("variant onnx-int8")
-    variants["onnx-int8"] = export_onnx(model_dir, work_dir / "onnx-int8", quantize="dynamic")
+    if wanted("torch-int8"):
+        log("variant torch-int8")
+        variants["torch-int8"] = quantize_dynamic_int8(model_dir, work_dir / "torch-int8")
+    if wanted("onnx-fp32"):
+        log("variant onnx-fp32")
+        variants["onnx-fp32"] = export_onnx(model_dir, work_dir / "onnx-fp32")
+    if wanted("onnx-int8"):
+        log("variant onnx-int8")
+        variants["onnx-int8"] = export_onnx(model_dir, work_dir / "onnx-int8", quantize="dynamic")
     texts = [t for t in (train_texts or []) if t.strip()]
-    if texts and include_static:
+    if texts and include_static and wanted("onnx-int8-static"):
         rng = np.random.default_rng(13)
         sample = [texts[i] for i in rng.permutation(len(texts))[:calibration_size]]
         log("variant onnx-int8-static")
@@ -73,6 +135,8 @@ def build_variants(
         )
     for layers in student_layers if texts else ():
         name = f"student-L{layers}"
+        if not (wanted(name) or wanted(f"{name}+onnx-int8")):
+            continue
         log(f"variant {name} (distillation on {len(texts)} texts)")
         student = distill_classifier(
             model_dir, texts, work_dir / name, layers, config=distill_config
@@ -123,21 +187,23 @@ def measure_variants(
     Each entry has ``size_mb``, ``size_ratio``, ``p50_ms_batch1``, ``p95_ms_batch1``
     (16-word inputs), ``throughput_batch32``, ``speedup`` (throughput / fp32's),
     ``accuracy``, ``accuracy_drop_points`` (fp32 accuracy minus this, x100) and
-    ``agreement`` (share of predictions equal to fp32's). For encoder artifacts,
-    accuracy is replaced by the mean cosine to the fp32 embeddings.
+    ``agreement`` (share of predictions equal to fp32's). With ``{head: data}``,
+    ``head_accuracy`` / ``head_drop_points`` per head and the worst head's drop as
+    ``accuracy_drop_points``. For encoder artifacts, or when ``val`` is plain texts,
+    ``cosine`` (mean cosine to the fp32 embeddings) replaces accuracy.
     """
     from keel.inference import load_predictor
 
-    texts, labels = _texts_and_labels(val)
-    short = sixteen_word_inputs(texts, latency_inputs)
+    gate = gate_data(val)
+    short = sixteen_word_inputs(gate.texts, latency_inputs)
     rows: dict[str, dict[str, Any]] = {}
-    reference_predictions: list[str] | None = None
+    reference_predictions: dict[str | None, list[Any]] = {}
     reference_embeddings: np.ndarray | None = None
     for name, folder in variants.items():
         log(f"measure {name}")
         predictor: Any = load_predictor(folder, num_threads=num_threads)
         has_heads = bool(predictor.heads)
-        timing = measure_speed(predictor, short, texts, classify=has_heads)
+        timing = measure_speed(predictor, short, gate.texts, classify=has_heads)
         row: dict[str, Any] = {
             "path": str(folder),
             "variant": predictor.variant,
@@ -145,25 +211,41 @@ def measure_variants(
             "size_mb": artifact_size_mb(folder),
             **timing.as_dict(),
         }
-        if has_heads:
-            predictions = predictor.predict_labels(texts)
-            row["accuracy"] = accuracy(predictions, labels)
-            if reference_predictions is None:
-                reference_predictions = predictions
-            row["agreement"] = accuracy(predictions, reference_predictions)
+        if has_heads and not gate.embedding_mode:
+            head_accuracy: dict[str | None, float] = {}
+            agreements = []
+            for head, (texts, labels) in gate.heads.items():
+                predictions = predictor.predict_labels(texts, head=head)
+                head_accuracy[head] = accuracy(predictions, labels)
+                reference = reference_predictions.setdefault(head, predictions)
+                agreements.append(accuracy(predictions, reference))
+            row["accuracy"] = float(np.mean(list(head_accuracy.values())))
+            row["agreement"] = float(np.mean(agreements))
+            if None not in head_accuracy:
+                row["head_accuracy"] = head_accuracy
         else:
-            embeddings = predictor.embed(texts)
+            embeddings = predictor.embed(gate.texts)
             if reference_embeddings is None:
                 reference_embeddings = embeddings
-            row["accuracy"] = float(np.mean((embeddings * reference_embeddings).sum(axis=1)))
-            row["agreement"] = row["accuracy"]
+            row["cosine"] = float(np.mean((embeddings * reference_embeddings).sum(axis=1)))
+            row["accuracy"] = row["cosine"]
+            row["agreement"] = row["cosine"]
         rows[name] = row
         del predictor
     base = rows[next(iter(rows))]
     for row in rows.values():
         row["size_ratio"] = round(row["size_mb"] / base["size_mb"], 4)
         row["speedup"] = round(row["throughput_batch32"] / base["throughput_batch32"], 3)
-        row["accuracy_drop_points"] = round((base["accuracy"] - row["accuracy"]) * 100, 3)
+        if "head_accuracy" in row:
+            # A multi-head model is as good as its worst head: the gate uses the largest drop.
+            drops = {
+                head: round((base["head_accuracy"][head] - value) * 100, 3)
+                for head, value in row["head_accuracy"].items()
+            }
+            row["head_drop_points"] = drops
+            row["accuracy_drop_points"] = max(drops.values())
+        else:
+            row["accuracy_drop_points"] = round((base["accuracy"] - row["accuracy"]) * 100, 3)
     return rows
 
 
@@ -206,13 +288,15 @@ def compression_report(
     distill_config: DistillConfig | None = None,
     num_threads: int | None = None,
     latency_inputs: int = 64,
+    candidates: Sequence[str] | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
     """Build every variant of a torch fp32 artifact and measure them side by side.
 
     Args:
         model_dir: the fp32 torch classifier (or encoder) artifact.
-        val: validation data with ``.texts`` and ``.labels`` (``LabelledTexts``).
+        val: validation data: ``LabelledTexts`` (default head), ``{head: LabelledTexts}``
+            (every named head), or plain held-out texts (embedding cosine).
         out_dir: variants go to ``out_dir/variants/<name>``; the report to
             ``compression_report.json`` and ``compression_report.png``.
         train_texts: training texts for static-int8 calibration and distillation
@@ -220,6 +304,7 @@ def compression_report(
         student_layers: layer counts of the distilled students.
         num_threads: CPU threads for every variant (None: library default).
         latency_inputs: how many 16-word inputs the batch-1 latency is timed on.
+        candidates: build only these variants (besides the fp32 baseline).
 
     Returns:
         ``{"model": ..., "variants": {name: row}, "report": path, "plot": path}``.
@@ -235,6 +320,7 @@ def compression_report(
         train_texts=train_texts,
         student_layers=student_layers,
         distill_config=distill_config,
+        candidates=candidates,
         log=log,
     )
     rows = measure_variants(
@@ -242,7 +328,7 @@ def compression_report(
     )
     report = {
         "model": str(source),
-        "validation_size": len(_texts_and_labels(val)[0]),
+        "validation_size": len(gate_data(val).texts),
         "num_threads": num_threads,
         "variants": rows,
     }
@@ -254,14 +340,39 @@ def compression_report(
     return report
 
 
-def choose_variant(rows: dict[str, dict[str, Any]], max_drop_points: float) -> str:
-    """The fastest variant (batch-32 throughput) whose accuracy drop is within the limit.
+def passes_gate(
+    row: dict[str, Any], max_drop_points: float, min_cosine: float | None = None
+) -> bool:
+    """Whether a measured variant is within the bound: mean cosine >= ``min_cosine`` for
+    an embedding row when that is given, else accuracy drop <= ``max_drop_points`` (the
+    worst head's drop for a multi-head row)."""
+    if min_cosine is not None and "cosine" in row:
+        return bool(row["cosine"] >= min_cosine)
+    return bool(row["accuracy_drop_points"] <= max_drop_points)
 
-    The fp32 baseline (drop 0) always qualifies, so there is always an answer.
+
+def choose_variant(
+    rows: dict[str, dict[str, Any]],
+    max_drop_points: float,
+    *,
+    min_cosine: float | None = None,
+    prefer: str | None = None,
+) -> str:
+    """The fastest variant (batch-32 throughput) within the gate (see ``passes_gate``).
+
+    With ``prefer``, that variant wins whenever it passes the gate (a timing race on a
+    busy machine must not swap a known-fast variant for a slower one). The fp32
+    baseline (drop 0, cosine 1) always qualifies, so there is always an answer.
     """
-    allowed = {n: r for n, r in rows.items() if r["accuracy_drop_points"] <= max_drop_points}
+    allowed = {
+        n: r
+        for n, r in rows.items()
+        if n == BASELINE or passes_gate(r, max_drop_points, min_cosine)
+    }
     if not allowed:  # pragma: no cover - the baseline has drop 0
         raise KeelError("no variant is within the accuracy limit")
+    if prefer is not None and prefer in allowed:
+        return prefer
     return max(allowed, key=lambda n: allowed[n]["throughput_batch32"])
 
 
@@ -277,19 +388,41 @@ def compress(
     work_dir: str | Path | None = None,
     num_threads: int | None = None,
     latency_inputs: int = 64,
+    min_cosine: float | None = None,
+    candidates: Sequence[str] | None = None,
+    prefer: str | None = None,
     log: Any = print,
 ) -> Path:
-    """Build and measure every variant, keep the fastest within ``max_drop_points``.
+    """Build and measure every variant, keep the fastest within the accuracy gate.
 
     The chosen variant is copied to ``out_dir`` as a normal artifact whose
     ``keel.json`` records the measured accuracy, latency and size (``load_predictor``
     loads it). The full report stays in ``work_dir`` (default ``<out_dir>-variants``).
+    A variant that breaks the bound is never chosen; the fp32 model always passes.
+
+    Args:
+        model_dir: the fp32 torch artifact.
+        out_dir: where the chosen variant is copied (replaced if present).
+        val: ``LabelledTexts`` (accuracy of the default head), ``{head: LabelledTexts}``
+            (accuracy of every head; the worst head's drop counts) or plain held-out
+            texts (mean cosine of the embeddings to fp32's).
+        max_drop_points: the largest accuracy drop allowed, in points (x100).
+        min_cosine: for an embedding model, the smallest mean cosine to the fp32
+            embeddings allowed (replaces ``max_drop_points`` for such rows).
+        candidates: build and measure only these variants (plus fp32).
+        prefer: serve this variant whenever it passes the gate.
 
     Returns:
         ``out_dir``.
+
+    Raises:
+        ConfigError: a bound out of range, or ``val`` of no supported shape.
     """
     if max_drop_points < 0:
         raise ConfigError("max_drop_points", max_drop_points, "must be >= 0")
+    if min_cosine is not None and not -1.0 <= min_cosine <= 1.0:
+        raise ConfigError("min_cosine", min_cosine, "must be in [-1, 1]")
+    gate_data(val)  # reject a bad ``val`` before minutes of exports
     target = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else target.with_name(target.name + "-variants")
     report = compression_report(
@@ -300,10 +433,15 @@ def compress(
         student_layers=student_layers,
         distill_config=distill_config,
         num_threads=num_threads,
+        latency_inputs=latency_inputs,
+        candidates=candidates,
         log=log,
     )
     rows = report["variants"]
-    chosen = choose_variant(rows, max_drop_points)
+    for name, candidate in rows.items():
+        if name != BASELINE and not passes_gate(candidate, max_drop_points, min_cosine):
+            log(f"rejected: {name} (drop {candidate['accuracy_drop_points']} points)")
+    chosen = choose_variant(rows, max_drop_points, min_cosine=min_cosine, prefer=prefer)
     row = rows[chosen]
     log(f"chosen: {chosen} ({row['speedup']}x, drop {row['accuracy_drop_points']} points)")
     if target.exists():
@@ -324,12 +462,18 @@ def compress(
             "speedup_vs_fp32": row["speedup"],
         }
     )
+    if "cosine" in row:
+        metrics["val_cosine_to_fp32"] = row["cosine"]
+    for head, value in (row.get("head_accuracy") or {}).items():
+        metrics[f"{head}.val_accuracy"] = value
+        metrics[f"{head}.val_accuracy_drop_points"] = row["head_drop_points"][head]
     meta["metrics"] = metrics
     meta["size_mb"] = artifact_size_mb(target)
     config = dict(meta.get("config") or {})
     config["compress"] = {
         "chosen": chosen,
         "max_drop_points": max_drop_points,
+        "min_cosine": min_cosine,
         "report": report["report"],
     }
     meta["config"] = config
