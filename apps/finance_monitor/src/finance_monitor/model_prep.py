@@ -1,10 +1,13 @@
 """Train, compress and load the scoring models (topic + sentiment heads over one encoder).
 
 ``prepare_models`` is idempotent: it fingerprints the training data and the config and
-reuses ``state_dir/models/served`` when the fingerprint matches, so a second run takes
-seconds. Training uses ``keel.training.train_multi_head`` (frozen encoder, ``small``
-budget; LP-FT fine-tuning, ``full``); the served model is the ONNX int8 export from
-``keel.compression`` when available (falls back to the fp32 artifact, and says so).
+prepares ``models_dir/scoring/<fingerprint>/`` once with ``keel.models.prepare_artifact``
+(built beside the published version, published atomically, one builder at a time when
+several processes start together), so a second run takes seconds. Training uses
+``keel.training.train_multi_head`` (frozen encoder, ``fast`` budget; LP-FT fine-tuning,
+``full``); ``keel.compress`` then serves the ONNX int8 variant when the accuracy of
+every head stays within ``max_accuracy_drop_points`` of the fp32 model's, and the fp32
+model otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -26,7 +30,11 @@ from keel_service import Budget
 
 log = logging.getLogger(__name__)
 
-PREP_VERSION = 1
+PREP_VERSION = 2
+SCORING_DIR = "scoring"
+SERVED_DIR = "served"
+# Texts per head the compression gate compares int8 with fp32 on.
+GATE_ROWS = 300
 # The apps' budget -> the keel training strategy.
 BUDGETS = {"fast": "head", "full": "full"}
 # Twitter financial news sentiment labels -> the PhraseBank names the app uses.
@@ -45,6 +53,7 @@ class PrepConfig:
     show_progress: bool = True
     compress: bool = True
     max_train_rows: int | None = None
+    max_accuracy_drop_points: float = 2.0
 
     def __post_init__(self) -> None:
         try:
@@ -133,6 +142,7 @@ def fingerprint_inputs(sets: TrainingSets, config: PrepConfig) -> str:
                 "budget": BUDGETS[config.budget],
                 "max_length": config.max_length,
                 "compress": config.compress and compression_available(),
+                "max_accuracy_drop_points": config.max_accuracy_drop_points,
             }
         ).encode()
     )
@@ -157,90 +167,139 @@ def compression_available() -> bool:
     return True
 
 
-def served_dir(models_dir: Path) -> Path:
-    """Folder of the model the scorer loads."""
-    return Path(models_dir) / "served"
+def scoring_root(models_dir: Path) -> Path:
+    """Folder ``prepare_artifact`` keeps the scoring model versions in."""
+    return Path(models_dir) / SCORING_DIR
+
+
+def gate_sample(texts: list[str], labels: list[str], size: int = GATE_ROWS) -> Any:
+    """A seeded sample of one head's rows for the compression gate.
+
+    Every labelled row trains the model, so the gate compares the int8 variant with the
+    fp32 model on training rows: the drop it measures is what quantization changed,
+    which is what the gate is about.
+    """
+    from keel.data import LabelledTexts
+
+    keep = sorted(random.Random(13).sample(range(len(texts)), min(size, len(texts))))
+    return LabelledTexts([texts[i] for i in keep], [labels[i] for i in keep])
 
 
 def prepare_models(config: PrepConfig, progress: Callable[[str], None] = print) -> Path:
     """Train and compress the models unless cached ones match; return the served folder.
 
     Raises:
-        ModelPreparationError: data missing or training / export failed.
+        ModelPreparationError: data missing or training / compression failed.
     """
     from keel import KeelError
+    from keel.models import prepare_artifact
 
     started = time.perf_counter()
     models_dir = Path(config.models_dir)
     sets = load_training_sets(config.data_dir, config.max_train_rows)
     fingerprint = fingerprint_inputs(sets, config)
-    stamp = models_dir / "fingerprint.json"
-    served = served_dir(models_dir)
-    cached = stamp.is_file() and (served / "keel.json").is_file()
-    if cached and json.loads(stamp.read_text()).get("fingerprint") == fingerprint:
-        progress(f"models up to date in {served} (fingerprint {fingerprint[:12]})")
-        return served
-    progress(
-        f"training topic ({len(set(sets.topic_labels))} labels, {len(sets.topic_texts)} rows) and sentiment "
-        f"({len(sets.sentiment_texts)} rows) heads, budget={config.budget}"
-    )
-    try:
-        from keel.data import LabelledTexts
-        from keel.training import ClassifierConfig, train_multi_head
+    built: list[str] = []
 
-        train_cfg = ClassifierConfig(
-            strategy=BUDGETS[config.budget],
-            max_length=config.max_length,
-            num_threads=config.num_threads,
-            show_progress=config.show_progress,
-            epochs=2 if BUDGETS[config.budget] == "full" else None,
+    def build(folder: Path) -> None:
+        built.append(_build_models(folder, sets, config, progress))
+        (folder / "prep.json").write_text(
+            json.dumps(
+                {"fingerprint": fingerprint, "variant": built[0], "config": _plain(config)},
+                indent=2,
+            )
         )
-        classifier = train_multi_head(
-            {
-                TOPIC_HEAD: LabelledTexts(
-                    sets.topic_texts, sets.topic_labels, source=sets.sources[0]
-                ),
-                SENTIMENT_HEAD: LabelledTexts(
-                    sets.sentiment_texts, sets.sentiment_labels, source=sets.sources[-1]
-                ),
-            },
-            train_cfg,
-        )
-        fp32 = models_dir / "fp32"
-        if fp32.exists():
-            shutil.rmtree(fp32)
-        classifier.save(fp32)
-        progress(f"trained in {time.perf_counter() - started:.0f}s; saved {fp32}")
-        tmp = models_dir / "served.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        variant = "fp32"
-        if config.compress:
-            try:
-                from keel.compression import export_onnx
-            except ImportError as exc:
-                progress(f"keel.compression unavailable ({exc}); serving the fp32 model")
-                shutil.copytree(fp32, tmp)
-            else:
-                calibration = sets.sentiment_texts[:200]
-                export_onnx(fp32, tmp, quantize="dynamic", calibration_texts=calibration)
-                variant = "onnx-int8"
-        else:
-            shutil.copytree(fp32, tmp)
+
+    try:
+        version = prepare_artifact(scoring_root(models_dir), fingerprint, build)
     except KeelError as exc:
         raise ModelPreparationError(f"model preparation failed: {exc}") from exc
-    if served.exists():
-        shutil.rmtree(served)
-    tmp.rename(served)
-    stamp.write_text(
-        json.dumps(
-            {"fingerprint": fingerprint, "variant": variant, "config": _plain(config)}, indent=2
+    except OSError as exc:
+        raise ModelPreparationError(f"{models_dir}: cannot write the models: {exc}") from exc
+    _remove_legacy_layout(models_dir)
+    served = version / SERVED_DIR
+    if not built:
+        progress(f"models up to date in {served} (fingerprint {fingerprint[:12]})")
+    else:
+        progress(
+            f"served model ({built[0]}) ready in {served} after "
+            f"{time.perf_counter() - started:.0f}s"
         )
-    )
-    progress(
-        f"served model ({variant}) ready in {served} after {time.perf_counter() - started:.0f}s"
-    )
     return served
+
+
+def _build_models(
+    folder: Path, sets: TrainingSets, config: PrepConfig, progress: Callable[[str], None]
+) -> str:
+    """Train into ``folder/fp32`` and put the served variant in ``folder/served``.
+
+    Returns:
+        The served variant's name (``onnx-int8`` or ``fp32``).
+    """
+    from keel.data import LabelledTexts
+    from keel.training import ClassifierConfig, train_multi_head
+
+    started = time.perf_counter()
+    progress(
+        f"training topic ({len(set(sets.topic_labels))} labels, {len(sets.topic_texts)} rows) "
+        f"and sentiment ({len(sets.sentiment_texts)} rows) heads, budget={config.budget}"
+    )
+    train_cfg = ClassifierConfig(
+        strategy=BUDGETS[config.budget],
+        max_length=config.max_length,
+        num_threads=config.num_threads,
+        show_progress=config.show_progress,
+        epochs=2 if BUDGETS[config.budget] == "full" else None,
+    )
+    classifier = train_multi_head(
+        {
+            TOPIC_HEAD: LabelledTexts(sets.topic_texts, sets.topic_labels, source=sets.sources[0]),
+            SENTIMENT_HEAD: LabelledTexts(
+                sets.sentiment_texts, sets.sentiment_labels, source=sets.sources[-1]
+            ),
+        },
+        train_cfg,
+    )
+    fp32 = folder / "fp32"
+    classifier.save(fp32)
+    progress(f"trained in {time.perf_counter() - started:.0f}s; saved {fp32}")
+    served = folder / SERVED_DIR
+    if not (config.compress and compression_available()):
+        shutil.copytree(fp32, served)
+        return "fp32"
+    from keel.compression import compress
+
+    compress(
+        fp32,
+        served,
+        {
+            TOPIC_HEAD: gate_sample(sets.topic_texts, sets.topic_labels),
+            SENTIMENT_HEAD: gate_sample(sets.sentiment_texts, sets.sentiment_labels),
+        },
+        max_drop_points=config.max_accuracy_drop_points,
+        candidates=["onnx-int8"],
+        prefer="onnx-int8",
+        work_dir=folder / "variants",
+        num_threads=config.num_threads,
+        latency_inputs=16,
+        log=progress,
+    )
+    # Keep the report, drop the measured copies of the variants (the chosen one is in
+    # ``served``): they would double the folder's size.
+    shutil.rmtree(folder / "variants" / "variants", ignore_errors=True)
+    from keel.models import read_meta
+
+    return str(read_meta(served).config.get("compress", {}).get("chosen", "fp32"))
+
+
+def _remove_legacy_layout(models_dir: Path) -> None:
+    """Delete what the first layout kept directly in ``models_dir`` (``fingerprint.json``,
+    ``served/``, ``fp32/``, ``served.tmp/``): the model now lives under ``scoring/``."""
+    stamp = models_dir / "fingerprint.json"
+    if not stamp.is_file():
+        return
+    for name in ("served", "fp32", "served.tmp"):
+        shutil.rmtree(models_dir / name, ignore_errors=True)
+    stamp.unlink(missing_ok=True)
 
 
 def _plain(config: PrepConfig) -> dict[str, Any]:
