@@ -1,4 +1,5 @@
-"""The dashboard in headless Chromium shows the live charts and the alert after a surge."""
+"""The dashboard in headless Chromium shows the live charts and the alert after a surge,
+and opens the alert into its drill-down: headlines, chart, acknowledge / silence."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.finance_monitor.fm_support import (
+    API_KEY,
     LIVE_RATE,
     SURGE_TOPIC,
     fm_env,
@@ -51,3 +53,47 @@ def test_dashboard_shows_the_surge_alert(
             "document.getElementById('score-result').textContent.includes('negative')",
             timeout=30_000,
         )
+
+        # open the alert: its headlines (the evidence, most negative first) and the chart
+        item.click()
+        panel = page.locator("#alert-detail")
+        panel.wait_for(state="visible", timeout=30_000)
+        assert page.url.endswith(f"#alert={alert['key']}")
+        evidence = httpx.get(f"{base}/api/alerts/{alert['key']}").json()["evidence"]
+        assert evidence, "the alert stores the messages behind it"
+        headlines = page.locator("#detail-headlines li")
+        headlines.first.wait_for(timeout=30_000)
+        assert headlines.count() == len(evidence)
+        assert headlines.nth(0).locator(".text").inner_text() == evidence[0]["text"]
+        assert evidence[0]["id"] in headlines.nth(0).locator(".meta").inner_text()
+        assert f"Negative sentiment surge on {SURGE_TOPIC}" in page.inner_text("#detail-summary")
+        page.wait_for_function(
+            "(() => { const c = document.getElementById('detail-chart');"
+            " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+            ".some((v, i) => i % 4 === 3 && v > 0); })()",
+            timeout=30_000,
+        )
+        # acknowledge: the page asks for the admin key once, keeps it in sessionStorage
+        page.click("#detail-ack")
+        page.locator("#key-form").wait_for(state="visible")
+        page.fill("#admin-key", API_KEY)
+        page.click("#key-form button")
+        page.wait_for_function(
+            "document.getElementById('detail-status').textContent.startsWith('Acknowledged')",
+            timeout=30_000,
+        )
+        assert httpx.get(f"{base}/api/alerts/{alert['key']}").json()["status"] == "acknowledged"
+        assert page.evaluate("window.sessionStorage.getItem('fm-admin-key')") == API_KEY
+        # silence: no second prompt, a silence on the alert's series and rule
+        page.click("#detail-silence")
+        page.wait_for_function(
+            "document.getElementById('detail-status').textContent.startsWith('Silenced')",
+            timeout=30_000,
+        )
+        (silence,) = httpx.get(f"{base}/api/silences").json()["silences"]
+        assert {(m["name"], m["op"], m["value"]) for m in silence["matchers"]} == {
+            ("series", "=", f"topic:{SURGE_TOPIC}"),
+            ("rule", "=", alert["rule_id"]),
+        }
+        page.click("#detail-close")
+        panel.wait_for(state="hidden")

@@ -227,9 +227,16 @@ class WebhookRecorder:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    def alert_keys(self) -> list[str]:
-        """Keys of every alert received, in arrival order (duplicates kept)."""
-        return [a["key"] for p in self.payloads for a in p["alerts"]]
+    def alert_keys(self, status: str = "firing") -> list[str]:
+        """Keys of every alert received with ``status`` (Alertmanager webhook format,
+        version 4: the key is the ``alert_key`` annotation), in arrival order (duplicates
+        kept)."""
+        return [
+            a["annotations"]["alert_key"]
+            for p in self.payloads
+            for a in p["alerts"]
+            if a["status"] == status
+        ]
 
     def __enter__(self) -> WebhookRecorder:
         self.thread.start()

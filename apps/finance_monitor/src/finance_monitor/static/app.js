@@ -75,6 +75,8 @@ function addAlerts(alerts) {
     alertKeys.add(a.key);
     const item = el("li", a.severity);
     item.dataset.key = a.key;
+    item.title = "Open the alert";
+    item.addEventListener("click", () => { window.location.hash = `alert=${encodeURIComponent(a.key)}`; });
     item.dataset.series = a.series;
     item.append(el("div", "summary", a.summary));
     const when = new Date(a.window_start * 1000).toISOString().replace("T", " ").slice(0, 19);
@@ -117,4 +119,148 @@ document.getElementById("score-form").addEventListener("submit", async (event) =
   }
 });
 
+// ---- alert drill-down: headlines, the series around the window, silence / acknowledge ----
+const KEY_STORE = "fm-admin-key";
+const VALUE_FIELD = { negative_surge: "negative_share", volume_spike: "count", sentiment_reversal: "sentiment_index" };
+let openKey = null;
+let pendingAction = null;
+
+function fmtTime(epoch) {
+  return new Date(epoch * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
+function drawDetail(alert, points) {
+  const canvas = document.getElementById("detail-chart");
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 8;
+  ctx.clearRect(0, 0, w, h);
+  const field = VALUE_FIELD[alert.kind] || "negative_share";
+  const size = alert.window_end - alert.window_start;
+  const near = points.filter((p) => p.start >= alert.window_start - 20 * size && p.start <= alert.window_start + 10 * size);
+  if (!near.length) return;
+  const values = near.map((p) => p[field]).concat([alert.baseline, alert.value, alert.threshold]);
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (hi - lo < 1e-9) { hi += 1; lo -= 1; }
+  const x0 = near[0].start, x1 = near[near.length - 1].start + size;
+  const X = (t) => pad + ((t - x0) / Math.max(x1 - x0, 1e-9)) * (w - 2 * pad);
+  const Y = (v) => h - pad - ((v - lo) / (hi - lo)) * (h - 2 * pad);
+  ctx.fillStyle = "#f5cba7";
+  ctx.fillRect(X(alert.window_start), pad, Math.max(X(alert.window_end) - X(alert.window_start), 2), h - 2 * pad);
+  ctx.strokeStyle = "#2980b9"; ctx.setLineDash([5, 4]); ctx.lineWidth = 1.5;
+  ctx.beginPath(); ctx.moveTo(pad, Y(alert.baseline)); ctx.lineTo(w - pad, Y(alert.baseline)); ctx.stroke();
+  ctx.setLineDash([]); ctx.strokeStyle = "#c0392b"; ctx.lineWidth = 2; ctx.beginPath();
+  near.forEach((p, i) => {
+    const x = X(p.start + size / 2), y = Y(p[field]);
+    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+}
+
+function renderHeadlines(evidence) {
+  const list = document.getElementById("detail-headlines");
+  list.replaceChildren();
+  if (!evidence.length) { list.append(el("li", "muted", "No messages were kept for this alert.")); return; }
+  for (const e of evidence) {
+    const item = el("li");
+    item.dataset.messageId = e.id;
+    item.append(el("div", "text", e.text));
+    item.append(el("div", "meta", `${e.source} · ${e.sentiment} ${Math.round(e.probability * 100)}% · ` +
+      `negative ${Math.round(e.negative * 100)}% · ${fmtTime(e.event_time)} · id ${e.id}`));
+    list.append(item);
+  }
+}
+
+async function openAlert(key) {
+  const panel = document.getElementById("alert-detail");
+  const status = document.getElementById("detail-status");
+  openKey = key;
+  status.textContent = "";
+  const response = await fetch(`/api/alerts/${encodeURIComponent(key)}`);
+  if (!response.ok) { panel.hidden = false; document.getElementById("detail-summary").textContent = `Alert ${key}: not found`; return; }
+  const alert = await response.json();
+  if (openKey !== key) return;
+  panel.dataset.key = key;
+  document.getElementById("detail-summary").textContent = alert.summary;
+  document.getElementById("detail-meta").textContent =
+    `${alert.rule_id} · ${alert.series} · ${alert.severity} · window ${fmtTime(alert.window_start)} · ` +
+    `value ${alert.value} vs baseline ${alert.baseline} (threshold ${alert.threshold}) · ${alert.volume} messages · ` +
+    `${alert.resolved ? "resolved" : "firing"} · ${alert.status} · delivery ${alert.dispatch_state}`;
+  renderHeadlines(alert.evidence || []);
+  panel.hidden = false;
+  const [kind, ...rest] = alert.series.split(":");
+  try {
+    const trend = await fetch(`/api/trends/${encodeURIComponent(kind)}/${encodeURIComponent(rest.join(":"))}` +
+      `?window=${encodeURIComponent(alert.window_spec)}&limit=500`);
+    if (trend.ok && openKey === key) drawDetail(alert, (await trend.json()).points);
+  } catch (err) { /* the chart is optional; the headlines are shown */ }
+  panel._alert = alert;
+}
+
+function closeAlert() {
+  openKey = null;
+  document.getElementById("alert-detail").hidden = true;
+  if (window.location.hash.startsWith("#alert=")) history.replaceState(null, "", window.location.pathname);
+}
+
+function fromHash() {
+  const match = window.location.hash.match(/^#alert=(.+)$/);
+  if (match) openAlert(decodeURIComponent(match[1])); else if (openKey) closeAlert();
+}
+
+async function adminCall(path, body) {
+  const key = window.sessionStorage.getItem(KEY_STORE);
+  if (!key) return { needKey: true };
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-API-Key": key },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401 || response.status === 403) {
+    window.sessionStorage.removeItem(KEY_STORE);
+    return { needKey: true, error: `key refused (HTTP ${response.status})` };
+  }
+  const data = await response.json().catch(() => ({}));
+  return { ok: response.ok, status: response.status, data };
+}
+
+async function runAction(action) {
+  const panel = document.getElementById("alert-detail");
+  const status = document.getElementById("detail-status");
+  const alert = panel._alert;
+  if (!alert) return;
+  const result = action === "silence"
+    ? await adminCall("/api/silences", {
+        matchers: [{ name: "series", value: alert.series, isRegex: false, isEqual: true },
+                   { name: "rule", value: alert.rule_id, isRegex: false, isEqual: true }],
+        duration_s: 3600, comment: `from the dashboard (alert ${alert.key})`,
+      })
+    : await adminCall(`/api/alerts/${encodeURIComponent(alert.key)}/ack`);
+  if (result.needKey) {
+    pendingAction = action;
+    document.getElementById("key-form").hidden = false;
+    document.getElementById("admin-key").focus();
+    status.textContent = result.error ? `${result.error}: enter the admin key` : "Enter the admin API key to continue.";
+    return;
+  }
+  if (!result.ok) { status.textContent = `error ${result.status}: ${JSON.stringify(result.data.detail || result.data)}`; return; }
+  status.textContent = action === "silence"
+    ? `Silenced ${alert.rule_id} on ${alert.series} until ${fmtTime(result.data.ends_at)} (silence ${result.data.id}).`
+    : `Acknowledged by ${result.data.ack_by || "admin"}.`;
+  if (action === "ack") openAlert(alert.key);
+}
+
+document.getElementById("detail-close").addEventListener("click", closeAlert);
+document.getElementById("detail-silence").addEventListener("click", () => runAction("silence"));
+document.getElementById("detail-ack").addEventListener("click", () => runAction("ack"));
+document.getElementById("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  window.sessionStorage.setItem(KEY_STORE, document.getElementById("admin-key").value);
+  document.getElementById("admin-key").value = "";
+  document.getElementById("key-form").hidden = true;
+  if (pendingAction) { const action = pendingAction; pendingAction = null; runAction(action); }
+});
+window.addEventListener("hashchange", fromHash);
+document.addEventListener("keydown", (event) => { if (event.key === "Escape" && openKey) closeAlert(); });
+
 connect();
+fromHash();
