@@ -17,6 +17,8 @@ from bench.harness import (
     BenchError,
     SuiteContext,
     discover,
+    git_state,
+    load_average,
     machine_info,
     run_suite,
 )
@@ -91,12 +93,18 @@ def main(argv: list[str] | None = None) -> int:
             "started": started_at,
             "total_s": round(time.perf_counter() - started, 1),
             "machine": machine_info(),
+            "load_average_at_end": load_average(),
+            "git": git_state(),
             "suites": durations,
         }
         results_dir = ctx.results_dir or Path()
+        results_dir.mkdir(parents=True, exist_ok=True)
         (results_dir / RUN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         print(f"[bench] {len(names)} suites in {summary['total_s'] / 60:.1f} min", flush=True)
-        write_report()
+        if not ctx.quick:  # smoke runs write to var/, not to the published report
+            write_report()
+    if ctx.quick:
+        print(f"[bench] quick run: results in {ctx.results_dir} (not bench/results)", flush=True)
     return 1 if failed else 0
 
 

@@ -32,9 +32,14 @@ def run_summary_lines(results_dir: Path) -> list[str]:
     run = json.loads(path.read_text())
     machine = run["machine"]
     failed = [name for name, value in run["suites"].items() if isinstance(value, str)]
-    where = f"{machine['cpu']}, {machine['cores']} cores" + (
-        f", GPU {machine['gpu']}" if machine.get("gpu") else ""
+    where = (
+        f"{machine['cpu']}, {machine['cores']} cores"
+        + (f", SIMD {'/'.join(machine['simd']) or 'none'}" if "simd" in machine else "")
+        + (f", GPU {machine['gpu']}" if machine.get("gpu") else "")
     )
+    git = run.get("git") or {}
+    if git.get("commit"):
+        where += f", commit `{git['commit'][:10]}`" + (" (dirty tree)" if git.get("dirty") else "")
     lines = [
         f"Last `{run['command'].strip()}` (budget `{run['budget']}`, split `{run['split']}`): "
         f"{len(run['suites'])} suites in **{run['total_s'] / 60:.1f} min** on {where}, "
@@ -114,8 +119,7 @@ def summary_table(records: list[dict[str, Any]]) -> str:
     for record in sorted(
         records, key=lambda r: (r.get("area", ""), r["suite"], record_budget(r) == "full")
     ):
-        machine = record["machine"]
-        where = f"{machine['cores']} cores" + (f" + {machine['gpu']}" if machine.get("gpu") else "")
+        where = short_machine(record["machine"])
         for target in record["targets"]:
             value = target["value"]
             shown = "n/a" if value is None else f"{value:.4g}"
@@ -126,6 +130,15 @@ def summary_table(records: list[dict[str, Any]]) -> str:
                 f"{record_budget(record)} | {where} | {record['date'][:10]} |"
             )
     return "\n".join(rows)
+
+
+def short_machine(machine: dict[str, Any]) -> str:
+    """``2 cores AVX2/AVX-512/VNNI`` (+ the GPU): the README table's machine column."""
+    names = {"avx2": "AVX2", "avx512": "AVX-512", "vnni": "VNNI", "amx": "AMX"}
+    where = f"{machine['cores']} cores"
+    if "simd" in machine:
+        where += " " + ("/".join(names.get(f, f) for f in machine["simd"]) or "no AVX2")
+    return where + (f" + {machine['gpu']}" if machine.get("gpu") else "")
 
 
 def update_readme_summary(records: list[dict[str, Any]], readme: Path) -> None:
