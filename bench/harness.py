@@ -195,6 +195,43 @@ class PairedRatio:
         }
 
 
+def interleaved_runs(
+    fns: dict[str, Callable[[], Any]], runs: int = 5, warmup: int = 1
+) -> dict[str, Timings]:
+    """Time several workloads round by round (A B C, A B C, ...), ``runs`` rounds.
+
+    Interleaving gives every workload the same share of the machine's load changes, so
+    per-round ratios (see ``round_ratios``) compare like with like.
+
+    Args:
+        fns: name -> workload, each called with no arguments.
+        runs: timed rounds (>= 1).
+        warmup: untimed rounds first.
+
+    Returns:
+        name -> the wall times of its runs, in round order.
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs={runs}, warmup={warmup}: need runs >= 1 and warmup >= 0")
+    if not fns:
+        raise ValueError("interleaved_runs needs at least one workload")
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return {name: Timings(tuple(values)) for name, values in times.items()}
+
+
+def round_ratios(a: Timings, b: Timings) -> tuple[float, ...]:
+    """Per-round speed ratios of A over B (time of B / time of A), for equal work."""
+    return tuple(tb / max(ta, 1e-12) for ta, tb in zip(a.values, b.values, strict=True))
+
+
 def paired_ratio(
     a: Callable[[], Any], b: Callable[[], Any], runs: int = 5, warmup: int = 1
 ) -> PairedRatio:
@@ -210,19 +247,8 @@ def paired_ratio(
         runs: timed pairs (>= 1).
         warmup: untimed calls of each side first.
     """
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs={runs}, warmup={warmup}: need runs >= 1 and warmup >= 0")
-    for _ in range(warmup):
-        a()
-        b()
-    a_times, b_times = [], []
-    for _ in range(runs):
-        for fn, out in ((a, a_times), (b, b_times)):
-            started = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - started)
-    ratios = tuple(tb / max(ta, 1e-12) for ta, tb in zip(a_times, b_times, strict=True))
-    return PairedRatio(ratios, Timings(tuple(a_times)), Timings(tuple(b_times)))
+    timings = interleaved_runs({"a": a, "b": b}, runs=runs, warmup=warmup)
+    return PairedRatio(round_ratios(timings["a"], timings["b"]), timings["a"], timings["b"])
 
 
 def ratio_summary(ratios: Sequence[float]) -> dict[str, Any]:
