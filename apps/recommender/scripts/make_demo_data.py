@@ -199,6 +199,76 @@ NAMES = [
 ]  # fmt: skip
 
 
+#: The Chinese catalogue slice (written for this project): subject, what it teaches, category.
+ZH_SUBJECTS: list[tuple[str, str, str]] = [
+    ("Python 编程入门", "用变量、循环和函数编写小程序，学会读懂报错信息", "programming"),
+    ("数据库与 SQL", "用连接、索引和事务查询关系型数据库，写出高效的查询语句", "programming"),
+    ("网页前端开发", "用 HTML、CSS 和 JavaScript 做出能交互的网页", "programming"),
+    ("天然酵母面包", "养一罐天然酵母，烤出外皮酥脆、组织松软的面包", "baking"),
+    ("法式甜点", "把黄油折进面团，做出层次分明的可颂和酥皮点心", "baking"),
+    ("生日蛋糕裱花", "烤出平整的海绵蛋糕，打发奶油并裱出漂亮的花边", "baking"),
+    ("个人理财入门", "记账、做预算、存应急金，让每个月的收支心中有数", "finance"),
+    ("基金定投实战", "理解指数基金和分散投资，制定长期定投计划", "finance"),
+    ("手机摄影构图", "用三分法、引导线和自然光拍出好看的照片", "photography"),
+    ("人像摄影用光", "用反光板和窗边光线拍出柔和自然的人像", "photography"),
+]
+ZH_LEVELS = [
+    ("入门", "零基础也能学。", 4.0, 19.0),
+    ("进阶", "在基础上多做练习。", 8.0, 39.0),
+    ("大师课", "完成进阶项目，导师点评。", 14.0, 79.0),
+]
+#: Demo users whose histories are Chinese items of one topic (user id, name, category).
+ZH_USERS = [
+    ("u41", "李明", "programming"),
+    ("u42", "王芳", "baking"),
+    ("u43", "张伟", "finance"),
+    ("u44", "陈静", "photography"),
+]
+
+
+def build_zh_items(rng: random.Random) -> list[dict[str, object]]:
+    """30 Chinese course items (``z001``..``z030``): 10 subjects x 3 levels."""
+    items = []
+    n = 0
+    for subject, about, category in ZH_SUBJECTS:
+        for level, blurb, hours, price in ZH_LEVELS:
+            n += 1
+            items.append(
+                {
+                    "item_id": f"z{n:03d}",
+                    "title": f"{subject}：{level}",
+                    "text": f"{about}。{blurb}",
+                    "categories": category,
+                    "created_at": START - rng.randint(0, 400) * DAY,
+                    "price": price + rng.choice([0, 0, 10, -5]),
+                    "duration_hours": hours + rng.choice([0, 1, 2]),
+                }
+            )
+    return items
+
+
+def build_zh_interactions(
+    rng: random.Random, zh_items: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """Each Chinese demo user liked most Chinese items of their own topic, in level order."""
+    rows = []
+    for user_id, _, category in ZH_USERS:
+        own = [it for it in zh_items if it["categories"] == category]
+        t = START + rng.randint(0, 30) * DAY
+        # Keep the last item of the topic unseen so the playground has something to offer.
+        for item in own[:-1]:
+            t += rng.randint(1, 4) * DAY + rng.randint(0, DAY)
+            rows.append(
+                {
+                    "user_id": user_id,
+                    "item_id": item["item_id"],
+                    "rating": rng.choice([4, 5, 5]),
+                    "timestamp": t,
+                }
+            )
+    return rows
+
+
 def build_items(rng: random.Random) -> list[dict[str, object]]:
     items = []
     n = 0
@@ -263,6 +333,11 @@ def main() -> None:
     rng = random.Random(SEED)
     items = build_items(rng)
     interactions = build_interactions(rng, items)
+    # The Chinese slice has its own generator, so the English rows stay byte-identical.
+    zh_rng = random.Random(SEED + 1)
+    zh_items = build_zh_items(zh_rng)
+    items += zh_items
+    interactions += build_zh_interactions(zh_rng, zh_items)
     OUT.mkdir(parents=True, exist_ok=True)
     for name, rows in (("items.csv", items), ("interactions.csv", interactions)):
         with (OUT / name).open("w", newline="", encoding="utf-8") as fh:
@@ -274,7 +349,10 @@ def main() -> None:
         writer.writerow(["user_id", "name"])
         for u, name in enumerate(NAMES):
             writer.writerow([f"u{u + 1:02d}", name])
-    print(f"{len(items)} items, {len(interactions)} interactions, {len(NAMES)} users -> {OUT}")
+        for user_id, name, _ in ZH_USERS:
+            writer.writerow([user_id, name])
+    users = len(NAMES) + len(ZH_USERS)
+    print(f"{len(items)} items, {len(interactions)} interactions, {users} users -> {OUT}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ class Settings(ServiceSettings):
         catalogue_poll_interval_s: how often each process checks the database's catalogue
             version and applies other processes' catalogue changes (and counts their
             events into popularity).
+        base_model: encoder that ``prepare`` fine-tunes and serves (``KEEL_REC_BASE_MODEL``):
+            ``minilm`` (default, English) or ``me5-small`` (multilingual-e5-small: Chinese
+            and English items), or a sentence-transformers folder. Changing it rebuilds
+            the models on the next ``prepare``.
         budget: ``fast`` (800 fine-tuning pairs, one epoch) or ``full`` (every pair, two
             epochs).
         max_pairs: explicit cap on fine-tuning pairs (tests use a handful).
@@ -54,6 +58,7 @@ class Settings(ServiceSettings):
     data_dir: Path | None = None
     writer_key: SecretStr | None = None
     catalogue_poll_interval_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    base_model: str = Field(default="minilm", min_length=1, max_length=1000)
     budget: Budget = Budget.FAST
     max_pairs: int | None = Field(default=None, ge=2)
     compress: bool = True

@@ -64,6 +64,7 @@ def train_config_from(settings: Settings, show_progress: bool = True) -> TrainCo
         num_threads=settings.num_threads,
         show_progress=show_progress,
         max_length=48,
+        base_model=settings.base_model,
     )
 
 
@@ -127,7 +128,7 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
         and manifest.get("fingerprint") == fingerprint
         and (
             isinstance(resolve_model(manifest["serving_model"], layout.root), Path)
-            or manifest["serving_model"] == "minilm"
+            or manifest["serving_model"] == settings.base_model
         )
     )
     if reusable and manifest is not None:

@@ -124,6 +124,9 @@ def fine_tune_encoder(
         num_threads=config.num_threads,
         show_progress=config.show_progress,
         device=config.device,
+        # Item-to-item similarity: with an e5 encoder both sides get the ``query: `` prefix,
+        # the one the catalogue and histories are embedded with.
+        symmetric=True,
     )
     log.info("fine-tuning the bi-encoder on %d (history -> next item) pairs", len(pairs))
     return Path(train_bi_encoder(pairs, pair_config, out_dir=out_dir)), len(pairs)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from recommender.api.deps import ServiceDep
+from recommender.service import RecommenderService
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("", summary="Users known from the interaction log")
 def users(service: ServiceDep) -> dict[str, object]:
-    """Demo users with display names (for the playground)."""
+    """Demo users with display names and the language of their history (for the playground)."""
     return {
         "users": [
             {
@@ -19,10 +20,28 @@ def users(service: ServiceDep) -> dict[str, object]:
                 "name": name,
                 "bucket": service.bucket_for(uid).name,
                 "history": len(service.demo_histories.get(uid, [])),
+                "language": history_language(service, uid),
             }
             for uid, name in list(service.users.items())[:500]
         ]
     }
+
+
+def history_language(service: RecommenderService, user_id: str) -> str:
+    """``"zh"``, ``"en"`` or ``"mixed"``: the script of the titles a demo user liked.
+
+    The playground's catalogue switch filters users by it; ``"und"`` when the history
+    has no titles (a user known only from stored events).
+    """
+    from keel.text import detect_language
+
+    snap = service.catalogue.snapshot
+    titles = [
+        snap.items[snap.rows[i]].title
+        for i in service.demo_histories.get(user_id, [])[:50]
+        if i in snap.rows
+    ]
+    return str(detect_language(" ".join(titles)).value) if titles else "und"
 
 
 @router.get("/{user_id}/history", summary="A user's positive history")

@@ -19,11 +19,35 @@ async function getJson(url, options) {
   return body;
 }
 
+// Han characters mark an item of the Chinese catalogue slice.
+const HAN = /\p{Script=Han}/u;
+let allUsers = [];
+
+function titleNode(title) {
+  const span = document.createElement("span");
+  span.textContent = title;
+  if (HAN.test(title)) {
+    span.lang = "zh";
+    const badge = document.createElement("span");
+    badge.className = "lang-badge";
+    badge.textContent = "中文";
+    span.appendChild(badge);
+  }
+  return span;
+}
+
 async function loadUsers() {
   const data = await getJson("/users");
+  allUsers = data.users;
+  fillUsers();
+}
+
+function fillUsers() {
+  const wanted = $("catalogue-select").value;
   const select = $("user-select");
   select.replaceChildren();
-  for (const user of data.users) {
+  for (const user of allUsers) {
+    if (wanted !== "all" && user.language !== wanted) continue;
     const opt = document.createElement("option");
     opt.value = user.id;
     opt.textContent = `${user.name} (${user.id}, ${user.history} liked, bucket ${user.bucket})`;
@@ -37,7 +61,7 @@ async function showHistory(userId) {
   list.replaceChildren();
   for (const item of data.items) {
     const li = document.createElement("li");
-    li.textContent = item.title;
+    li.appendChild(titleNode(item.title));
     const cat = document.createElement("span");
     cat.className = "cat";
     cat.textContent = item.categories.join(", ");
@@ -55,7 +79,7 @@ function renderResults(data) {
   for (const item of data.items) {
     const node = template.content.firstElementChild.cloneNode(true);
     node.dataset.itemId = item.id;
-    node.querySelector(".title").textContent = item.title;
+    node.querySelector(".title").replaceChildren(titleNode(item.title));
     node.querySelector(".score").textContent = `score ${item.score.toFixed(3)}`;
     const reasons = item.because.map((r) => `${r.title} (sim ${r.similarity.toFixed(2)})`);
     node.querySelector(".because").textContent =
@@ -102,6 +126,10 @@ $("lambda").addEventListener("input", () => {
 });
 $("run").addEventListener("click", recommend);
 $("user-select").addEventListener("change", recommend);
+$("catalogue-select").addEventListener("change", () => {
+  fillUsers();
+  recommend();
+});
 
 loadUsers()
   .then(recommend)
