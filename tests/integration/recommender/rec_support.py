@@ -16,9 +16,10 @@ API_KEY = "test-admin-key"
 TEST_ENV = {"KEEL_REC_MAX_PAIRS": "64", "KEEL_REC_COMPRESS": "false", "KEEL_REC_NUM_THREADS": "1"}
 
 
-def prepare_state(state_dir: Path) -> Path:
-    """Run ``recommender prepare`` once into ``state_dir`` (reused when already there)."""
-    env = {**os.environ, **TEST_ENV, "KEEL_REC_STATE_DIR": str(state_dir)}
+def prepare_state(state_dir: Path, extra_env: dict[str, str] | None = None) -> Path:
+    """Run ``recommender prepare`` once into ``state_dir`` (reused when already there);
+    ``extra_env`` overrides settings (e.g. the encoder)."""
+    env = {**os.environ, **TEST_ENV, **(extra_env or {}), "KEEL_REC_STATE_DIR": str(state_dir)}
     done = subprocess.run(
         [sys.executable, "-m", "recommender.cli", "prepare"],
         env=env,
