@@ -112,7 +112,11 @@ def test_train_retriever_end_to_end_tiny(
     artifacts = read_retriever_manifest(state / "models")
     assert artifacts is not None
     assert artifacts.model_dir == printed["retrieval_encoder"]
-    assert Path(artifacts.model_dir).name == "onnx-int8"
+    from keel.models import read_meta
+
+    # keel.compress chose the variant: int8 when its embeddings pass the cosine gate.
+    chosen = read_meta(artifacts.model_dir).config["compress"]
+    assert chosen["min_cosine"] == 0.95 and chosen["chosen"] in {"onnx-int8", "fp32"}
     vectors = engine.load_model(artifacts.model_dir).embed(["block my card", "PIN change"])
     assert vectors.shape == (2, 384)
     # The same pairs and options again: cached, not retrained.
@@ -128,19 +132,22 @@ def test_train_retriever_end_to_end_tiny(
 
 
 def test_recorded_search_mode_is_served(tmp_path: Path, monkeypatch: Any) -> None:
-    from customer_service.retriever_training import RetrieverArtifacts, _write_manifest
+    from dataclasses import asdict
+
+    from customer_service.retriever_training import RECORD, RetrieverArtifacts
     from keel.inference.fake import FakePredictor
+    from keel.models import prepare_artifact
     from keel.retrieval import SearchMode
 
     settings = Settings(state_dir=tmp_path)
-    model_dir = tmp_path / "encoder"
-    model_dir.mkdir()
-    (model_dir / "keel.json").write_text("{}", encoding="utf-8")
-    (settings.models_dir / "retriever").mkdir(parents=True)
-    _write_manifest(
-        settings.models_dir,
-        RetrieverArtifacts(str(model_dir), "abc", 4, 1, 1.0, 1.0, "pairs.csv", {}),
-    )
+
+    def build(folder: Path) -> None:
+        (folder / "serving").mkdir()
+        (folder / "serving" / "keel.json").write_text("{}", encoding="utf-8")
+        record = RetrieverArtifacts("serving", "abc", 4, 1, 1.0, 1.0, "pairs.csv", {})
+        (folder / RECORD).write_text(json.dumps(asdict(record)), encoding="utf-8")
+
+    prepare_artifact(settings.models_dir / "retriever", "abc", build)
     with pytest.raises(ValueError, match="search_mode"):
         set_search_mode(settings.models_dir, "bm25-only")
     assert set_search_mode(settings.models_dir, "vector").search_mode == "vector"
@@ -149,9 +156,28 @@ def test_recorded_search_mode_is_served(tmp_path: Path, monkeypatch: Any) -> Non
     intent: Any = type("Intent", (), {"model_dir": "intent-dir", "fingerprint": "f"})()
     models = prepare.load_serving_models(settings, intent)
     assert (models.embedder_id, models.search_mode) == ("retriever-abc", "vector")
+    # The mode is kept beside the published version: reading it back gives the same.
+    again = read_retriever_manifest(settings.models_dir)
+    assert again is not None and again.search_mode == "vector"
     kb = prepare.open_knowledge_base(
         settings, models.embedder, models.embedder_id, models.search_mode
     )
     assert kb.retriever.mode is SearchMode.VECTOR  # type: ignore[attr-defined]
     other = prepare.open_knowledge_base(settings, embedder, "intent-f")
     assert other.retriever.mode is SearchMode.HYBRID  # type: ignore[attr-defined]
+
+
+def test_an_encoder_recorded_by_the_first_layout_is_still_served(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from customer_service.retriever_training import RetrieverArtifacts
+
+    settings = Settings(state_dir=tmp_path)
+    model_dir = tmp_path / "models" / "retriever" / "0123456789abcdef" / "onnx-int8"
+    model_dir.mkdir(parents=True)
+    (model_dir / "keel.json").write_text("{}", encoding="utf-8")
+    legacy = RetrieverArtifacts(str(model_dir), "old", 4, 1, 1.0, 1.0, "pairs.csv", {}, "vector")
+    (model_dir.parents[1] / "current.json").write_text(json.dumps(asdict(legacy)))
+    artifacts = read_retriever_manifest(settings.models_dir)
+    assert artifacts is not None
+    assert (artifacts.model_dir, artifacts.search_mode) == (str(model_dir), "vector")

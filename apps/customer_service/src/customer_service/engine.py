@@ -232,8 +232,32 @@ def train_retrieval_encoder(
     return Path(train_bi_encoder(pairs, config, out_dir=out_dir))
 
 
-def export_encoder(src: Path, out_dir: Path, quantize: str | None = "dynamic") -> Path:
-    """A torch encoder artifact as ONNX (int8 by default), like ``export_base_encoder``."""
-    from keel.compression import export_onnx
+def compress_encoder(
+    src: Path,
+    out_dir: Path,
+    gate_texts: Sequence[str],
+    *,
+    quantize: str | None = "dynamic",
+    min_cosine: float = 0.95,
+    num_threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Serve a torch encoder artifact as ONNX (int8 by default) through ``keel.compress``:
+    the variant is kept only when its embeddings of ``gate_texts`` have a mean cosine of
+    at least ``min_cosine`` to the fp32 ones; otherwise the fp32 encoder serves."""
+    from keel.compression import compress
 
-    return Path(export_onnx(src, out_dir, quantize=quantize))
+    variant = "onnx-int8" if quantize else "onnx-fp32"
+    return Path(
+        compress(
+            src,
+            out_dir,
+            list(gate_texts),
+            min_cosine=min_cosine,
+            candidates=[variant],
+            prefer=variant,
+            num_threads=num_threads,
+            latency_inputs=16,
+            log=log,
+        )
+    )

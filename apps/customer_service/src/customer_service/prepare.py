@@ -1,8 +1,10 @@
 """``prepare``: train, compress and calibrate the intent model, and build the KB index.
 
-Idempotent: the intent model is cached under ``<state_dir>/models/intent/<fingerprint>``
-where the fingerprint covers the training files and every option that changes the
-model; the knowledge base re-embeds only documents whose content changed.
+Idempotent: the intent model is prepared once per fingerprint (the training files and
+every option that changes the model) by ``keel.models.prepare_artifact`` under
+``<state_dir>/models/intent/<hash>/`` (trained model, compressed model, ``intent.json``
+with the calibration), published atomically; the knowledge base re-embeds only
+documents whose content changed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from customer_service import engine, manifests
 from customer_service.config import Settings
-from customer_service.documents import Document
+from customer_service.documents import Document, iter_article_files, load_article, load_faq
 from customer_service.knowledge_base import IngestReport, KnowledgeBase
 from customer_service.retriever_training import read_retriever_manifest
 from keel_service import Budget
@@ -29,7 +31,7 @@ from keel_service import Budget
 log = logging.getLogger(__name__)
 
 RETRIEVAL_MODEL = "minilm"
-MANIFEST = manifests.MANIFEST
+INTENT_RECORD = "intent.json"
 
 
 @dataclass
@@ -72,33 +74,60 @@ def intent_fingerprint(settings: Settings) -> str:
     return digest.hexdigest()[:16]
 
 
+def intent_root(settings: Settings) -> Path:
+    """Folder the intent model versions are prepared in."""
+    return settings.models_dir / "intent"
+
+
 def read_intent_manifest(settings: Settings) -> IntentArtifacts | None:
-    """The prepared intent model's manifest, if it matches the current inputs."""
-    path = settings.models_dir / "intent" / MANIFEST
-    if not path.is_file():
+    """The prepared intent model, if the published one matches the current inputs."""
+    from keel.models import fingerprint_hash, published_artifact
+
+    folder = published_artifact(intent_root(settings))
+    if folder is None or folder.name != fingerprint_hash(intent_fingerprint(settings)):
         return None
-    artifacts = IntentArtifacts(**json.loads(path.read_text()))
-    if (
-        artifacts.fingerprint != intent_fingerprint(settings)
-        or not Path(artifacts.model_dir).is_dir()
-    ):
+    record = manifests.read_json(folder / INTENT_RECORD)
+    if record is None:
         return None
-    return artifacts
+    artifacts = IntentArtifacts(**record)
+    # Recorded relative to the version folder: it was built under a temporary name.
+    artifacts.model_dir = str((folder / artifacts.model_dir).resolve())
+    return artifacts if Path(artifacts.model_dir).is_dir() else None
 
 
 def prepare_intent_model(
     settings: Settings, force: bool = False, report: Callable[[str], None] = print
 ) -> IntentArtifacts:
     """Train (or reuse) the intent model, compress it, calibrate its OOS threshold."""
+    from keel.models import prepare_artifact
+
     cached = None if force else read_intent_manifest(settings)
     if cached is not None:
         report(f"intent model: cached ({cached.variant}, fingerprint {cached.fingerprint})")
         return cached
     fingerprint = intent_fingerprint(settings)
-    root = settings.models_dir / "intent"
-    work = root / fingerprint
-    if work.exists():
-        shutil.rmtree(work)
+    # The first layout's manifest; its fingerprint folders are removed on publish.
+    (intent_root(settings) / manifests.LEGACY_MANIFEST).unlink(missing_ok=True)
+    prepare_artifact(
+        intent_root(settings),
+        fingerprint,
+        lambda folder: _build_intent_model(settings, fingerprint, folder, report),
+        force=force,
+    )
+    artifacts = read_intent_manifest(settings)
+    if artifacts is None:  # pragma: no cover - prepare_artifact just published it
+        raise RuntimeError(f"{intent_root(settings)}: the prepared intent model is missing")
+    report(
+        f"intent model: ready ({artifacts.variant}), validation accuracy "
+        f"{artifacts.validation_accuracy:.3f}, OOS threshold {artifacts.threshold:.3f}"
+    )
+    return artifacts
+
+
+def _build_intent_model(
+    settings: Settings, fingerprint: str, work: Path, report: Callable[[str], None]
+) -> None:
+    """Train, compress and calibrate into ``work``; the record goes to ``intent.json``."""
     started = time.perf_counter()
     data = engine.load_intent_data(
         settings.content_path("intents.csv"),
@@ -144,23 +173,17 @@ def prepare_intent_model(
         # No out-of-scope examples (e.g. Banking77): accept everything the model
         # predicts, the dialogue manager then relies on the clarify margin only.
         threshold = 0.0
-    variant = getattr(predictor, "variant", "unknown")
     artifacts = IntentArtifacts(
-        model_dir=str(serving_dir.resolve()),
+        model_dir=str(serving_dir.relative_to(work)),
         threshold=threshold,
         fingerprint=fingerprint,
         labels=labels,
-        variant=str(variant),
+        variant=str(getattr(predictor, "variant", "unknown")),
         calibration=calibration,
         validation_accuracy=accuracy,
         trained_seconds=round(time.perf_counter() - started, 1),
     )
-    manifests.publish(root, fingerprint, asdict(artifacts))
-    report(
-        f"intent model: ready ({variant}), validation accuracy {accuracy:.3f}, "
-        f"OOS threshold {threshold:.3f}"
-    )
-    return artifacts
+    manifests.write_json(work / INTENT_RECORD, asdict(artifacts))
 
 
 @dataclass
@@ -228,6 +251,23 @@ def open_knowledge_base(
                 knowledge_base.save()
         shutil.rmtree(old_dir, ignore_errors=True)
     return knowledge_base
+
+
+def load_content_documents(settings: Settings) -> list[Document]:
+    """The documents of the configured articles folder and FAQ file (what the server
+    seeds the shared database with).
+
+    Raises:
+        DocumentFormatError: a file cannot be read (names the file and line).
+    """
+    articles = settings.content_path("articles")
+    faq = settings.content_path("faq.csv")
+    documents: list[Document] = []
+    if articles.is_dir():
+        documents += [load_article(path, articles) for path in iter_article_files(articles)]
+    if faq.is_file():
+        documents += load_faq(faq)
+    return documents
 
 
 def ingest_content(

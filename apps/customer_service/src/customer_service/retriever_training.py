@@ -1,15 +1,19 @@
 """``train-retriever``: adapt the knowledge-base encoder to the domain (optional).
 
 From (question, relevant passage) pairs — exported conversations, FAQ pairs — MiniLM
-is fine-tuned with in-batch negatives (``keel.training.train_bi_encoder``), exported to
-ONNX dynamic int8 like the base encoder, and recorded in
-``<state_dir>/models/retriever/current.json``. When that manifest exists the knowledge
-base is embedded and searched with this encoder (``prepare`` re-indexes it), in the
-recorded search mode (``hybrid`` by default, or ``vector``); without it the app keeps
-the base encoder. Deleting ``<state_dir>/models/retriever`` reverts.
+is fine-tuned with in-batch negatives (``keel.training.train_bi_encoder``) and
+compressed with ``keel.compress`` (ONNX dynamic int8 when its embeddings of held-out
+texts keep a mean cosine of at least ``MIN_COSINE`` to the fp32 ones, else fp32).
+``keel.models.prepare_artifact`` publishes it under ``<state_dir>/models/retriever/``
+(``current`` names the version; ``retriever.json`` in it records the run). When one is
+published the knowledge base is embedded and searched with this encoder (``prepare``
+re-indexes it), in the recorded search mode (``search-mode.json``: ``hybrid`` by
+default, or ``vector``); without it the app keeps the base encoder. Deleting
+``<state_dir>/models/retriever`` reverts. An encoder recorded by the first layout
+(``current.json``) is still served.
 
-Idempotent: the encoder is cached under ``models/retriever/<fingerprint>``, the
-fingerprint covering the pairs and every training option.
+Idempotent: the encoder is prepared once per fingerprint (the pairs and every training
+option).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,9 +28,13 @@ from pathlib import Path
 
 from customer_service import engine, manifests
 
-MANIFEST = manifests.MANIFEST
-FORMAT = 1
+FORMAT = 2
 SEARCH_MODES = ("hybrid", "vector")
+RECORD = "retriever.json"
+SEARCH_MODE_FILE = "search-mode.json"
+#: The compression gate: mean cosine of int8 embeddings to the fp32 ones.
+MIN_COSINE = 0.95
+GATE_TEXTS = 128
 
 
 @dataclass(frozen=True)
@@ -79,11 +86,26 @@ def retriever_dir(models_dir: Path) -> Path:
 
 
 def read_retriever_manifest(models_dir: Path) -> RetrieverArtifacts | None:
-    """The fine-tuned encoder recorded under ``models_dir``, or ``None`` (base encoder)."""
-    path = retriever_dir(models_dir) / MANIFEST
-    if not path.is_file():
-        return None
-    artifacts = RetrieverArtifacts(**json.loads(path.read_text(encoding="utf-8")))
+    """The fine-tuned encoder published under ``models_dir``, or ``None`` (base encoder)."""
+    from keel.models import published_artifact
+
+    root = retriever_dir(models_dir)
+    folder = published_artifact(root)
+    if folder is not None:
+        record = manifests.read_json(folder / RECORD)
+        if record is None:
+            return None
+        artifacts = RetrieverArtifacts(**record)
+        # Recorded relative to the version folder: it was built under a temporary name.
+        artifacts.model_dir = str((folder / artifacts.model_dir).resolve())
+    else:
+        legacy = manifests.read_json(root / manifests.LEGACY_MANIFEST)
+        if legacy is None:
+            return None
+        artifacts = RetrieverArtifacts(**legacy)
+    mode = manifests.read_json(root / SEARCH_MODE_FILE)
+    if mode is not None and mode.get("search_mode") in SEARCH_MODES:
+        artifacts.search_mode = str(mode["search_mode"])
     if not (Path(artifacts.model_dir) / "keel.json").is_file():
         return None
     return artifacts
@@ -101,13 +123,21 @@ def set_search_mode(models_dir: Path, mode: str) -> RetrieverArtifacts:
     artifacts = read_retriever_manifest(models_dir)
     if artifacts is None:
         raise ValueError(f"{retriever_dir(models_dir)}: no fine-tuned retrieval encoder")
+    # Beside the versions, not in one: changing it must not retrain the encoder.
+    manifests.write_json(retriever_dir(models_dir) / SEARCH_MODE_FILE, {"search_mode": mode})
     artifacts.search_mode = mode
-    _write_manifest(models_dir, artifacts)
     return artifacts
 
 
-def _write_manifest(models_dir: Path, artifacts: RetrieverArtifacts) -> None:
-    manifests.write_manifest(retriever_dir(models_dir), asdict(artifacts))
+def gate_texts(
+    all_pairs: list[tuple[str, str]], used: list[tuple[str, str]], size: int = GATE_TEXTS
+) -> list[str]:
+    """Texts the compression gate compares int8 and fp32 embeddings on: questions and
+    passages of pairs left out of training, topped up with training ones when too few."""
+    seen = set(used)
+    held_out = [text for pair in all_pairs if pair not in seen for text in pair]
+    texts = list(dict.fromkeys(held_out + [text for pair in used for text in pair]))
+    return texts[:size]
 
 
 def sample_pairs(
@@ -157,51 +187,65 @@ def train_retriever(
         from keel.errors import DataError
 
         raise DataError("in-batch negatives need at least 2 pairs", pairs_file)
+    from keel.models import fingerprint_hash, prepare_artifact
+
     fingerprint = pairs_fingerprint(pairs, opts)
     root = retriever_dir(models_dir)
     cached = None if force else read_retriever_manifest(models_dir)
-    if cached is not None and cached.fingerprint == fingerprint:
+    if cached is not None and Path(cached.model_dir).parent.name == fingerprint_hash(fingerprint):
         report(f"retrieval encoder: cached ({fingerprint})")
         if cached.search_mode != search_mode:
             cached = set_search_mode(models_dir, search_mode)
         return cached
-    work = root / fingerprint
-    if work.exists():
-        shutil.rmtree(work)
     report(
         f"retrieval encoder: fine-tuning MiniLM on {len(pairs)} pairs "
         f"(of {len(all_pairs)} in {pairs_file}), {opts.epochs} epoch(s)"
     )
-    started = time.perf_counter()
-    trained = engine.train_retrieval_encoder(
-        pairs,
-        work / "trained",
-        epochs=opts.epochs,
-        batch_size=opts.batch_size,
-        learning_rate=opts.learning_rate,
-        max_length=opts.max_length,
-        num_threads=num_threads,
-        show_progress=show_progress,
-    )
-    train_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    name = "onnx-int8" if opts.quantize else "onnx-fp32"
-    serving = engine.export_encoder(trained, work / name, quantize=opts.quantize)
-    export_seconds = time.perf_counter() - started
-    artifacts = RetrieverArtifacts(
-        model_dir=str(serving.resolve()),
-        fingerprint=fingerprint,
-        pairs=len(pairs),
-        epochs=opts.epochs,
-        train_seconds=round(train_seconds, 1),
-        export_seconds=round(export_seconds, 1),
-        source=str(pairs_file),
-        options=asdict(opts),
-        search_mode=search_mode,
-    )
-    manifests.publish(root, fingerprint, asdict(artifacts))
+    timings: dict[str, float] = {}
+
+    def build(work: Path) -> None:
+        started = time.perf_counter()
+        trained = engine.train_retrieval_encoder(
+            pairs,
+            work / "trained",
+            epochs=opts.epochs,
+            batch_size=opts.batch_size,
+            learning_rate=opts.learning_rate,
+            max_length=opts.max_length,
+            num_threads=num_threads,
+            show_progress=show_progress,
+        )
+        timings["train"] = time.perf_counter() - started
+        started = time.perf_counter()
+        serving = engine.compress_encoder(
+            trained,
+            work / "serving",
+            gate_texts(all_pairs, pairs),
+            quantize=opts.quantize,
+            min_cosine=MIN_COSINE,
+            num_threads=num_threads,
+            log=report,
+        )
+        timings["export"] = time.perf_counter() - started
+        artifacts = RetrieverArtifacts(
+            model_dir=str(serving.relative_to(work)),
+            fingerprint=fingerprint,
+            pairs=len(pairs),
+            epochs=opts.epochs,
+            train_seconds=round(timings["train"], 1),
+            export_seconds=round(timings["export"], 1),
+            source=str(pairs_file),
+            options=asdict(opts),
+            search_mode=search_mode,
+        )
+        manifests.write_json(work / RECORD, asdict(artifacts))
+
+    # The first layout's manifest would otherwise still be read if this build failed.
+    (root / manifests.LEGACY_MANIFEST).unlink(missing_ok=True)
+    prepare_artifact(root, fingerprint, build, force=force)
+    artifacts = set_search_mode(models_dir, search_mode)
     report(
-        f"retrieval encoder: ready ({name}) in {train_seconds:.0f} s training + "
-        f"{export_seconds:.0f} s export; run `prepare` to re-index the knowledge base"
+        f"retrieval encoder: ready in {timings['train']:.0f} s training + "
+        f"{timings['export']:.0f} s compression; run `prepare` to re-index the knowledge base"
     )
     return artifacts
