@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,19 @@ def test_budget_is_validated_and_full_results_go_to_their_own_folder(tmp_path: P
     assert standard.results_dir == harness.RESULTS_DIR and not standard.quick
     assert full.results_dir == harness.RESULTS_DIR / "full" and full.fine_tune
     assert quick.quick and not quick.fine_tune
+    # Smoke runs never overwrite the published results.
+    assert quick.results_dir == harness.QUICK_RESULTS_DIR
+    assert not quick.results_dir.is_relative_to(harness.RESULTS_DIR)
     assert standard.fine_tune == harness.gpu_available()
 
 
 def _toy_suite(ctx: SuiteContext) -> SuiteResult:
     value = 0.5 if ctx.budget == "full" else 0.25
-    return SuiteResult(metrics={"score": value}, targets=[Target("score", ">=", 0.4, "toy")])
+    return SuiteResult(
+        metrics={"score": value},
+        targets=[Target("score", ">=", 0.4, "toy")],
+        recipe={"strategy": "toy"},
+    )
 
 
 def test_run_suite_and_report_show_budgets_and_the_run_summary(
@@ -41,6 +49,12 @@ def test_run_suite_and_report_show_budgets_and_the_run_summary(
         "toy", SuiteContext(data_dir=tmp_path, budget="full", results_dir=results / "full")
     )
     assert standard["budget"] == "standard" and standard["targets"][0]["met"] is False
+    assert standard["targets"][0]["anchor"] == "toy"
+    assert standard["recipe"] == {"strategy": "toy"}
+    assert set(standard["load_average"]) == {"start", "end"}
+    assert {"commit", "dirty"} <= set(standard["git"])
+    assert {"simd", "versions"} <= set(standard["machine"])
+    assert "torch_num_threads" in standard["threads"]
     assert full["budget"] == "full" and full["targets"][0]["met"] is True
     assert json.loads((results / "toy.json").read_text())["metrics"] == {"score": 0.25}
     summary = {
@@ -67,3 +81,148 @@ def test_run_suite_and_report_show_budgets_and_the_run_summary(
     rows = [line for line in table.splitlines() if line.startswith("| `toy`")]
     assert [row.split(" | ")[6] for row in rows] == ["standard", "full"]
     assert [row.split(" | ")[4] for row in rows] == ["**no**", "yes"]
+
+
+# ------------------------------------------------------------------ timing helpers
+class _Clock:
+    """A fake ``time.perf_counter`` that workloads advance by known amounts."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_timed_runs_reports_median_min_max_of_the_timed_runs_after_warmup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(harness.time, "perf_counter", clock)
+    durations = iter([9.0, 3.0, 1.0, 2.0, 5.0, 4.0])  # the first call is the warm-up
+    calls = []
+
+    def workload() -> None:
+        calls.append(1)
+        clock.now += next(durations)
+
+    timings = harness.timed_runs(workload, runs=5, warmup=1)
+
+    assert len(calls) == 6
+    assert timings.values == (3.0, 1.0, 2.0, 5.0, 4.0)  # the 9 s warm-up is not counted
+    assert (timings.median, timings.min, timings.max) == (3.0, 1.0, 5.0)
+    assert timings.as_dict() == {
+        "median_s": 3.0,
+        "min_s": 1.0,
+        "max_s": 5.0,
+        "runs_s": [3.0, 1.0, 2.0, 5.0, 4.0],
+    }
+    rate = timings.rate(10)  # 10 items per run
+    assert rate["median"] == pytest.approx(10 / 3) and rate["min"] == 2.0 and rate["max"] == 10.0
+
+
+def test_timed_runs_rejects_no_runs() -> None:
+    with pytest.raises(ValueError, match="runs=0"):
+        harness.timed_runs(lambda: None, runs=0)
+
+
+def test_paired_ratio_alternates_a_and_b_and_takes_the_median_of_pair_ratios(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(harness.time, "perf_counter", clock)
+    order: list[str] = []
+    a_times = iter([1.0, 1.0, 2.0, 1.0, 1.0, 4.0])  # warm-up, then 5 timed
+    b_times = iter([3.0, 3.0, 3.0, 5.0, 2.0, 4.0])
+
+    def a() -> None:
+        order.append("a")
+        clock.now += next(a_times)
+
+    def b() -> None:
+        order.append("b")
+        clock.now += next(b_times)
+
+    result = harness.paired_ratio(a, b, runs=5, warmup=1)
+
+    assert order == ["a", "b"] * 6  # A B A B ..., warm-up pair first
+    # Per-pair ratios time(B) / time(A): 3/1, 3/2, 5/1, 2/1, 4/4.
+    assert result.ratios == (3.0, 1.5, 5.0, 2.0, 1.0)
+    assert (result.median, result.min, result.max) == (2.0, 1.0, 5.0)
+    # Not the ratio of the medians (3 / 1 = 3): each pair shares the machine's load.
+    assert result.a.median == 1.0 and result.b.median == 3.0
+    shown = result.as_dict()
+    assert shown["pair_ratios"] == [3.0, 1.5, 5.0, 2.0, 1.0] and shown["median"] == 2.0
+
+
+def test_interleaved_runs_time_every_workload_round_by_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(harness.time, "perf_counter", clock)
+    order: list[str] = []
+
+    def named(name: str, seconds: float) -> Callable[[], None]:
+        def run() -> None:
+            order.append(name)
+            clock.now += seconds
+
+        return run
+
+    timings = harness.interleaved_runs(
+        {"x": named("x", 1.0), "y": named("y", 2.0), "z": named("z", 4.0)}, runs=2, warmup=0
+    )
+
+    assert order == ["x", "y", "z", "x", "y", "z"]
+    assert timings["z"].values == (4.0, 4.0)
+    assert harness.round_ratios(timings["x"], timings["z"]) == (4.0, 4.0)
+    assert harness.ratio_summary([1.0, 3.0, 2.0])["median"] == 2.0
+
+
+# --------------------------------------------------------------- machine facts
+def test_cpu_flags_name_the_simd_extensions_int8_speed_depends_on() -> None:
+    epyc_avx2 = "model name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
+    sapphire = (
+        "flags\t\t: avx2 avx512f avx512bw avx512_vnni amx_tile amx_int8 avx_vnni\n"
+        "flags\t\t: (a second core, ignored)\n"
+    )
+    assert harness.cpu_flags(epyc_avx2) == ["avx2"]
+    assert harness.cpu_flags(sapphire) == ["amx", "avx2", "avx512", "vnni"]
+    assert harness.cpu_flags("flags\t: sse2 avx_vnni\n") == ["vnni"]
+    assert harness.cpu_flags("") == []
+
+
+def test_machine_line_shows_simd_load_and_commit_and_tolerates_old_records() -> None:
+    old = {"machine": {"cpu": "AMD EPYC", "cores": 2, "gpu": None}}
+    assert harness.machine_line(old) == "AMD EPYC, 2 cores"
+    new = {
+        "machine": {"cpu": "AMD EPYC", "cores": 2, "gpu": None, "simd": ["avx2"]},
+        "load_average": {"start": [1.5, 1.0, 0.5], "end": [2.25, 1.0, 0.5]},
+        "git": {"commit": "0123456789abcdef", "dirty": True},
+    }
+    line = harness.machine_line(new)
+    assert "SIMD avx2" in line and "load 1.5 → 2.25" in line
+    assert "`0123456789`" in line and "dirty" in line
+
+
+# -------------------------------------------------------------------- targets
+def test_a_target_without_an_anchor_is_refused() -> None:
+    with pytest.raises(ValueError, match="anchor is empty"):
+        Target("accuracy", ">=", 0.9)
+    with pytest.raises(ValueError, match="anchor is empty"):
+        Target("accuracy", ">=", 0.9, anchor="  ")
+
+
+def test_every_registered_suite_declares_its_targets_with_an_anchor() -> None:
+    suites = harness.discover()
+    assert "finance-scaleout" in suites and "trainer-throughput" in suites
+    declared = {name: entry.targets for name, entry in suites.items()}
+    assert declared["finance-throughput"], "finance-throughput declares its targets up front"
+    for name, targets in declared.items():
+        for target in targets:
+            assert target.anchor.strip(), f"{name}: {target.metric} has no anchor"
+            assert isinstance(target, Target)
+    # The self-set target (the head's own validation score) is gone.
+    assert all(t.metric != "head.accuracy" for t in declared["banking77"])
+    metrics = {t.metric for t in declared["finance-throughput"]}
+    assert {"msgs_per_s", "speedup_vs_naive", "speedup_vs_batched"} <= metrics
