@@ -90,6 +90,14 @@ def write_report(
         "`details` say what was skipped); `full` runs every fine-tuning recipe and has its own",
         "section at the end.",
         "",
+        "Method (issues 13 and 17): each table's first line gives the CPU, its SIMD flags, the",
+        "load average at start and end, and the git commit; the JSON also has the library",
+        "versions, thread settings and the exact recipe. Speed figures are medians of 5 timed",
+        "runs after a warm-up (min and max in the JSON); ratios are medians of per-pair ratios",
+        "of interleaved runs. Choices are made on validation data, then the chosen one is",
+        "scored once on the reported split. Records measured before this method say so by",
+        "lacking these fields: they are **not yet re-measured**.",
+        "",
         *run_summary_lines(results_dir),
     ]
     lines += _area_sections(records, "##")
