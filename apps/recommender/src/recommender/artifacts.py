@@ -1,13 +1,20 @@
 """Layout of the state directory and (de)serialisation of the learned signals.
 
 ```
-<state_dir>/manifest.json        fingerprint of inputs + config, paths, training report
-<state_dir>/models/encoder/      fine-tuned bi-encoder (Keel "encoder" artifact)
-<state_dir>/models/serving/      the variant that serves (ONNX int8 when compression works)
-<state_dir>/signals/             blend.json, similarity.npz, stats.npz, items.json
-<state_dir>/index/               FAISS index of item embeddings (keel.retrieval.VectorIndex)
-<state_dir>/recommender.db       SQLite (default database): items + embeddings, events, rankings
+<state_dir>/prepared/current              names the published version (keel.models.prepare_artifact)
+<state_dir>/prepared/<hash>/manifest.json fingerprint of inputs + config, paths, training report
+<state_dir>/prepared/<hash>/models/encoder/  fine-tuned bi-encoder (Keel "encoder" artifact)
+<state_dir>/prepared/<hash>/models/serving/  the variant keel.compress chose (ONNX int8 when
+                                          it passes the cosine gate)
+<state_dir>/prepared/<hash>/signals/      blend.json, similarity.npz, stats.npz, items.json
+<state_dir>/index/                        FAISS index of item embeddings (keel.retrieval.VectorIndex)
+<state_dir>/recommender.db                SQLite (default database): items + embeddings, events, rankings
 ```
+
+A version is built beside the published one and published atomically, so a crash
+mid-build leaves the previous one serving. The first layout kept ``manifest.json``,
+``models/`` and ``signals/`` directly in the state directory; they are removed once a
+version is published (the models are retrained once).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from recommender.scorer import Signals
 from recommender.stats import ItemStats
 
 MANIFEST = "manifest.json"
+PREPARED = "prepared"
+LEGACY = ("manifest.json", "manifest.tmp", "models", "signals")
 
 
 @dataclass(frozen=True)
@@ -35,20 +44,41 @@ class StateLayout:
     root: Path
 
     @property
-    def manifest(self) -> Path:
-        return self.root / MANIFEST
+    def prepared(self) -> Path:
+        """Folder of the prepared versions (owned by ``keel.models.prepare_artifact``)."""
+        return self.root / PREPARED
 
     @property
-    def models(self) -> Path:
-        return self.root / "models"
+    def version(self) -> Path | None:
+        """The published version's folder, or None before the first ``prepare``."""
+        from keel.models import published_artifact
+
+        return published_artifact(self.prepared)
+
+    @property
+    def manifest(self) -> Path:
+        """The published version's manifest (a path that does not exist before one)."""
+        return (self.version or self.prepared / "none") / MANIFEST
 
     @property
     def signals(self) -> Path:
-        return self.root / "signals"
+        """The published version's signals folder."""
+        return (self.version or self.prepared / "none") / "signals"
 
     @property
     def index(self) -> Path:
         return self.root / "index"
+
+    def remove_legacy(self) -> None:
+        """Delete the first layout's files (superseded by ``prepared/``)."""
+        import shutil
+
+        for name in LEGACY:
+            path = self.root / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def save_signals(signals: Signals, folder: Path) -> None:
@@ -113,11 +143,10 @@ def read_manifest(layout: StateLayout) -> dict[str, Any] | None:
         return None
 
 
-def write_manifest(layout: StateLayout, manifest: dict[str, Any]) -> None:
-    """Write the manifest last and atomically: its presence means "prepared"."""
-    tmp = layout.manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    tmp.replace(layout.manifest)
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write ``folder/manifest.json`` (inside a version being built; publishing the
+    version is what makes it visible)."""
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def model_ref(model: Path | str, root: Path) -> str:

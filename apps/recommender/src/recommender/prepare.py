@@ -1,7 +1,9 @@
 """``prepare``: train (or reuse) everything the service needs into the state directory.
 
-Idempotent: the manifest stores a fingerprint of the input data and the training
-configuration; a second run with the same inputs returns at once.
+Idempotent: ``keel.models.prepare_artifact`` prepares one version per fingerprint of the
+input data and the training configuration under ``<state_dir>/prepared/`` and publishes
+it atomically; a second run with the same inputs returns at once, and two processes
+starting together build once.
 """
 
 from __future__ import annotations
@@ -11,18 +13,16 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import random
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from recommender.artifacts import (
     StateLayout,
     model_ref,
     read_manifest,
-    resolve_model,
     save_signals,
     write_manifest,
 )
@@ -35,7 +35,10 @@ from recommender.training import TrainConfig, train_recommender
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning of stored artifacts changes, to force a rebuild.
-PIPELINE_VERSION = "rec-3"
+PIPELINE_VERSION = "rec-4"
+#: The compression gate: mean cosine of the int8 embeddings to the fp32 ones.
+MIN_COSINE = 0.95
+GATE_TEXTS = 128
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
@@ -68,39 +71,43 @@ def train_config_from(settings: Settings, show_progress: bool = True) -> TrainCo
     )
 
 
+def gate_texts(documents: list[str], size: int = GATE_TEXTS) -> list[str]:
+    """A seeded sample of item documents the compression gate compares embeddings on."""
+    keep = sorted(random.Random(13).sample(range(len(documents)), min(size, len(documents))))
+    return [documents[i] for i in keep]
+
+
 def compress_encoder(
     encoder_dir: Path | str, out_dir: Path, sample_texts: list[str]
 ) -> tuple[Path | str, str]:
-    """Export the encoder to ONNX int8 with ``keel.compression`` when it keeps the embeddings.
-
-    The int8 model is used only if its embeddings of ``sample_texts`` stay within cosine
-    0.95 of the fp32 ones; otherwise, or when compression is unavailable, the fp32 encoder
-    serves.
+    """Serve the encoder through ``keel.compress``: ONNX int8 when its embeddings of
+    ``sample_texts`` keep a mean cosine of at least ``MIN_COSINE`` to the fp32 ones,
+    else the fp32 encoder (the gate decides; a failed export is an error).
 
     Returns:
         The serving model folder (or name) and a one-line note on what happened.
     """
     if not isinstance(encoder_dir, Path):
         return encoder_dir, "base encoder: not compressed"
-    try:
-        from keel.compression import export_onnx
-        from keel.inference import load_predictor
-    except ImportError as exc:
-        return encoder_dir, f"keel.compression unavailable ({exc}); serving fp32"
-    from keel import KeelError
+    from keel.compression import compress
+    from keel.models import read_meta
 
-    try:
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        export_onnx(encoder_dir, out_dir, quantize="dynamic")
-        fp32 = load_predictor(encoder_dir).embed(sample_texts)
-        int8 = load_predictor(out_dir).embed(sample_texts)
-    except (KeelError, OSError, RuntimeError, ValueError) as exc:
-        return encoder_dir, f"onnx int8 export failed ({exc}); serving fp32"
-    cosine = float(np.mean(np.sum(fp32 * int8, axis=1)))
-    if cosine < 0.95:
-        return encoder_dir, f"onnx int8 mean cosine {cosine:.3f} < 0.95; serving fp32"
-    return out_dir, f"onnx int8, mean cosine to fp32 {cosine:.3f}"
+    compress(
+        encoder_dir,
+        out_dir,
+        sample_texts,
+        min_cosine=MIN_COSINE,
+        candidates=["onnx-int8"],
+        prefer="onnx-int8",
+        latency_inputs=16,
+        log=log.info,
+    )
+    meta = read_meta(out_dir)
+    chosen = meta.config.get("compress", {}).get("chosen", "fp32")
+    cosine = float(meta.metrics.get("val_cosine_to_fp32", 1.0))
+    if chosen == "fp32":
+        return out_dir, f"onnx int8 below cosine {MIN_COSINE} to fp32; serving fp32"
+    return out_dir, f"{chosen}, mean cosine to fp32 {cosine:.3f}"
 
 
 def prepare(settings: Settings, force: bool = False, show_progress: bool = True) -> dict[str, Any]:
@@ -114,68 +121,85 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
     Returns:
         The manifest (``"reused": True`` when nothing had to be done).
     """
+    from keel.models import fingerprint_hash, prepare_artifact
+
     layout = StateLayout(settings.state_dir)
-    started = time.perf_counter()
     dataset = load_dataset(settings.data_dir)
     config = train_config_from(settings, show_progress)
     fingerprint = (
         f"{dataset_fingerprint(dataset)}:{config_fingerprint(config)}:compress={settings.compress}"
     )
+    built: list[bool] = []
+
+    def build(folder: Path) -> None:
+        # Paths in the manifest name the version's final folder, not this temporary one.
+        final = layout.prepared / fingerprint_hash(fingerprint)
+        _build_version(settings, dataset, config, fingerprint, folder, final, layout.root)
+        built.append(True)
+
+    prepare_artifact(layout.prepared, fingerprint, build, force=force)
+    layout.remove_legacy()
     manifest = read_manifest(layout)
-    reusable = (
-        not force
-        and manifest is not None
-        and manifest.get("fingerprint") == fingerprint
-        and (
-            isinstance(resolve_model(manifest["serving_model"], layout.root), Path)
-            or manifest["serving_model"] == settings.base_model
-        )
-    )
-    if reusable and manifest is not None:
-        return {**manifest, "reused": True}
-    layout.root.mkdir(parents=True, exist_ok=True)
-    if layout.manifest.exists():
-        layout.manifest.unlink()  # a half-finished rebuild must not look prepared
+    if manifest is None:  # pragma: no cover - prepare_artifact just published it
+        raise RuntimeError(f"{layout.prepared}: the prepared version has no manifest")
+    if built and layout.index.exists():
+        shutil.rmtree(layout.index)  # rebuilt by the service from the stored vectors
+    return {**manifest, "reused": not built}
+
+
+def _build_version(
+    settings: Settings,
+    dataset: Dataset,
+    config: TrainConfig,
+    fingerprint: str,
+    folder: Path,
+    final: Path,
+    root: Path,
+) -> None:
+    """Train into ``folder``, seed the catalogue store, and write the manifest."""
+    started = time.perf_counter()
+    models = folder / "models"
+    documents = [it.document for it in dataset.items]
     trained = train_recommender(
         dataset.items,
         dataset.interactions,
-        layout.models,
+        models,
         config,
         predictor_threads=settings.num_threads,
         compress=(
-            (
-                lambda enc: compress_encoder(
-                    enc, layout.models / "serving", [it.document for it in dataset.items[:64]]
-                )
-            )
+            (lambda enc: compress_encoder(enc, models / "serving", gate_texts(documents)))
             if settings.compress
             else None
         ),
     )
-    save_signals(trained.signals, layout.signals)
+    save_signals(trained.signals, folder / "signals")
     db = Database(settings.resolved_database_url)
     try:
         serving = trained.serving_model
+        # The tag is the folder's name and keel.json's mtime: a rename keeps both.
         tag = encoder_tag(Path(serving)) if isinstance(serving, Path) else str(serving)
         store = CatalogueStore(db)
         store.upsert(list(trained.snapshot.items), trained.snapshot.vectors, tag)
         store.mark_seeded()
     finally:
         db.close()
-    if layout.index.exists():
-        shutil.rmtree(layout.index)  # rebuilt by the service from the stored vectors
+
+    def ref(model: Path | str) -> str:
+        if isinstance(model, Path):
+            return model_ref(final / model.relative_to(folder), root)
+        return model
+
     manifest = {
         "fingerprint": fingerprint,
         "pipeline": PIPELINE_VERSION,
         "source": dataset.source,
         "users": dataset.users,
-        "serving_model": model_ref(trained.serving_model, layout.root),
-        "encoder_model": model_ref(trained.encoder_dir, layout.root),
+        "serving_model": ref(trained.serving_model),
+        "encoder_model": ref(trained.encoder_dir),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
         "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},
         "report": trained.report,
         "blend": trained.signals.blend.metrics,
     }
-    write_manifest(layout, manifest)
-    return {**manifest, "reused": False}
+    write_manifest(folder, manifest)
