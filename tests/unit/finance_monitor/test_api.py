@@ -108,3 +108,47 @@ def test_database_url_must_be_sqlite_or_postgresql(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path, database_url="postgresql://fm@db:5432/fm")
     assert settings.store_url == "postgresql://fm@db:5432/fm"
     assert Settings(state_dir=tmp_path).store_url.endswith("/finance_monitor.db")
+
+
+def test_silences_take_alertmanager_matchers_and_name_bad_fields(client: TestClient) -> None:
+    body = {
+        "matchers": [
+            {"name": "series", "value": "topic:.*", "isRegex": True, "isEqual": False},
+            {"name": "alertname", "op": "!=", "value": "VolumeSpike"},
+            {"name": "kind", "value": "negative_surge", "regex": False},  # older shape
+        ],
+        "ends_at": time.time() + 600,
+    }
+    created = client.post("/api/silences", json=body, headers=KEY)
+    assert created.status_code == 201, created.text
+    matchers = created.json()["matchers"]
+    assert [(m["name"], m["op"]) for m in matchers] == [
+        ("series", "!~"),
+        ("alertname", "!="),
+        ("rule_kind", "="),
+    ]
+    assert matchers[0]["isRegex"] is True and matchers[0]["isEqual"] is False
+    for bad, field in (
+        ({"name": "series", "op": "==", "value": "x"}, "matchers"),
+        ({"name": "series", "value": "(", "isRegex": True}, "matchers"),
+    ):
+        answer = client.post("/api/silences", json={"matchers": [bad]}, headers=KEY)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"][:2] == ["body", field]
+    assert client.post("/api/silences", json=body).status_code == 401
+
+
+def test_an_alert_answers_with_its_evidence(client: TestClient) -> None:
+    labels = {"rule": "r", "kind": "negative_surge", "series": "topic:Gold",
+              "series_kind": "topic", "severity": "warning"}  # fmt: skip
+    evidence = [
+        {"id": "m1", "text": "Gold miner halts output", "source": "wire",
+         "sentiment": "negative", "probability": 0.97, "negative": 0.97, "event_time": 5.0},
+    ]  # fmt: skip
+    alert = Alert("k2", "r", "negative_surge", "topic:Gold", "warning", "tumbling", 0, 60,
+                  0.5, 0.1, 0.3, 20, "s", labels, evidence=evidence)  # fmt: skip
+    client.app.state.runtime.store.commit_trend_batch("g", "t", {}, [], [alert])
+    got = client.get("/api/alerts/k2").json()
+    assert got["evidence"] == evidence
+    assert got["resolved"] is False and got["resolved_at"] is None
+    assert "evidence" not in client.get("/api/alerts").json()["alerts"][0]
