@@ -9,6 +9,7 @@ import pytest
 
 from keel.data import LabelledTexts
 from keel.errors import ConfigError, DataError
+from keel.inference import MicroBatcher, Predictor
 from keel.models import read_meta
 from keel.training import ClassifierConfig, TextClassifier, train_classifier, train_multi_head
 
@@ -166,3 +167,51 @@ def test_temperature_is_saved_and_softens_probabilities(
     folder = model.save(tmp_path / "calibrated", measure_latency=False)
     assert read_meta(folder).temperature == 3.0
     np.testing.assert_allclose(TextClassifier.load(folder).predict_proba(texts), soft, atol=1e-6)
+
+
+def _serve_labels(predictor: Predictor, texts: list[str]) -> list[str]:
+    """Code written for a loaded ``Predictor``: a micro-batcher over its top-1 labels."""
+    batcher: MicroBatcher[str, str] = MicroBatcher(
+        lambda batch: predictor.predict_labels(batch), max_batch_size=4, max_wait_ms=1.0
+    )
+    try:
+        return [batcher.submit(text, timeout_s=120.0) for text in texts]
+    finally:
+        batcher.close()
+
+
+def test_a_text_classifier_serves_wherever_a_predictor_does(
+    tiny_intents: LabelledTexts, tmp_path: Path
+) -> None:
+    model = train_classifier(tiny_intents, config("head"))
+    assert isinstance(model, Predictor)
+    texts = list(tiny_intents.texts[:6])
+    assert _serve_labels(model, texts) == model.predict(texts)
+    assert model.heads == ["default"] and model.dim == model.embed(texts[:1]).shape[1]
+    probs = model.classify(texts)
+    np.testing.assert_allclose(model.classify_heads(texts)["default"], probs, atol=1e-6)
+    # The same answers as the artifact loaded by the inference runtime.
+    from keel.inference import load_predictor
+
+    loaded = load_predictor(model.save(tmp_path / "m", measure_latency=False))
+    np.testing.assert_allclose(loaded.classify(texts), probs, atol=1e-4)
+    assert loaded.predict_labels(texts) == model.predict_labels(texts)
+    scores = model.score_pairs([(texts[0], texts[0]), (texts[0], texts[1])])
+    assert scores[0] == pytest.approx(1.0, abs=1e-5) and scores[1] < scores[0]
+
+
+def test_a_head_temperature_is_kept_per_head_through_save_and_load(
+    tiny_intents: LabelledTexts, tmp_path: Path
+) -> None:
+    from keel.inference import load_predictor
+
+    model = train_classifier(tiny_intents, config("head"))
+    texts = list(tiny_intents.texts[:4])
+    sharp = model.classify(texts)
+    model.temperature = 4.0
+    soft = model.classify(texts)
+    assert soft.max(axis=1).mean() < sharp.max(axis=1).mean()
+    folder = model.save(tmp_path / "calibrated", measure_latency=False)
+    assert read_meta(folder).temperature == 4.0
+    assert TextClassifier.load(folder).temperature == 4.0
+    np.testing.assert_allclose(load_predictor(folder).classify(texts), soft, atol=1e-4)
