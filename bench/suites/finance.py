@@ -620,7 +620,13 @@ def _committed(admin: Any, group: str, topic: str) -> int:
 
 
 def _group_members(admin: Any, group: str) -> int:
-    described = admin.describe_consumer_groups([group])
+    """Members of ``group`` now (0 while its coordinator is not yet known)."""
+    from kafka.errors import KafkaError
+
+    try:
+        described = admin.describe_consumer_groups([group])
+    except KafkaError:  # coordinator loading or group not created yet: ask again
+        return 0
     return len(described[0].members) if described else 0
 
 
