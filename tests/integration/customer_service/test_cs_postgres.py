@@ -20,7 +20,7 @@ from customer_service.storage import (
     conversations,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
 def test_a_stale_update_is_refused_on_postgresql(postgres_url: str) -> None:

@@ -1,5 +1,6 @@
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,19 @@ from customer_service.storage import (
     feedback,
     messages,
 )
+from customer_service.tables import VERSION_TABLE
+from keel_service.db import schema_revision
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> ConversationStore:
-    return ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+def store(database_url: str) -> Iterator[ConversationStore]:
+    """A store on SQLite, then on a real PostgreSQL (``database_url``)."""
+    conversation_store = ConversationStore(database_url)
+    yield conversation_store
+    conversation_store.close()
 
 
-def test_personal_data_never_reaches_the_database(tmp_path: Path, store: ConversationStore) -> None:
+def test_personal_data_never_reaches_the_database(store: ConversationStore) -> None:
     conversation = store.create_conversation("web")
     store.record_turn(
         conversation,
@@ -36,11 +42,8 @@ def test_personal_data_never_reaches_the_database(tmp_path: Path, store: Convers
             NewMessage(Role.BOT, "noted", citations=[{"snippet": "reach me at x@y.org"}]),
         ],
     )
-    raw = (
-        sqlite3.connect(tmp_path / "db.sqlite3")
-        .execute("select text, citations from messages")
-        .fetchall()
-    )
+    with store.engine.connect() as conn:  # what is really in the database
+        raw = [tuple(r) for r in conn.execute(sa.text("select text, citations from messages"))]
     dump = repr(raw)
     assert (
         "4111" not in dump
@@ -51,7 +54,8 @@ def test_personal_data_never_reaches_the_database(tmp_path: Path, store: Convers
     assert raw[0][0] == "card [CARD], mail [EMAIL], call [PHONE]"
 
 
-def test_sqlite_runs_in_wal_mode(tmp_path: Path, store: ConversationStore) -> None:
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     store.create_conversation("web")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -92,9 +96,10 @@ def test_a_stale_conversation_update_is_refused(store: ConversationStore) -> Non
     assert [m.text for m in store.history(created.id)] == ["Sam here"]  # nothing half-written
 
 
-def test_modify_rereads_and_retries_after_a_conflict(
-    tmp_path: Path, store: ConversationStore
-) -> None:
+def test_modify_rereads_and_retries_after_a_conflict(tmp_path: Path) -> None:
+    # SQLite only: on PostgreSQL modify() holds the row lock (FOR UPDATE), so another
+    # writer waits instead of interleaving (tests/integration/.../test_cs_postgres.py).
+    store = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     created = store.create_conversation("web")
     # Another process on the same database (its own store, its own write lock).
     other_process = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
@@ -147,6 +152,11 @@ def test_a_database_from_before_the_version_column_is_upgraded(tmp_path: Path) -
     store.update_conversation(conversation)
     assert store.get_conversation("abc").version == 1
     ConversationStore(f"sqlite:///{path}").close()  # a second start finds it upgraded
+    engine = sa.create_engine(f"sqlite:///{path}")
+    assert schema_revision(engine, VERSION_TABLE) == "0002"
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("conversations")}
+    assert {"version", "handoff_evidence"} <= columns
+    assert {"kb_documents", "kb_state"} <= set(sa.inspect(engine).get_table_names())
 
 
 def test_retention_purges_old_conversations_only(store: ConversationStore) -> None:
@@ -171,3 +181,43 @@ def test_retention_purges_old_conversations_only(store: ConversationStore) -> No
         assert conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar() == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(feedback)).scalar() == 0
     assert store.purge_expired(now, retention_days=90) == 0
+
+
+def test_sub_second_times_survive_the_round_trip(store: ConversationStore) -> None:
+    created = store.create_conversation("web")
+    stored = store.get_conversation(created.id)
+    assert stored.created_at == pytest.approx(created.created_at, abs=1e-6)
+
+
+def test_a_handoff_records_its_reason_and_the_turns_that_led_there(
+    store: ConversationStore,
+) -> None:
+    conversation = store.create_conversation("web")
+    for text, confidence in [("my card?", 0.31), ("card 4111 1111 1111 1111 broken", 0.22)]:
+        conversation = store.get_conversation(conversation.id)
+        store.record_turn(
+            conversation,
+            [
+                NewMessage(Role.USER, text, intent="card_issue", confidence=confidence),
+                NewMessage(Role.BOT, "sorry?", "fallback", "card_issue", confidence),
+            ],
+        )
+    conversation = store.get_conversation(conversation.id)
+    conversation.state = ConversationState.WAITING_FOR_AGENT
+    conversation.handoff_reason = "repeated_low_confidence"
+    conversation.collect_handoff_evidence = True
+    store.record_turn(
+        conversation,
+        [
+            NewMessage(Role.USER, "hello??", intent="greeting", confidence=0.18),
+            NewMessage(Role.BOT, "passing you on", "handoff", "greeting", 0.18),
+        ],
+    )
+    evidence = store.get_conversation(conversation.id).handoff_evidence
+    assert evidence is not None and evidence["reason"] == "repeated_low_confidence"
+    assert [(t["text"], t["confidence"], t["answer"]) for t in evidence["turns"]] == [
+        ("my card?", 0.31, "fallback"),
+        ("card [CARD] broken", 0.22, "fallback"),  # masked like every stored text
+        ("hello??", 0.18, "handoff"),
+    ]
+    assert [c.handoff_evidence for c in store.queue()] == [evidence]

@@ -74,6 +74,10 @@ class Settings(ServiceSettings):
     # feedback by a job every RETENTION_INTERVAL_S (shared setting); 0 keeps them forever.
     retention_days: int = Field(default=90, ge=0, le=36_500)
 
+    # Replicas: how often each process checks the shared database's knowledge-base
+    # version and re-ingests the documents another replica changed.
+    kb_poll_interval_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+
     # Serving.
     num_threads: int | None = Field(default=None, ge=1)
     batch_max_size: int = Field(default=32, ge=1)

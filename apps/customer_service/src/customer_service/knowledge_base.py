@@ -260,6 +260,38 @@ class KnowledgeBase:
                 self.save()
         return report
 
+    def apply_changes(
+        self, upserted: list[Document], deleted: list[str], *, complete: bool = False
+    ) -> IngestReport:
+        """Apply changes read from the shared database (another replica's edits).
+
+        Args:
+            upserted: documents to add or replace (unchanged ones do no work).
+            deleted: ids to remove (unknown ids are ignored: already gone here).
+            complete: ``upserted`` is the whole knowledge base; documents not in it are
+                removed too (a replica's first sync).
+
+        Returns:
+            What changed here; the index is saved when anything did.
+        """
+        report = IngestReport()
+        with self._lock:
+            batch = 64
+            for offset in range(0, len(upserted), batch):
+                outcomes = self.upsert_documents(upserted[offset : offset + batch])
+                for doc_id, outcome in outcomes.items():
+                    getattr(report, outcome).append(doc_id)
+            gone = set(deleted)
+            if complete:
+                gone |= set(self._documents) - {d.doc_id for d in upserted}
+            for doc_id in sorted(gone):
+                if doc_id in self._documents:
+                    self.delete_document(doc_id)
+                    report.removed.append(doc_id)
+            if report.changed or not self.index_dir.exists():
+                self.save()
+        return report
+
     def reindex(self) -> int:
         """Re-split and re-send every stored document to the retriever (which re-embeds
         only texts it has not seen); returns the number of passages."""

@@ -16,12 +16,14 @@ from customer_service.dialogue import DialogueManager, DialoguePolicy
 from customer_service.errors import GeneratorUnavailableError, NotReadyError
 from customer_service.generation import SmolLMGenerator
 from customer_service.intents import IntentModel
+from customer_service.kb_store import DocumentStore
+from customer_service.kb_sync import KnowledgeBaseFollower
 from customer_service.knowledge_base import KnowledgeBase
 from customer_service.metrics import AppMetrics
 from customer_service.pii import install_log_masking
 from customer_service.prepare import (
     IntentArtifacts,
-    ingest_content,
+    load_content_documents,
     load_serving_models,
     open_knowledge_base,
     prepare_intent_model,
@@ -44,6 +46,8 @@ class Services:
     templates: TemplateBook
     intent: IntentArtifacts
     batcher: Any
+    documents: DocumentStore
+    kb_follower: KnowledgeBaseFollower
     load_seconds: float
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -67,12 +71,16 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
         return np.stack([batcher.submit(text) for text in texts])
 
     intents = IntentModel(classify, predictor.labels, intent.threshold)
+    store = ConversationStore(settings.resolved_database_url)
+    documents = DocumentStore(store.engine, store.write_gate)
     knowledge_base = open_knowledge_base(
         settings, models.embedder, models.embedder_id, models.search_mode
     )
-    ingest = ingest_content(knowledge_base, settings, show_progress)
+    # The database is the knowledge base every replica shares: the content files are
+    # written to it once (per content), then this replica's index follows it.
+    follower = KnowledgeBaseFollower(documents, knowledge_base)
+    seeded = follower.seed(load_content_documents(settings))
     templates = TemplateBook.load(settings.content_path("templates.yaml"))
-    store = ConversationStore(settings.resolved_database_url)
     policy = DialoguePolicy(
         template_threshold=settings.template_threshold,
         clarify_margin=settings.clarify_margin,
@@ -96,9 +104,11 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
         templates=templates,
         intent=intent,
         batcher=batcher,
+        documents=documents,
+        kb_follower=follower,
         load_seconds=round(time.perf_counter() - started, 1),
         details={
-            "ingest": ingest.as_dict() if ingest.changed else "unchanged",
+            "ingest": seeded.as_dict() if seeded.changed else "unchanged",
             "generation": generation_status,
         },
     )
@@ -136,6 +146,7 @@ class AppRuntime:
         self.error: str | None = None
         self._thread: threading.Thread | None = None
         self.retention: PeriodicJob | None = None
+        self.kb_poll: PeriodicJob | None = None
 
     def start(self, background: bool = True) -> None:
         # Logging is configured by now (uvicorn and create_app): mask every handler.
@@ -152,6 +163,10 @@ class AppRuntime:
             # The first purge runs before the app reports ready: expired conversations
             # are never served, not even in the first minutes after a start.
             self.retention = start_retention_job(services)
+            self.kb_poll = PeriodicJob(
+                "cs-kb-poll", self.settings.kb_poll_interval_s, services.kb_follower.poll
+            )
+            self.kb_poll.start()
             self.services = services
             self.metrics.ready.set(1)
             log.info("customer-service ready in %.1f s", services.load_seconds)
@@ -170,8 +185,9 @@ class AppRuntime:
         return self.services
 
     def close(self) -> None:
-        if self.retention is not None:
-            self.retention.stop()
+        for job in (self.retention, self.kb_poll):
+            if job is not None:
+                job.stop()
         if self.services is not None:
             self.services.close()
 
@@ -215,7 +231,7 @@ def reload_intent_model(services: Services) -> IntentArtifacts:
     knowledge_base = open_knowledge_base(
         settings, models.embedder, models.embedder_id, models.search_mode
     )
-    ingest_content(knowledge_base, settings, show_progress=False)
+    services.kb_follower.switch(knowledge_base)
     old_batcher = services.batcher
     services.dialogue.intents = IntentModel(classify, models.predictor.labels, artifacts.threshold)
     services.dialogue.kb = services.knowledge_base = knowledge_base

@@ -16,7 +16,7 @@ from customer_service.api.schemas import DocumentIn, DocumentOut, DocumentStatus
 from customer_service.documents import Document, document_url, normalise_text, parse_article
 from customer_service.errors import DocumentFormatError
 from customer_service.export import export_training_records
-from customer_service.prepare import ingest_content
+from customer_service.prepare import load_content_documents
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminKeyDep])
 
@@ -49,11 +49,10 @@ def put_document(doc_id: DocId, body: DocumentIn, services: ServicesDep) -> Docu
         source="admin",
         format=body.format,
     )
-    kb = services.knowledge_base
-    outcome = kb.upsert_document(document)
-    if outcome != "unchanged":
-        kb.save()
-    passages = len(kb.passage_ids(doc_id))
+    # The shared database first (every replica follows it), then this replica's index.
+    outcome = services.documents.put(document)
+    services.kb_follower.poll()
+    passages = len(services.knowledge_base.passage_ids(doc_id))
     return DocumentStatus(doc_id=doc_id, status=outcome, passages=passages)
 
 
@@ -69,14 +68,16 @@ def search(
 
 @router.delete("/documents/{doc_id}", status_code=204)
 def delete_document(doc_id: DocId, services: ServicesDep) -> None:
-    services.knowledge_base.delete_document(doc_id)
-    services.knowledge_base.save()
+    """Delete a document on every replica (404 if there is none)."""
+    services.documents.delete(doc_id)
+    services.kb_follower.poll()
 
 
 @router.post("/reindex")
 def reindex(services: ServicesDep) -> dict[str, Any]:
-    """Re-read the articles folder and FAQ file (unchanged files do no work)."""
-    report = ingest_content(services.knowledge_base, services.settings, show_progress=False)
+    """Re-read the articles folder and FAQ file into the shared knowledge base (unchanged
+    documents do no work; every replica picks the changes up)."""
+    report = services.kb_follower.seed(load_content_documents(services.settings), force=True)
     return {**report.as_dict(), "passages": services.knowledge_base.passage_count()}
 
 
