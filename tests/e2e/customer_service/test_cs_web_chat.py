@@ -54,8 +54,14 @@ def test_chat_citation_handoff_and_agent_queue(page: Any, cs_url: str) -> None:
     row.wait_for()
     assert row.locator(".state").text_content() == "waiting_for_agent"
     assert row.locator(".last").text_content() == "What fees do you charge?"
+    assert "talk to a human" in row.locator(".reason").text_content()
     row.click()
     assert agent.locator("#messages .msg.user .text").first.text_content() == attack
+    # Why the bot handed over, with the turns that led there.
+    agent.locator("#handoff-why").wait_for()
+    assert "talk to a human" in agent.locator("#why-line").text_content()
+    turns = agent.locator("#why-turns li").all_text_contents()
+    assert any("What fees do you charge?" in turn for turn in turns), turns
     assert agent.locator("#messages script, #messages img").count() == 0
     agent.fill("#reply", "Hi, Sam from the support team here.")
     agent.click("#send-reply")

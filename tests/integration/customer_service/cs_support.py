@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,16 @@ def server_env(state_dir: Path, **overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
+
+
+def copy_state(prepared: Path, target: Path) -> Path:
+    """A server's own state folder (for a replica, or a server on another database): a
+    copy of the prepared one with its own knowledge-base index and no database; the
+    trained models are shared read-only through a link."""
+    shutil.copytree(
+        prepared,
+        target,
+        ignore=shutil.ignore_patterns("models", "*.sqlite3*", "*.migrate-lock"),
+    )
+    (target / "models").symlink_to(prepared / "models", target_is_directory=True)
+    return target

@@ -60,6 +60,24 @@ def test_retrieval_answer_cites_the_right_document(client: httpx.Client) -> None
     assert reply["answer"].split(" [1]")[0] in cited
 
 
+def test_the_agent_queue_says_why_the_bot_handed_over(client: httpx.Client) -> None:
+    session = _start(client)
+    nonsense = ["the quick brown fox jumps over the lazy dog", "purple elephants sing at dawn"]
+    replies = [_say(client, session, text) for text in nonsense]
+    assert [r["kind"] for r in replies] == ["fallback", "handoff"]
+    queue = client.get("/agent/queue", headers=ADMIN).json()
+    item = next(i for i in queue if i["session_id"] == session)
+    assert item["handoff_reason"] == "repeated_low_confidence"
+    assert item["handoff_why"].startswith("The bot could not answer confidently 2 times in a row")
+    turns = item["handoff_turns"]
+    assert [(t["text"], t["answer"]) for t in turns] == [
+        (nonsense[0], "fallback"),
+        (nonsense[1], "handoff"),
+    ]
+    assert [t["intent"] for t in turns] == [r["intent"] for r in replies]
+    assert all(0 <= t["confidence"] <= 1 for t in turns)
+
+
 def test_follow_up_uses_the_previous_turn(client: httpx.Client) -> None:
     session = _start(client)
     first = _say(client, session, "How do I send money abroad?")
@@ -108,6 +126,8 @@ def test_handoff_bot_silent_until_hand_back(client: httpx.Client) -> None:
     queue = client.get("/agent/queue", headers=ADMIN).json()
     mine = [item for item in queue if item["session_id"] == session]
     assert mine and mine[0]["last_customer_message"] == "I lost my card"
+    assert mine[0]["handoff_why"] == "The customer pressed \u201ctalk to a human\u201d"
+    assert [t["text"] for t in mine[0]["handoff_turns"]] == ["hello"]
 
     reply = client.post(
         f"/agent/sessions/{session}/reply",

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.customer_service.cs_support import API_KEY
+from tests.integration.customer_service.cs_support import API_KEY, APP, copy_state, server_env
+from tests.support.servers import start_app_server
 
 pytestmark = pytest.mark.integration
 ADMIN = {"X-API-Key": API_KEY}
@@ -58,6 +59,25 @@ def test_agent_takeovers_racing_bot_answers_are_never_undone(client: httpx.Clien
 def test_fifty_agent_replies_racing_customer_messages_all_land_once(
     client: httpx.Client,
 ) -> None:
+    _fifty_agent_replies_race(client)
+
+
+@pytest.mark.postgres
+def test_fifty_agent_replies_race_on_postgresql(
+    cs_state_dir: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    """The same race on a server whose conversations live in PostgreSQL (row locks and
+    compare-and-set instead of SQLite's single writer)."""
+    state = copy_state(cs_state_dir, tmp_path / "state")
+    env = server_env(state, KEEL_CS_DATABASE_URL=postgres_url)
+    with (
+        start_app_server(APP, env=env, timeout_s=240) as url,
+        httpx.Client(base_url=url, timeout=60) as pg_client,
+    ):
+        _fifty_agent_replies_race(pg_client)
+
+
+def _fifty_agent_replies_race(client: httpx.Client) -> None:
     session = _start(client)
     with ThreadPoolExecutor(max_workers=16) as pool:
         futures = []

@@ -6,7 +6,14 @@ from fastapi import APIRouter
 
 from customer_service.api.chat import message_out
 from customer_service.api.deps import AgentKeyDep, RuntimeDep, ServicesDep
-from customer_service.api.schemas import AgentReplyRequest, MessageOut, QueueItem, SessionId
+from customer_service.api.schemas import (
+    AgentReplyRequest,
+    HandoffTurn,
+    MessageOut,
+    QueueItem,
+    SessionId,
+)
+from customer_service.handoffs import explain_handoff
 from customer_service.storage import Role
 
 router = APIRouter(prefix="/agent", tags=["agent"], dependencies=[AgentKeyDep])
@@ -23,6 +30,13 @@ def agent_queue(services: ServicesDep, runtime: RuntimeDep) -> list[QueueItem]:
                 session_id=conversation.id,
                 state=conversation.state.value,
                 handoff_reason=conversation.handoff_reason,
+                handoff_why=explain_handoff(
+                    conversation.handoff_reason, conversation.handoff_evidence
+                ),
+                handoff_turns=[
+                    HandoffTurn(**turn)
+                    for turn in (conversation.handoff_evidence or {}).get("turns", [])
+                ],
                 waiting_since=conversation.handoff_at,
                 agent_name=conversation.agent_name,
                 last_customer_message=last[0] if last else None,

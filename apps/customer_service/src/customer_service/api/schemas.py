@@ -150,10 +150,23 @@ class AgentReplyRequest(BaseModel):
     message: Text = Field(min_length=1, max_length=4000)
 
 
+class HandoffTurn(BaseModel):
+    """A customer turn that led to a hand-off (masked text)."""
+
+    text: str
+    intent: str | None
+    confidence: float | None
+    answer: str | None = Field(description="the bot's answer kind: fallback, clarify, handoff...")
+
+
 class QueueItem(BaseModel):
     session_id: str
     state: str
     handoff_reason: str | None
+    handoff_why: str | None = Field(description="why the bot handed over, in words")
+    handoff_turns: list[HandoffTurn] = Field(
+        description="the last customer turns before the hand-off, oldest first"
+    )
     waiting_since: float | None
     agent_name: str | None
     last_customer_message: str | None

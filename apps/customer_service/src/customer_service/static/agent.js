@@ -2,7 +2,7 @@
 // All conversation text is inserted with textContent.
 "use strict";
 
-const agent = { key: window.sessionStorage.getItem("cs-agent-key") || "", name: "Agent", selected: null };
+const agent = { key: window.sessionStorage.getItem("cs-agent-key") || "", name: "Agent", selected: null, items: {} };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, className, text) {
@@ -43,14 +43,34 @@ async function loadQueue() {
       if (item.session_id === agent.selected) row.classList.add("selected");
       row.appendChild(el("td", "session", item.session_id.slice(0, 8)));
       row.appendChild(el("td", "state", item.state));
-      row.appendChild(el("td", "reason", item.handoff_reason || ""));
+      row.appendChild(el("td", "reason", item.handoff_why || item.handoff_reason || ""));
       row.appendChild(el("td", "since", formatTime(item.waiting_since)));
       row.appendChild(el("td", "last", item.last_customer_message || ""));
       row.addEventListener("click", () => openConversation(item.session_id));
       body.appendChild(row);
+      agent.items[item.session_id] = item;
     }
+    if (agent.selected && agent.items[agent.selected]) showWhy(agent.items[agent.selected]);
     showError("");
   } catch (e) { showError(`Queue: ${e.message}`); }
+}
+
+// Why the bot handed over, and the customer turns that led there (intent, confidence,
+// what the bot answered).
+function showWhy(item) {
+  const panel = $("handoff-why");
+  panel.hidden = !item.handoff_why;
+  $("why-line").textContent = item.handoff_why ? `Why: ${item.handoff_why}` : "";
+  const list = $("why-turns");
+  list.replaceChildren();
+  for (const turn of item.handoff_turns || []) {
+    const entry = el("li", "why-turn");
+    entry.appendChild(el("span", "text", `“${turn.text}”`));
+    const confidence = typeof turn.confidence === "number" ? ` ${Math.round(turn.confidence * 100)}%` : "";
+    const intent = turn.intent ? `${turn.intent}${confidence}` : "no intent";
+    entry.appendChild(el("span", "meta", ` → ${intent}, bot: ${turn.answer || "no answer"}`));
+    list.appendChild(entry);
+  }
 }
 
 async function openConversation(sessionId) {
@@ -67,6 +87,7 @@ async function openConversation(sessionId) {
     box.appendChild(item);
   }
   box.scrollTop = box.scrollHeight;
+  if (agent.items[sessionId]) showWhy(agent.items[sessionId]);
   document.querySelectorAll("tr.queue-item").forEach((r) => r.classList.toggle("selected", r.dataset.sessionId === sessionId));
 }
 
