@@ -615,7 +615,12 @@ SCALEOUT_PROCESSES = (1, 2, 4)
 
 def _committed(admin: Any, group: str, topic: str) -> int:
     """Sum of the group's committed offsets on ``topic`` (records it has fully scored)."""
-    offsets = admin.list_consumer_group_offsets(group)
+    from kafka.errors import KafkaError
+
+    try:
+        offsets = admin.list_consumer_group_offsets(group)
+    except KafkaError:  # coordinator moving or loading: nothing more is known yet
+        return -1
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
