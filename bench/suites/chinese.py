@@ -440,7 +440,9 @@ def zh_bank_pairs(ctx: SuiteContext) -> SuiteResult:
 
     def vectors(split: Split) -> tuple[np.ndarray, np.ndarray]:
         assert split.pairs is not None
-        return embed([a for a, _ in split.pairs]), embed([b for _, b in split.pairs])
+        # One pass over both columns: a question often appears in several pairs.
+        both = embed([a for a, _ in split.pairs] + [b for _, b in split.pairs])
+        return both[: len(split)], both[len(split) :]
 
     def gold(split: Split) -> np.ndarray:
         return np.asarray([int(label) for label in split.labels])
