@@ -81,10 +81,13 @@ def wait_ready(
         if proc.poll() is not None:
             raise ServerStartError(f"server exited with {proc.returncode}:\n{log_tail()}")
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
-                return
+            answer = httpx.get(f"{base_url}/readyz", timeout=2.0)
         except httpx.HTTPError:
-            pass
+            answer = None
+        if answer is not None and answer.status_code == 200:
+            return
+        if answer is not None and _says_failed(answer):  # a failed start does not recover
+            raise ServerStartError(f"server start failed ({answer.text}):\n{log_tail()}")
         time.sleep(0.3)
     raise ServerStartError(f"server not ready at {base_url} after {timeout_s:.0f}s:\n{log_tail()}")
 
@@ -128,6 +131,14 @@ def start_app_server(
         yield base_url
     finally:
         stop_process_group(proc)
+
+
+def _says_failed(answer: httpx.Response) -> bool:
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("status") == "failed"
 
 
 def _tail(log: Path, chars: int = 4000) -> str:
