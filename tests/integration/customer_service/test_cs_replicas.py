@@ -26,7 +26,7 @@ PET_DOC = {
     ),
     "format": "text",
 }
-PET_QUESTION = "Do you sell pet insurance for my dog?"
+PET_QUESTION = "Who offers pet insurance for cats?"
 
 
 @pytest.fixture()
