@@ -113,6 +113,21 @@ class Settings(ServiceSettings):
                 raise ValueError(f"webhook url {url!r} must start with http:// or https://")
         return value
 
+    @field_validator("alertmanager_url", "public_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @property
+    def dashboard_url(self) -> str:
+        """``public_url``, else the address the server listens on (links in notifications)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
     @property
     def store_url(self) -> str:
         """SQLAlchemy URL of the store: ``database_url`` (SQLite or PostgreSQL), else the
