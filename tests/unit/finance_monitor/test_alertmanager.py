@@ -203,3 +203,16 @@ def test_stale_firing_alerts_are_resolved(store: MonitorStore) -> None:
     assert store.resolve_stale_alerts(time.time() - 60) == 0
     assert store.resolve_stale_alerts(time.time() + 1) == 1
     assert store.get_alert("a")["resolved"] is True
+
+
+def test_alertmanager_settings_are_validated() -> None:
+    from finance_monitor.config import Settings
+
+    settings = Settings(
+        api_key="k" * 24, alertmanager_url="http://am:9093/", public_url="https://keel/"
+    )
+    assert settings.alertmanager_url == "http://am:9093"
+    assert settings.dashboard_url == "https://keel"
+    assert Settings(api_key="k" * 24, port=9000).dashboard_url == "http://127.0.0.1:9000"
+    with pytest.raises(ValueError, match="alertmanager_url"):
+        Settings(api_key="k" * 24, alertmanager_url="am:9093")
