@@ -170,11 +170,11 @@ function renderHeadlines(evidence) {
   }
 }
 
-async function openAlert(key) {
+async function openAlert(key, keepStatus = false) {
   const panel = document.getElementById("alert-detail");
   const status = document.getElementById("detail-status");
   openKey = key;
-  status.textContent = "";
+  if (!keepStatus) status.textContent = "";
   const response = await fetch(`/api/alerts/${encodeURIComponent(key)}`);
   if (!response.ok) { panel.hidden = false; document.getElementById("detail-summary").textContent = `Alert ${key}: not found`; return; }
   const alert = await response.json();
@@ -246,7 +246,7 @@ async function runAction(action) {
   status.textContent = action === "silence"
     ? `Silenced ${alert.rule_id} on ${alert.series} until ${fmtTime(result.data.ends_at)} (silence ${result.data.id}).`
     : `Acknowledged by ${result.data.ack_by || "admin"}.`;
-  if (action === "ack") openAlert(alert.key);
+  if (action === "ack") openAlert(alert.key, true);
 }
 
 document.getElementById("detail-close").addEventListener("click", closeAlert);
