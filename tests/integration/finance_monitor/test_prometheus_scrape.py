@@ -94,11 +94,11 @@ def test_prometheus_scrapes_every_target(
             }
             # the app's metrics the rules read are in Prometheus
             series = wait_for(
-                lambda: httpx.get(f"{url}/api/v1/query", params={"query": "finance_ready"}).json()[
+                lambda: httpx.get(f"{url}/api/v1/query", params={"query": "keel_ready"}).json()[
                     "data"
                 ]["result"],
                 60,
-                "finance_ready to be scraped",
+                "keel_ready to be scraped",
             )
             assert series[0]["value"][1] == "1"
         finally:

@@ -232,7 +232,7 @@ def test_request_ids_json_access_log_and_route_metrics(caplog: pytest.LogCapture
 
     @app.get("/metrics")
     def metrics(request: Request):  # type: ignore[no-untyped-def]
-        return app_metrics(request.app, None)
+        return app_metrics(request, None, lambda _r: Readiness(Status.DEGRADED))
 
     client = TestClient(app)
     with caplog.at_level(logging.INFO, logger="keel.access"):
@@ -258,6 +258,7 @@ def test_request_ids_json_access_log_and_route_metrics(caplog: pytest.LogCapture
     assert 'http_request_duration_seconds_count{method="GET",route="/missing"} 2.0' in text
     client.get("/no/such/path/42")
     assert 'route="unmatched"' in client.get("/metrics").text  # no per-path label explosion
+    assert "keel_ready 0.0" in text  # the readiness check said degraded
 
 
 def test_an_unavailable_database_is_503_with_retry_after_and_no_text() -> None:

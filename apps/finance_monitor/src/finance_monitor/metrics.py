@@ -36,10 +36,6 @@ ALERT_DELIVERIES = Counter(
     "finance_alert_deliveries_total", "Alert notifications", ["channel", "outcome"]
 )
 WORKER_UP = Gauge("finance_worker_up", "1 while a stage's loop runs", ["stage"])
-READY = Gauge(
-    "finance_ready",
-    "1 when the API process is ready (models loaded, stages running, not degraded)",
-)
 
 
 def _counter(name: str, documentation: str, labels: list[str]) -> Counter:

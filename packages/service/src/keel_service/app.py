@@ -6,10 +6,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Response
-from prometheus_client import CollectorRegistry
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Gauge
 
 from keel_service.errors import install_validation_handler
+from keel_service.health import Readiness
 from keel_service.limits import BodySizeLimitMiddleware, ClientIdentifier
 from keel_service.observability import configure_logging, install_observability, metrics_response
 from keel_service.settings import ServiceSettings
@@ -28,12 +29,26 @@ def configure_app(app: FastAPI, settings: ServiceSettings, *, env_prefix: str) -
     app.state.keyring = settings.keyring()
     app.state.client_id = ClientIdentifier(settings.trusted_proxy_header, settings.trusted_proxies)
     app.state.http_registry = CollectorRegistry()
+    app.state.ready_gauge = Gauge(
+        "keel_ready",
+        "1 when /readyz answers 200 (ok), 0 when starting, degraded or failed",
+        registry=app.state.http_registry,
+        multiprocess_mode="min",
+    )
     install_observability(app, app.state.http_registry)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
 
 
-def app_metrics(app: FastAPI, registry: CollectorRegistry | None) -> Response:
-    """``/metrics`` body: the app's own registry plus the shared HTTP metrics."""
+def app_metrics(
+    request: Request,
+    registry: CollectorRegistry | None,
+    readiness: Callable[[Request], Readiness] | None = None,
+) -> Response:
+    """``/metrics`` body: the app's own registry plus the shared HTTP metrics, with
+    ``keel_ready`` refreshed from ``readiness`` (the app's readiness check)."""
+    app = request.app
+    if readiness is not None and hasattr(app.state, "ready_gauge"):
+        app.state.ready_gauge.set(1 if readiness(request).ready else 0)
     registries = [r for r in (registry, getattr(app.state, "http_registry", None)) if r]
     return metrics_response(*registries)
 

@@ -43,7 +43,7 @@ metrics_router = APIRouter(tags=["system"])
 @metrics_router.get("/metrics")
 def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus text format: the app's metrics and the HTTP metrics per route."""
-    return app_metrics(request.app, runtime.metrics.registry)
+    return app_metrics(request, runtime.metrics.registry, readiness)
 
 
 router.include_router(metrics_router)

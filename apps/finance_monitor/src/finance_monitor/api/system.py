@@ -34,11 +34,8 @@ router = health_router(readiness)
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     """Prometheus text format: lag, messages/s, batch latency, DLQ count, alerts, HTTP,
-    and ``finance_ready`` (1 when ``/readyz`` would answer 200; for alerting rules)."""
-    from finance_monitor.metrics import READY
-
-    READY.set(1 if request.app.state.runtime.status()[0] == "ok" else 0)
-    return app_metrics(request.app, REGISTRY)
+    and ``keel_ready`` (1 when ``/readyz`` would answer 200; for alerting rules)."""
+    return app_metrics(request, REGISTRY, readiness)
 
 
 #: A hard cap checked while parsing (``max_text_chars`` may set a lower one).

@@ -35,7 +35,8 @@ _metrics = APIRouter(tags=["system"])
 def metrics(request: Request) -> Response:
     """Prometheus text format."""
     service = getattr(request.app.state, "service", None)
-    return app_metrics(request.app, service.metrics.registry if service is not None else None)
+    registry = service.metrics.registry if service is not None else None
+    return app_metrics(request, registry, readiness)
 
 
 router.include_router(_metrics)
