@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keel_service.servers import start_app_server
 from tests.integration.finance_monitor.fm_support import (
     API_KEY,
     LIVE_RATE,
@@ -18,7 +19,6 @@ from tests.integration.finance_monitor.fm_support import (
     surge_items,
     wait_for,
 )
-from tests.support.servers import start_app_server
 
 pytestmark = pytest.mark.e2e
 

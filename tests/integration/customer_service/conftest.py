@@ -20,8 +20,8 @@ def cs_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cs_url(cs_state_dir: Path) -> Iterator[str]:
     """Base URL of a real customer-service server (uvicorn subprocess)."""
+    from keel_service.servers import start_app_server
     from tests.integration.customer_service.cs_support import APP, server_env
-    from tests.support.servers import start_app_server
 
     with start_app_server(APP, env=server_env(cs_state_dir), timeout_s=180) as url:
         yield url

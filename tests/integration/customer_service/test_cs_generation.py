@@ -10,8 +10,8 @@ import pytest
 
 from customer_service.grounding import check_grounding
 from customer_service.knowledge_base import RetrievedPassage
+from keel_service.servers import start_app_server
 from tests.integration.customer_service.cs_support import APP, server_env
-from tests.support.servers import start_app_server
 
 pytestmark = pytest.mark.integration
 

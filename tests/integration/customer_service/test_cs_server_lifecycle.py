@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel_service.servers import start_app_server
 from tests.integration.customer_service.cs_support import APP, server_env
-from tests.support.servers import start_app_server
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from finance_monitor.kafka_io import ensure_topics, make_consumer, make_producer
 from finance_monitor.replay import ReplayItem, SurgePlan, demo_stream, send_stream
-from tests.support.servers import free_port, stop_process_group
+from keel_service.servers import free_port, stop_process_group
 
 WINDOW_S = 10.0
 LIVE_RATE = 250.0  # messages/s of the paced surge streams

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from finance_monitor.alertmanager import fingerprint
+from keel_service.servers import start_app_server
 from tests.integration.finance_monitor.fm_support import (
     API_KEY,
     LIVE_RATE,
@@ -23,7 +24,6 @@ from tests.integration.finance_monitor.fm_support import (
     surge_items,
     wait_for,
 )
-from tests.support.servers import start_app_server
 
 pytestmark = pytest.mark.integration
 

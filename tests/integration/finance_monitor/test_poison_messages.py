@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from finance_monitor.kafka_io import make_consumer, make_producer
+from keel_service.servers import free_port
 from tests.integration.finance_monitor.fm_support import (
     cli_process,
     create_topics,
@@ -24,7 +25,6 @@ from tests.integration.finance_monitor.fm_support import (
     topic_records,
     wait_for,
 )
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 3

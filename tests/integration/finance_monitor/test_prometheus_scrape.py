@@ -12,8 +12,8 @@ import httpx
 import pytest
 import yaml
 
+from keel_service.servers import free_port, start_app_server, stop_process_group
 from tests.integration.finance_monitor.fm_support import fm_env, wait_for
-from tests.support.servers import free_port, start_app_server, stop_process_group
 
 pytestmark = pytest.mark.integration
 

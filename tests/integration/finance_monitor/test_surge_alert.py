@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel_service.servers import start_app_server
 from tests.integration.finance_monitor.fm_support import (
     CONTROL_TOPIC,
     LIVE_RATE,
@@ -19,7 +20,6 @@ from tests.integration.finance_monitor.fm_support import (
     surge_items,
     wait_for,
 )
-from tests.support.servers import start_app_server
 
 pytestmark = pytest.mark.integration
 
