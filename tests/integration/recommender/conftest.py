@@ -20,8 +20,8 @@ def rec_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def rec_url(rec_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real recommender server (uvicorn subprocess) on a private state copy."""
+    from keel_service.servers import start_app_server
     from tests.integration.recommender.rec_support import APP, copy_state, server_env
-    from tests.support.servers import start_app_server
 
     state = copy_state(rec_prepared, tmp_path_factory.mktemp("rec") / "state")
     with start_app_server(APP, env=server_env(state), timeout_s=240) as url:

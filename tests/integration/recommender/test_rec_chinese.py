@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from keel_service.servers import start_app_server
 from tests.integration.recommender.rec_support import APP, prepare_state, server_env
-from tests.support.servers import start_app_server
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 ME5_ENV = {"KEEL_REC_BASE_MODEL": "me5-small", "KEEL_REC_MAX_PAIRS": "2"}

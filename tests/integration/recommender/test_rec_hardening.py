@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel_service.servers import start_app_server
 from tests.integration.recommender.rec_support import API_KEY, APP, copy_state, server_env
-from tests.support.servers import start_app_server
 
 pytestmark = pytest.mark.integration
 

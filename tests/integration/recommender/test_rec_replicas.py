@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel_service.servers import free_port, start_app_server, stop_process_group
 from tests.integration.recommender.rec_support import (
     API_KEY,
     APP,
@@ -25,7 +26,6 @@ from tests.integration.recommender.rec_support import (
     copy_state,
     server_env,
 )
-from tests.support.servers import free_port, start_app_server, stop_process_group
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +126,7 @@ def test_two_replicas_on_one_postgres_share_catalogue_and_events(
 
 
 @contextmanager
-def cli_server(state: Path, workers: int) -> Iterator[str]:
+def cli_server(state: Path, workers: int, **extra_env: str) -> Iterator[str]:
     """``recommender serve --workers N`` as a subprocess; yields its base URL once ready."""
     port = free_port()
     env = {
@@ -134,6 +134,7 @@ def cli_server(state: Path, workers: int) -> Iterator[str]:
         **TEST_ENV,
         "KEEL_REC_API_KEY": API_KEY,
         "KEEL_REC_CATALOGUE_POLL_INTERVAL_S": "1",
+        **extra_env,
     }
     log = state.parent / "serve.log"
     with log.open("wb") as out:
@@ -167,10 +168,27 @@ def test_serve_with_two_workers_answers_and_workers_share_the_catalogue(
     rec_prepared: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     state = copy_state(rec_prepared, tmp_path_factory.mktemp("rec-workers") / "state")
-    with cli_server(state, workers=2) as url, httpx.Client(base_url=url, timeout=60) as http:
+    metrics_dir = tmp_path_factory.mktemp("prometheus-multiproc")
+    with (
+        cli_server(state, workers=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as url,
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
         for _ in range(10):  # connections land on either worker
-            resp = http.post("/rerank", json={"history": ["c001"], "candidates": ["c002", "c061"]})
+            with httpx.Client(base_url=url, timeout=60) as fresh:
+                resp = fresh.post(
+                    "/rerank", json={"history": ["c001"], "candidates": ["c002", "c061"]}
+                )
             assert resp.status_code == 200, resp.text
+        # Either worker's /metrics adds up both workers' samples (multiprocess mode).
+        text = http.get("/metrics").text
+        counted = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("http_requests_total{")
+            and 'route="/rerank"' in line
+            and 'status="200"' in line
+        ]
+        assert sum(counted) >= 10, text[-3000:]
         item = {**NEW_ITEM, "id": "workers-wheel"}
         resp = http.put("/catalogue/items", json={"items": [item]}, headers=KEY)
         assert resp.status_code == 200, resp.text
