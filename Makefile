@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV_PY := .venv/bin/python
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=30
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test lint format bench kafka-start kafka-stop clean

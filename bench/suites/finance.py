@@ -395,7 +395,7 @@ def _run_stream(
     from finance_monitor.kafka_io import make_producer
     from finance_monitor.replay import send_stream
     from finance_monitor.rules import load_rules_file
-    from finance_monitor.store import MonitorStore
+    from finance_monitor.storage import MonitorStore
     from finance_monitor.trend import default_window_specs
     from finance_monitor.trend_worker import TrendConfig, TrendWorker
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from finance_monitor.kafka_io import make_consumer
-from finance_monitor.store import MonitorStore
+from finance_monitor.storage import MonitorStore
 from tests.integration.finance_monitor.fm_support import (
     WebhookRecorder,
     cli_process,

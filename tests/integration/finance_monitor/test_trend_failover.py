@@ -14,7 +14,7 @@ import pytest
 
 from finance_monitor.messages import ScoredRecord
 from finance_monitor.rules import load_rules_file
-from finance_monitor.store import MonitorStore, partition_owners_table
+from finance_monitor.storage import MonitorStore, partition_owners_table
 from finance_monitor.trend import TrendProcessor, default_window_specs
 from tests.integration.finance_monitor.fm_support import (
     WINDOW_S,

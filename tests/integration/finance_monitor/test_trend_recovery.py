@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from finance_monitor.messages import ScoredRecord
-from finance_monitor.store import MonitorStore
+from finance_monitor.storage import MonitorStore
 from tests.integration.finance_monitor.fm_support import (
     cli_process,
     create_topics,

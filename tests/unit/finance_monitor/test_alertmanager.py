@@ -18,7 +18,7 @@ from finance_monitor.alertmanager import am_alert, am_labels, fingerprint, rfc33
 from finance_monitor.dispatcher import AlertDispatcher
 from finance_monitor.rules import Alert, Resolution
 from finance_monitor.silencing import Matcher
-from finance_monitor.store import MonitorStore
+from finance_monitor.storage import MonitorStore
 
 SCHEMA = json.loads((Path(__file__).parent / "alertmanager_webhook_v4.schema.json").read_text())
 HOOK = "http://hooks.example.com/keel"

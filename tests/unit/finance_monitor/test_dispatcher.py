@@ -11,7 +11,7 @@ import pytest
 
 from finance_monitor.dispatcher import AlertDispatcher
 from finance_monitor.rules import Alert
-from finance_monitor.store import MonitorStore, Receiver
+from finance_monitor.storage import MonitorStore, Receiver
 from finance_monitor.webhooks import receiver_id
 from finance_monitor.windows import ClosedWindow
 

@@ -36,7 +36,7 @@ from finance_monitor import metrics
 from finance_monitor.alertmanager import am_alert, webhook_payload
 from finance_monitor.rules import Alert
 from finance_monitor.silencing import group_alerts, is_silenced
-from finance_monitor.store import Delivery, MonitorStore, Receiver
+from finance_monitor.storage import Delivery, MonitorStore, Receiver
 from finance_monitor.webhooks import (
     AttemptResult,
     post_once,

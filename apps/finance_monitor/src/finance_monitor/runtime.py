@@ -15,7 +15,7 @@ from finance_monitor.model_prep import PrepConfig, load_scoring_model, prepare_m
 from finance_monitor.rules import load_rules_file
 from finance_monitor.scorer_worker import ScorerConfig, ScorerWorker
 from finance_monitor.scoring import ScoringModel
-from finance_monitor.store import MonitorStore
+from finance_monitor.storage import MonitorStore
 from finance_monitor.supervisor import StageSupervisor
 from finance_monitor.tickers import TickerExtractor, load_companies
 from finance_monitor.trend import default_window_specs

@@ -32,7 +32,7 @@ from finance_monitor.errors import InvalidMessageError
 from finance_monitor.kafka_io import make_consumer, make_producer
 from finance_monitor.messages import ScoredRecord, check_event_time
 from finance_monitor.rules import Alert, Resolution, RuleSpec
-from finance_monitor.store import Checkpoint, MonitorStore, PartitionFencedError
+from finance_monitor.storage import Checkpoint, MonitorStore, PartitionFencedError
 from finance_monitor.trend import TrendProcessor
 from finance_monitor.windows import WindowSpec
 

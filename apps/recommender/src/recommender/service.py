@@ -22,7 +22,7 @@ from recommender.config import Settings
 from recommender.datasets import Item, load_dataset
 from recommender.errors import ModelNotReadyError, UnknownItemError
 from recommender.features import HistoryBatch, recency_weights
-from recommender.observability import ServiceMetrics
+from recommender.metrics import ServiceMetrics
 from recommender.prepare import prepare
 from recommender.ranking import RankOptions, RankResult, rank_candidates
 from recommender.scorer import Signals, candidates_from_rows

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from finance_monitor.config import Settings, get_settings
 from finance_monitor.runtime import MonitorRuntime
-from finance_monitor.store import MonitorStore
+from finance_monitor.storage import MonitorStore
 from keel_service import Role, require_role
 
 

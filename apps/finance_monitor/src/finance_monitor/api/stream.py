@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from finance_monitor import metrics
 from finance_monitor.api.deps import SettingsDep, StoreDep
-from finance_monitor.store import MonitorStore
+from finance_monitor.storage import MonitorStore
 
 router = APIRouter(prefix="/api/stream", tags=["stream"])
 POLL_S = 1.0

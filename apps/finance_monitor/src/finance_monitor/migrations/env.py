@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from finance_monitor.store import metadata
+from finance_monitor.storage import metadata
 from keel_service.db import run_migrations_online
 
 run_migrations_online(context, metadata)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from finance_monitor.errors import NotFoundError
 from finance_monitor.rules import Alert, RuleSpec, load_rules_file
 from finance_monitor.silencing import Matcher
-from finance_monitor.store import (
+from finance_monitor.storage import (
     VERSION_TABLE,
     Checkpoint,
     MonitorStore,
