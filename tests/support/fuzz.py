@@ -54,6 +54,8 @@ def fuzz_for_server_errors(
         "--seed",
         str(SEED),
         "--generation-deterministic",
+        "--generation-database",
+        "none",
         "--workers",
         "1",
         "--request-timeout",
