@@ -53,9 +53,7 @@ def fuzz_for_server_errors(
         str(max_examples),
         "--seed",
         str(SEED),
-        "--generation-deterministic",
-        "--generation-database",
-        "none",
+        "--generation-deterministic",  # implies no example database on disk
         "--workers",
         "1",
         "--request-timeout",
