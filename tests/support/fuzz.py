@@ -27,7 +27,7 @@ def fuzz_for_server_errors(
     api_key: str,
     report_dir: Path,
     *,
-    max_examples: int = 25,
+    max_examples: int = 12,
     exclude_paths: Sequence[str] = (),
     timeout_s: float = 1500,
 ) -> FuzzResult:
