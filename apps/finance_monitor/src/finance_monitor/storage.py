@@ -824,23 +824,33 @@ class MonitorStore:
             alerts = [a for a in candidates if self._take_alert(db, a.key, state, sent_at=sent_at)]
             if not alerts:
                 return 0
-            for keys, payload in make_groups(alerts):
-                body = json.dumps(payload)
-                for receiver in receivers:
-                    delivery_id = db.execute(
-                        sa.insert(deliveries_table).values(
-                            receiver=receiver.id,
-                            receiver_label=receiver.label,
-                            payload=body,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    ).inserted_primary_key[0]
-                    db.execute(
-                        self._insert(delivery_alerts_table).on_conflict_do_nothing(),
-                        [{"alert_key": key, "delivery_id": delivery_id} for key in keys],
-                    )
+            self._queue_deliveries(db, receivers, make_groups(alerts), now)
         return len(alerts)
+
+    def _queue_deliveries(
+        self,
+        db: Connection,
+        receivers: list[Receiver],
+        groups: list[tuple[list[str], dict[str, Any]]],
+        now: float,
+    ) -> None:
+        """One delivery row per group and receiver, linked to the alerts it carries."""
+        for keys, payload in groups:
+            body = json.dumps(payload)
+            for receiver in receivers:
+                delivery_id = db.execute(
+                    sa.insert(deliveries_table).values(
+                        receiver=receiver.id,
+                        receiver_label=receiver.label,
+                        payload=body,
+                        next_attempt_at=now,
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]
+                db.execute(
+                    self._insert(delivery_alerts_table).on_conflict_do_nothing(),
+                    [{"alert_key": key, "delivery_id": delivery_id} for key in keys],
+                )
 
     def enqueue_resolved(
         self,
@@ -884,22 +894,7 @@ class MonitorStore:
                     taken.append(_alert_from_row(row))
             if not taken or not receivers:
                 return len(taken)
-            for keys, payload in make_groups(taken):
-                body = json.dumps(payload)
-                for receiver in receivers:
-                    delivery_id = db.execute(
-                        sa.insert(deliveries_table).values(
-                            receiver=receiver.id,
-                            receiver_label=receiver.label,
-                            payload=body,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    ).inserted_primary_key[0]
-                    db.execute(
-                        self._insert(delivery_alerts_table).on_conflict_do_nothing(),
-                        [{"alert_key": key, "delivery_id": delivery_id} for key in keys],
-                    )
+            self._queue_deliveries(db, receivers, make_groups(taken), now)
         return len(taken)
 
     def alerts_by_keys(self, keys: Iterable[str]) -> list[dict[str, Any]]:
