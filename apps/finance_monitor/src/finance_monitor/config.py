@@ -45,6 +45,8 @@ class Settings(ServiceSettings):
     model_max_length: int = Field(default=48, ge=8, le=256)
     num_threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=256, ge=1, le=10_000)
+    # Verdicts of recent texts kept for exact repeats (whitespace-normalised); 0 turns it off.
+    score_cache_size: int = Field(default=50_000, ge=0, le=10_000_000)
     max_text_chars: int = Field(default=10_000, ge=10, le=100_000)
     companies_file: Path | None = None
 

@@ -73,6 +73,7 @@ def build_scorer(settings: Settings, model: ScoringModel) -> ScorerWorker:
         max_future_skew_s=settings.max_future_skew_s,
         max_past_skew_s=settings.max_past_skew_s,
         dedup_cache_size=settings.dedup_cache_size,
+        score_cache_size=settings.score_cache_size,
     )
     return ScorerWorker(config, model, TickerExtractor(load_companies(settings.companies_file)))
 

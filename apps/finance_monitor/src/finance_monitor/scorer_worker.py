@@ -21,7 +21,13 @@ from finance_monitor.dlq import DEFAULT_MAX_VALUE_BYTES, dead_letter
 from finance_monitor.errors import InvalidMessageError
 from finance_monitor.kafka_io import MAX_MESSAGE_BYTES, make_consumer, make_producer
 from finance_monitor.messages import parse_raw_message
-from finance_monitor.scoring import PendingMessage, ScoringModel, enrich, score_texts
+from finance_monitor.scoring import (
+    PendingMessage,
+    ScoreCache,
+    ScoringModel,
+    enrich,
+    score_texts,
+)
 from finance_monitor.tickers import TickerExtractor
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,8 @@ class ScorerConfig:
     max_past_skew_s: float = 7 * 86400.0
     dedup_cache_size: int = 100_000
     dlq_max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    # Verdicts of recent texts (whitespace-normalised), reused for exact repeats; 0: off.
+    score_cache_size: int = 50_000
 
 
 def dlq_headers(
@@ -105,6 +113,7 @@ class ScorerWorker:
         self.dead_lettered = 0
         self.redelivered = 0
         self.dedup = DedupCache(config.dedup_cache_size)
+        self.score_cache = ScoreCache(config.score_cache_size)
         self.last_error: str | None = None
         self._last_lag_check = 0.0
         self._rate_mark = (time.monotonic(), 0)
@@ -195,7 +204,7 @@ class ScorerWorker:
         """
         texts = [p.message.scoring_text for p in pending]
         try:
-            return list(score_texts(self.model, texts))
+            return list(self.score_cache.score(self.model, texts))
         except Exception:  # isolate the record that breaks the model
             log.exception("batch scoring failed; scoring the %d messages one by one", len(texts))
         out: list[Any] = []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -71,6 +73,76 @@ def score_texts(model: ScoringModel, texts: list[str]) -> list[Scored]:
             )
         )
     return out
+
+
+def cache_key(text: str) -> str:
+    """The text as the repeat cache keys it: runs of whitespace collapsed, ends stripped.
+
+    The encoders' tokenizers split on whitespace, so two texts with the same key get the
+    same tokens and the same verdict.
+    """
+    return " ".join(text.split())
+
+
+class ScoreCache:
+    """LRU of verdicts keyed on ``cache_key(text)``: news and social streams repeat.
+
+    A hit skips the encoder and both heads. The verdict kept is the one of the text's
+    first scoring (int8 dynamic quantization makes a verdict depend slightly on its
+    batch-mates, so a repeat scored again could differ in the last digits).
+
+    Args:
+        capacity: most texts kept (0: no caching).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError(f"capacity={capacity}: must be >= 0")
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[str, Scored] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    def score(self, model: ScoringModel, texts: list[str]) -> list[Scored]:
+        """``score_texts`` with repeats answered from the cache (and scored once per batch)."""
+        if self.capacity == 0:
+            self.misses += len(texts)
+            return score_texts(model, texts)
+        keys = [cache_key(t) for t in texts]
+        out: list[Scored | None] = [None] * len(texts)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for i, key in enumerate(keys):
+                hit = self._items.get(key)
+                if hit is None:
+                    missing.setdefault(key, []).append(i)
+                else:
+                    self._items.move_to_end(key)
+                    out[i] = hit
+        if missing:
+            firsts = [texts[rows[0]] for rows in missing.values()]
+            verdicts = score_texts(model, firsts)
+            with self._lock:
+                for (key, rows), verdict in zip(missing.items(), verdicts, strict=True):
+                    for i in rows:
+                        out[i] = verdict
+                    self._items[key] = verdict
+                    self._items.move_to_end(key)
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        # A miss is a text the encoder ran on; in-batch repeats of it count as hits.
+        self.misses += len(missing)
+        self.hits += len(texts) - len(missing)
+        return cast("list[Scored]", out)
 
 
 def enrich(
