@@ -35,6 +35,12 @@ ACK_TIMEOUT_S = 60.0
 LAG_INTERVAL_S = 5.0
 
 
+# Stages of the scorer loop, in order: waiting in poll, parsing and validation, the model
+# (cache included), building and sending the scored records, waiting for the broker's
+# acknowledgements, the offset commit.
+STAGES = ("poll", "parse", "score", "records", "acks", "commit")
+
+
 @dataclass(frozen=True)
 class ScorerConfig:
     """Where the scorer reads and writes, and how much it takes at once."""
@@ -114,6 +120,8 @@ class ScorerWorker:
         self.redelivered = 0
         self.dedup = DedupCache(config.dedup_cache_size)
         self.score_cache = ScoreCache(config.score_cache_size)
+        # Wall seconds spent in each stage of the loop (the profile of where time goes).
+        self.stage_s = dict.fromkeys(STAGES, 0.0)
         self.last_error: str | None = None
         self._last_lag_check = 0.0
         self._rate_mark = (time.monotonic(), 0)
@@ -139,8 +147,10 @@ class ScorerWorker:
         metrics.WORKER_UP.labels("scorer").set(1)
         try:
             while not self._stop.is_set():
+                mark = time.perf_counter()
                 polled = consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.batch_size)
                 records = [r for batch in polled.values() for r in batch]
+                self.stage_s["poll"] += time.perf_counter() - mark
                 if records:
                     self.process_batch(records, producer, consumer)
                 self._report_lag(consumer)
@@ -236,7 +246,9 @@ class ScorerWorker:
                 pending.append(self._parse(rec, batch_ids))
             except InvalidMessageError as exc:
                 futures.append(self._dead_letter(producer, rec, exc.reason))
+        mark = self._stage("parse", started)
         verdicts = self._score(pending) if pending else []
+        mark = self._stage("score", mark)
         scored_ok: list[PendingMessage] = []
         produced = 0
         for item, verdict in zip(pending, verdicts, strict=True):
@@ -274,9 +286,11 @@ class ScorerWorker:
                 futures.append(producer.send(cfg.scored_topic, key=key, value=value))
             produced += len(values)
             scored_ok.append(item)
+        mark = self._stage("records", mark)
         producer.flush(timeout=ACK_TIMEOUT_S)
         for future in futures:
             future.get(timeout=ACK_TIMEOUT_S)  # raises if the broker did not acknowledge
+        mark = self._stage("acks", mark)
         for item in scored_ok:
             self.dedup.add(item.message.id, item.partition, item.offset)
         offsets: dict[Any, Any] = {}
@@ -288,11 +302,18 @@ class ScorerWorker:
             consumer.commit(offsets=offsets)
         except CommitFailedError as exc:  # rebalance in flight: the batch will be redelivered
             log.warning("offset commit failed (%s); records will be redelivered", exc)
+        self._stage("commit", mark)
         self.processed += len(scored_ok)
         metrics.MESSAGES_SCORED.inc(len(scored_ok))
         metrics.RECORDS_PRODUCED.inc(produced)
         metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
+
+    def _stage(self, name: str, since: float) -> float:
+        """Add the time since ``since`` to stage ``name``; return now."""
+        now = time.perf_counter()
+        self.stage_s[name] += now - since
+        return now
 
     def _report_lag(self, consumer: Any) -> None:
         now = time.monotonic()
