@@ -1,4 +1,4 @@
-"""Command line: ``customer-service prepare | serve | export | train-retriever``."""
+"""Command line: ``customer-service prepare | serve | export | export-corrections | train-retriever``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     print(f"wrote {count} records to {args.out}")
+    return 0
+
+
+def _cmd_export_corrections(args: argparse.Namespace) -> int:
+    from customer_service.corrections import CorrectionStore, ExportFormat, export_corrections
+    from customer_service.storage import ConversationStore
+
+    settings = _settings(args)
+    store = ConversationStore(settings.resolved_database_url)
+    try:
+        version, rows = CorrectionStore(store.engine, store.write_gate).corrections()
+    finally:
+        store.close()
+    fmt: ExportFormat = args.format or ("csv" if args.out.suffix == ".csv" else "jsonl")
+    with args.out.open("w", encoding="utf-8", newline="") as handle:
+        handle.writelines(export_corrections(rows, fmt))
+    print(f"wrote {len(rows)} corrections (dataset version {version}, {fmt}) to {args.out}")
     return 0
 
 
@@ -145,6 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     common(export)
     export.add_argument("--out", type=Path, required=True)
     export.set_defaults(func=_cmd_export)
+
+    corr = sub.add_parser(
+        "export-corrections",
+        help="agents' intent corrections as labelled training data (CSV or JSONL, PII masked)",
+    )
+    common(corr)
+    corr.add_argument("--out", type=Path, required=True, help="file to write (.csv or .jsonl)")
+    corr.add_argument(
+        "--format", choices=["csv", "jsonl"], help="default: from the file's suffix (else jsonl)"
+    )
+    corr.set_defaults(func=_cmd_export_corrections)
 
     retr = sub.add_parser(
         "train-retriever",

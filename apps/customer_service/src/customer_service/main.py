@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from customer_service import __version__
-from customer_service.api import admin, agent, chat, pages, system
+from customer_service.api import admin, agent, chat, pages, review, system
 from customer_service.api.errors import install_error_handlers
 from customer_service.config import ENV_PREFIX, Settings, get_settings
 from customer_service.runtime import AppRuntime
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, background_start: bool = True) 
     configure_app(app, settings, env_prefix=ENV_PREFIX)
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (system, chat, agent, admin, pages):
+    for module in (system, chat, agent, review, admin, pages):
         app.include_router(module.router)
     static_dir = resources.files("customer_service").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")

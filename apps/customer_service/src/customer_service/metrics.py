@@ -44,6 +44,26 @@ class AppMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Drift: the top-intent confidence of every message the model read, and how many
+        # fell under the calibrated out-of-scope threshold (the fallback rate is
+        # cs_messages_total{kind="fallback"}); alert thresholds in deploy/prometheus.
+        self.intent_confidence = Histogram(
+            "cs_intent_confidence",
+            "Top-intent probability of each customer message the bot classified",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+            registry=self.registry,
+        )
+        self.out_of_scope = Counter(
+            "cs_out_of_scope_total",
+            "Customer messages whose top intent is under the calibrated out-of-scope threshold",
+            registry=self.registry,
+        )
+        self.corrections = Counter(
+            "cs_intent_corrections_total",
+            "Agents' intent corrections that changed the training data, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
         self.rate_limited = Counter(
             "cs_rate_limited_total", "Requests refused by the rate limit", registry=self.registry
         )

@@ -89,3 +89,36 @@ kb_state = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("content_fingerprint", sa.String(64), nullable=True),
 )
+
+# Agents' intent corrections of customer messages: the labelled training data of the
+# feedback loop (migration 0003). One row per corrected message (a later correction
+# replaces it); ``label`` is an intent, or NULL with ``out_of_scope`` set. Every change
+# takes the next dataset version (``corrections_state.version``) and deletions stay as
+# tombstones, like the knowledge base. ``message_id`` is no foreign key: a correction is
+# training data (masked text only) and outlives the conversation's retention.
+intent_corrections = sa.Table(
+    "intent_corrections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("conversation_id", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("label", sa.String(128), nullable=True),
+    sa.Column("out_of_scope", sa.Boolean, nullable=False),
+    sa.Column("predicted_intent", sa.String(128), nullable=True),
+    sa.Column("predicted_confidence", sa.Double, nullable=True),
+    sa.Column("reason", sa.String(32), nullable=True),
+    sa.Column("agent", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("version", sa.BigInteger, nullable=False, index=True),
+)
+
+# One row (id 1): the corrections dataset's version (0 before the first correction).
+corrections_state = sa.Table(
+    "corrections_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)

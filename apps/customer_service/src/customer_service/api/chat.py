@@ -88,6 +88,10 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
     metrics.messages.labels(reply.kind.value).inc()
     if reply.intent:
         metrics.intents.labels(reply.intent).inc()
+    if reply.confidence is not None:  # drift: the model's reading of this message
+        metrics.intent_confidence.observe(reply.confidence)
+        if reply.confidence < services.dialogue.intents.threshold:
+            metrics.out_of_scope.inc()
     if reply.kind is AnswerKind.HANDOFF:
         metrics.handoffs.labels("bot").inc()
     if reply.generation is not None:
