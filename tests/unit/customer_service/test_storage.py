@@ -153,10 +153,12 @@ def test_a_database_from_before_the_version_column_is_upgraded(tmp_path: Path) -
     assert store.get_conversation("abc").version == 1
     ConversationStore(f"sqlite:///{path}").close()  # a second start finds it upgraded
     engine = sa.create_engine(f"sqlite:///{path}")
-    assert schema_revision(engine, VERSION_TABLE) == "0002"
+    assert schema_revision(engine, VERSION_TABLE) == "0003"
     columns = {c["name"] for c in sa.inspect(engine).get_columns("conversations")}
     assert {"version", "handoff_evidence"} <= columns
-    assert {"kb_documents", "kb_state"} <= set(sa.inspect(engine).get_table_names())
+    assert {"kb_documents", "kb_state", "intent_corrections", "corrections_state"} <= set(
+        sa.inspect(engine).get_table_names()
+    )
 
 
 def test_retention_purges_old_conversations_only(store: ConversationStore) -> None:
