@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from keel_service.servers import start_app_server
 from tests.integration.finance_monitor.fm_support import (
@@ -85,6 +86,16 @@ def test_injected_surge_alerts_exactly_once(
             metrics = httpx.get(f"{base}/metrics").text
             assert "finance_messages_scored_total" in metrics
             assert "finance_consumer_lag" in metrics or "finance_scoring_batch_seconds" in metrics
+            # Drift: every scored message is in the sentiment mix of its source.
+            samples = [s for f in text_string_to_metric_families(metrics) for s in f.samples]
+            scored = sum(s.value for s in samples if s.name == "finance_messages_scored_total")
+            mix = {
+                (s.labels["source"], s.labels["sentiment"]): s.value
+                for s in samples
+                if s.name == "finance_sentiment_total"
+            }
+            assert sum(mix.values()) == scored > 0
+            assert any(v > 0 for (_, sentiment), v in mix.items() if sentiment == "negative")
 
 
 def _epoch(iso: str) -> float:

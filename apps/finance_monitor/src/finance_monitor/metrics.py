@@ -36,6 +36,28 @@ ALERT_DELIVERIES = Counter(
     "finance_alert_deliveries_total", "Alert notifications", ["channel", "outcome"]
 )
 WORKER_UP = Gauge("finance_worker_up", "1 while a stage's loop runs", ["stage"])
+# Drift: the sentiment mix per source over time (rate() of this counter by source and
+# sentiment); the alert KeelSentimentMixShift compares the last hour with the last day.
+SENTIMENT_MIX = Counter(
+    "finance_sentiment_total",
+    "Scored messages by source and predicted sentiment",
+    ["source", "sentiment"],
+)
+#: Distinct ``source`` label values kept per process; later sources count as ``other``,
+#: so a producer inventing sources cannot blow up the metric's cardinality.
+MAX_SENTIMENT_SOURCES = 50
+_sentiment_sources: set[str] = set()
+
+
+def record_sentiment(source: str, sentiment: str) -> None:
+    """Count one scored message in :data:`SENTIMENT_MIX` (source names capped)."""
+    name = source.strip()[:64] or "unknown"
+    if name not in _sentiment_sources:
+        if len(_sentiment_sources) >= MAX_SENTIMENT_SOURCES:
+            name = "other"
+        else:
+            _sentiment_sources.add(name)
+    SENTIMENT_MIX.labels(name, sentiment).inc()
 
 
 def _counter(name: str, documentation: str, labels: list[str]) -> Counter:

@@ -250,6 +250,7 @@ class ScorerWorker:
         verdicts = self._score(pending) if pending else []
         mark = self._stage("score", mark)
         scored_ok: list[PendingMessage] = []
+        mix: list[tuple[str, str]] = []  # (source, sentiment) of each scored message
         produced = 0
         for item, verdict in zip(pending, verdicts, strict=True):
             rec = by_position[(item.partition, item.offset)]
@@ -286,6 +287,7 @@ class ScorerWorker:
                 futures.append(producer.send(cfg.scored_topic, key=key, value=value))
             produced += len(values)
             scored_ok.append(item)
+            mix.append((item.message.source, verdict.sentiment))
         mark = self._stage("records", mark)
         producer.flush(timeout=ACK_TIMEOUT_S)
         for future in futures:
@@ -305,6 +307,8 @@ class ScorerWorker:
         self._stage("commit", mark)
         self.processed += len(scored_ok)
         metrics.MESSAGES_SCORED.inc(len(scored_ok))
+        for source, sentiment in mix:
+            metrics.record_sentiment(source, sentiment)
         metrics.RECORDS_PRODUCED.inc(produced)
         metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
