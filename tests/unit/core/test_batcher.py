@@ -134,3 +134,39 @@ def test_closed_batcher_refuses_requests_and_bad_config_is_rejected() -> None:
         batcher.submit(1)
     with pytest.raises(ConfigError, match="max_batch_size"):
         MicroBatcher(lambda items: items, max_batch_size=0)
+
+
+def test_once_n_came_together_a_batch_of_n_goes_without_waiting_out_the_window() -> None:
+    """After a batch of 8, the next 8 requests go as soon as all are in: with a 60 s
+    window and a 20 s deadline, a batch that waited the window out would fail them."""
+    gate = threading.Event()
+    batch_sizes: list[int] = []
+
+    def double(items: list[int]) -> list[int]:
+        batch_sizes.append(len(items))
+        gate.wait(30)
+        return [2 * x for x in items]
+
+    with (
+        MicroBatcher(double, max_batch_size=32, max_wait_ms=60_000, default_timeout_s=20) as b,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        first = pool.submit(b.submit, 0)  # a lone request goes at once (and blocks the model)
+        while not batch_sizes:
+            time.sleep(0.001)
+        queued = [pool.submit(b.submit, x) for x in range(1, 8)]
+        while b.queue_length < 7:
+            time.sleep(0.001)
+        gate.set()  # the 7 queued ones then go together
+        assert first.result() == 0 and [f.result() for f in queued] == list(range(2, 16, 2))
+        again = list(pool.map(b.submit, range(100, 107)))
+        assert again == [2 * x for x in range(100, 107)]
+    assert batch_sizes[:2] == [1, 7]
+    assert sum(batch_sizes) == 15
+
+
+def test_a_lone_caller_is_served_without_waiting_out_the_window() -> None:
+    with MicroBatcher(
+        lambda items: [x + 1 for x in items], max_wait_ms=60_000, default_timeout_s=10
+    ) as batcher:
+        assert [batcher.submit(i) for i in range(5)] == [1, 2, 3, 4, 5]

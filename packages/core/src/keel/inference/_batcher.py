@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import threading
@@ -41,6 +42,14 @@ class MicroBatcher(Generic[T, R]):
     batch and hands result ``i`` to caller ``i``. Requests whose deadline passed while
     queued are failed with ``DeadlineExceededError`` and never sent to ``fn``.
 
+    The batch also goes as soon as it is as large as the largest of the last
+    ``recent_batches`` batches (and nothing more is already queued): with N steady
+    callers each waiting for its answer, the N-th request is the last one that can come,
+    so waiting out ``max_wait_ms`` for company would only add latency. A batch that
+    gathers more than that raises the mark, one that waits the window out without
+    reaching it lowers the mark to its size, and one caller alone is served without
+    waiting. ``recent_batches=0`` always waits the window out (the plain policy).
+
     Args:
         fn: maps a list of items to a sequence of results of the same length.
         max_batch_size: most items per ``fn`` call.
@@ -60,6 +69,7 @@ class MicroBatcher(Generic[T, R]):
         max_wait_ms: float = 5.0,
         max_queue: int = 1024,
         default_timeout_s: float = 5.0,
+        recent_batches: int = 8,
     ) -> None:
         if max_batch_size < 1:
             raise ConfigError("max_batch_size", max_batch_size, "must be >= 1")
@@ -69,6 +79,8 @@ class MicroBatcher(Generic[T, R]):
             raise ConfigError("max_queue", max_queue, "must be >= 1")
         if default_timeout_s <= 0:
             raise ConfigError("default_timeout_s", default_timeout_s, "must be > 0")
+        if recent_batches < 0:
+            raise ConfigError("recent_batches", recent_batches, "must be >= 0 (0: always wait)")
         self._fn = fn
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
@@ -78,6 +90,9 @@ class MicroBatcher(Generic[T, R]):
         self._closed = threading.Event()
         self.batches_run = 0
         self.items_run = 0
+        # Sizes of the last batches; their max is the size at which a batch goes at once.
+        self._recent: collections.deque[int] = collections.deque(maxlen=max(1, recent_batches))
+        self._adaptive = recent_batches > 0
         self._worker = threading.Thread(target=self._run, name="keel-microbatcher", daemon=True)
         self._worker.start()
 
@@ -156,7 +171,12 @@ class MicroBatcher(Generic[T, R]):
             batch = [first]
             stop = False
             flush_at = time.monotonic() + self.max_wait_s
+            expected = max(self._recent, default=1) if self._adaptive else self.max_batch_size
+            waited_out = False
             while len(batch) < self.max_batch_size:
+                if len(batch) >= expected:
+                    # As many as recently came together: take only what is already queued.
+                    flush_at = 0.0
                 remaining = flush_at - time.monotonic()
                 try:
                     nxt = (
@@ -165,11 +185,15 @@ class MicroBatcher(Generic[T, R]):
                         else self._queue.get_nowait()
                     )
                 except queue.Empty:
+                    waited_out = len(batch) < expected
                     break
                 if nxt is _STOP:
                     stop = True
                     break
                 batch.append(nxt)
+            if waited_out:  # fewer callers than before: lower the mark at once
+                self._recent.clear()
+            self._recent.append(len(batch))
             self._process(batch)  # type: ignore[arg-type]
             if stop:
                 return
