@@ -146,3 +146,31 @@ def alertmanager_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             text=True,
             timeout=60,
         )
+
+
+# The apps' prepared models, once per session and shared by the integration and e2e tests
+# (each folder's conftest used to prepare its own: the finance models were trained twice).
+
+
+@pytest.fixture(scope="session")
+def cs_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Support bot: intent model + KB index prepared once per session from the demo data."""
+    from tests.integration.customer_service.cs_support import prepare_state
+
+    return prepare_state(tmp_path_factory.getbasetemp() / "customer-service-state")
+
+
+@pytest.fixture(scope="session")
+def rec_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Recommender: state dir prepared once per session from the bundled demo data."""
+    from tests.integration.recommender.rec_support import prepare_state
+
+    return prepare_state(tmp_path_factory.getbasetemp() / "recommender-state")
+
+
+@pytest.fixture(scope="session")
+def fm_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Finance monitor: models trained once per session (small budget, demo headlines)."""
+    from tests.integration.finance_monitor.fm_support import prepare_test_models
+
+    return prepare_test_models(tmp_path_factory.mktemp("fm-models"))

@@ -8,13 +8,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def cs_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.integration.customer_service.cs_support import prepare_state
-
-    return prepare_state(tmp_path_factory.getbasetemp() / "customer-service-state")
-
-
 @pytest.fixture(scope="module")
 def cs_url(cs_state_dir: Path) -> Iterator[str]:
     from keel_service.servers import start_app_server

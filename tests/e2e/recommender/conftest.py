@@ -8,14 +8,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def rec_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """State dir prepared from the bundled demo data (reused if integration tests ran)."""
-    from tests.integration.recommender.rec_support import prepare_state
-
-    return prepare_state(tmp_path_factory.getbasetemp() / "recommender-state")
-
-
 @pytest.fixture(scope="module")
 def rec_url(rec_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from keel_service.servers import start_app_server

@@ -9,14 +9,6 @@ import httpx
 import pytest
 
 
-@pytest.fixture(scope="session")
-def cs_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Intent model + KB index prepared once per session from the bundled demo data."""
-    from tests.integration.customer_service.cs_support import prepare_state
-
-    return prepare_state(tmp_path_factory.getbasetemp() / "customer-service-state")
-
-
 @pytest.fixture(scope="module")
 def cs_url(cs_state_dir: Path) -> Iterator[str]:
     """Base URL of a real customer-service server (uvicorn subprocess)."""

@@ -36,10 +36,16 @@ def prepare_state(state_dir: Path) -> Path:
 
 
 def server_env(state_dir: Path, **overrides: str) -> dict[str, str]:
-    """Environment of a test server on the prepared state dir."""
+    """Environment of a test server on the prepared state dir.
+
+    Its settings match ``prepare_state``'s (no compression): a server with other settings
+    would find the prepared intent model stale and retrain it at start-up (a minute on 2
+    cores), and publish its own in the shared folder, so the next module retrained again.
+    """
     env = {
         "KEEL_CS_STATE_DIR": str(state_dir),
         "KEEL_CS_API_KEY": API_KEY,
+        "KEEL_CS_COMPRESS": "false",
         "KEEL_CS_RATE_LIMIT_PER_MINUTE": "100000",
         "KEEL_CS_RATE_LIMIT_BURST": "10000",
         "KEEL_CS_NUM_THREADS": "1",

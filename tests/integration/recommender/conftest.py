@@ -9,14 +9,6 @@ import httpx
 import pytest
 
 
-@pytest.fixture(scope="session")
-def rec_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """State dir prepared from the bundled demo data (shared by the whole session)."""
-    from tests.integration.recommender.rec_support import prepare_state
-
-    return prepare_state(tmp_path_factory.getbasetemp() / "recommender-state")
-
-
 @pytest.fixture(scope="module")
 def rec_url(rec_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real recommender server (uvicorn subprocess) on a private state copy."""
