@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,21 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture()
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    with fresh_postgres_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database shared by one module's tests (dropped afterwards):
+    for servers started once per module."""
+    with fresh_postgres_database(postgres_server) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_database(postgres_server: str) -> Iterator[str]:
+    """Create an empty database on the server, yield its URL, drop it afterwards."""
     import sqlalchemy as sa
 
     name = f"keel_test_{uuid.uuid4().hex[:12]}"

@@ -29,15 +29,19 @@ PET_DOC = {
 PET_QUESTION = "Who offers pet insurance for cats?"
 
 
-@pytest.fixture()
-def replicas(cs_state_dir: Path, postgres_url: str, tmp_path: Path) -> Iterator[list[httpx.Client]]:
-    """Clients of replicas A and B: one PostgreSQL, their own state folders."""
+@pytest.fixture(scope="module")
+def replicas(
+    cs_state_dir: Path, postgres_module_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[httpx.Client]]:
+    """Clients of replicas A and B: one PostgreSQL, their own state folders (started once
+    for the module: each test leaves the knowledge base as it found it)."""
+    folder = tmp_path_factory.mktemp("cs-replicas")
     with ExitStack() as stack:
         clients = []
         for name in ("a", "b"):
             env = server_env(
-                copy_state(cs_state_dir, tmp_path / name),
-                KEEL_CS_DATABASE_URL=postgres_url,
+                copy_state(cs_state_dir, folder / name),
+                KEEL_CS_DATABASE_URL=postgres_module_url,
                 KEEL_CS_KB_POLL_INTERVAL_S="1",
             )
             url = stack.enter_context(start_app_server(APP, env=env, timeout_s=240))
