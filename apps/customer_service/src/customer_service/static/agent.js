@@ -122,5 +122,59 @@ $("hand-back").addEventListener("click", async () => {
   } catch (e) { showError(`Hand back: ${e.message}`); }
 });
 
-if (agent.key) { $("api-key").value = agent.key; loadQueue(); }
+// Review queue: correct the intent of customer messages behind thumbs-down answers and
+// hand-offs (or mark them out of scope); each correction is labelled training data.
+const OUT_OF_SCOPE = "__out_of_scope__";
+
+async function loadReview() {
+  if (!agent.key) return;
+  try {
+    const review = await api("/agent/review?limit=50");
+    $("dataset-version").textContent = String(review.dataset_version);
+    const body = $("review-table").querySelector("tbody");
+    body.replaceChildren();
+    for (const item of review.items) body.appendChild(reviewRow(item, review.intents));
+    $("review-empty").hidden = review.items.length > 0;
+  } catch (e) { showError(`Review: ${e.message}`); }
+}
+
+function reviewRow(item, intents) {
+  const row = el("tr", "review-item");
+  row.dataset.messageId = String(item.message_id);
+  row.appendChild(el("td", "text", item.text));
+  const confidence = typeof item.confidence === "number" ? ` (${Math.round(item.confidence * 100)}%)` : "";
+  row.appendChild(el("td", "intent", item.intent ? `${item.intent}${confidence}` : "no intent"));
+  row.appendChild(el("td", "reason", item.reason === "thumbs_down" ? "thumbs down" : "hand-off"));
+  const cell = el("td", "correct");
+  const select = el("select", "correct-intent");
+  select.setAttribute("aria-label", "Correct intent");
+  select.appendChild(new Option("Choose…", ""));
+  for (const intent of intents) select.appendChild(new Option(intent, intent));
+  select.appendChild(new Option("Out of scope", OUT_OF_SCOPE));
+  if (item.intent && intents.includes(item.intent)) select.value = item.intent;
+  const save = el("button", "save-correction", "Save");
+  save.type = "button";
+  save.addEventListener("click", () => saveCorrection(item.message_id, select.value));
+  cell.append(select, save);
+  row.appendChild(cell);
+  return row;
+}
+
+async function saveCorrection(messageId, choice) {
+  if (!choice) { showError("Choose an intent or Out of scope first"); return; }
+  const body = choice === OUT_OF_SCOPE ? { out_of_scope: true } : { intent: choice };
+  try {
+    const saved = await api(`/agent/corrections/${messageId}`, {
+      method: "PUT", body: JSON.stringify({ ...body, agent: agent.name }),
+    });
+    $("dataset-version").textContent = String(saved.dataset_version);
+    showError("");
+    await loadReview();
+  } catch (e) { showError(`Correction: ${e.message}`); }
+}
+
+$("login-form").addEventListener("submit", () => loadReview());
+
+if (agent.key) { $("api-key").value = agent.key; loadQueue(); loadReview(); }
 window.setInterval(loadQueue, 3000);
+window.setInterval(loadReview, 10000);
