@@ -4,6 +4,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from customer_service.corrections import (
     export_corrections,
     is_held_out,
     split_corrections,
+    training_data,
 )
 from customer_service.errors import MessageNotFoundError
 from customer_service.storage import ConversationStore, NewMessage, Role, messages
@@ -154,3 +156,23 @@ def test_split_keeps_every_correction_on_one_side(store: ConversationStore) -> N
     assert sorted(c.message_id for c in train + held_out) == sorted(ids)
     assert all(is_held_out(c.text, 0.5) for c in held_out)
     assert not any(is_held_out(c.text, 0.5) for c in train)
+
+
+def test_training_data_splits_in_scope_keeps_out_of_scope_and_drops_unknown_intents(
+    tmp_path: Path,
+) -> None:
+    store = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    corrections = CorrectionStore(store.engine, store.write_gate)
+    texts = [f"where is card number {i}" for i in range(20)]
+    for text in texts:
+        corrections.correct(_turn(store, text, "fallback", "greeting")[1], "card_arrival")
+    corrections.correct(_turn(store, "tell me a joke", "fallback", "greeting")[1], None)
+    corrections.correct(_turn(store, "bitcoin please", "fallback", "greeting")[1], "crypto")
+    data = training_data(corrections, labels=["card_arrival", "greeting"], holdout_share=0.3)
+    assert data.version == corrections.version() == 22
+    assert data.out_of_scope == ("tell me a joke",)
+    assert sorted(t for t, _ in data.train + data.validation) == sorted(texts)
+    assert {label for _, label in data.train + data.validation} == {"card_arrival"}
+    assert data.validation and data.train  # 20 texts: both sides get some
+    assert all(is_held_out(t, 0.3) for t, _ in data.validation)
+    store.close()

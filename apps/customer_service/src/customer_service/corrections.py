@@ -436,3 +436,49 @@ def split_corrections(
     for correction in corrections:
         (held_out if is_held_out(correction.text, share) else train).append(correction)
     return train, held_out
+
+
+@dataclass(frozen=True)
+class CorrectionTrainingData:
+    """The corrections as training data for the next intent model.
+
+    ``train`` and ``validation`` are ``(text, intent)`` pairs (the validation share is
+    held out by text hash, so both models are scored on corrections the candidate never
+    saw); ``out_of_scope`` are the texts agents marked out of scope (all of them, for the
+    out-of-scope calibration). ``version`` is the dataset version they were read at.
+    """
+
+    version: int
+    train: tuple[tuple[str, str], ...]
+    validation: tuple[tuple[str, str], ...]
+    out_of_scope: tuple[str, ...]
+
+
+def training_data(
+    store: CorrectionStore,
+    labels: Iterable[str] | None = None,
+    holdout_share: float = DEFAULT_HOLDOUT_SHARE,
+) -> CorrectionTrainingData:
+    """Read the live corrections and split them for training.
+
+    Args:
+        store: the corrections.
+        labels: the model's intents; corrections to other intents are left out (an
+            intent the model does not have cannot be learnt by a new head over the same
+            labels). ``None`` keeps every intent.
+        holdout_share: share of the in-scope corrections held out for validation.
+    """
+    version, rows = store.corrections()
+    known = set(labels) if labels is not None else None
+    in_scope = [
+        c
+        for c in rows
+        if not c.out_of_scope and c.label and (known is None or c.label in known) and c.text
+    ]
+    train, held_out = split_corrections(in_scope, holdout_share)
+    return CorrectionTrainingData(
+        version=version,
+        train=tuple((mask_pii(c.text), str(c.label)) for c in train),
+        validation=tuple((mask_pii(c.text), str(c.label)) for c in held_out),
+        out_of_scope=tuple(mask_pii(c.text) for c in rows if c.out_of_scope and c.text),
+    )
