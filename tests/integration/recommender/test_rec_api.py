@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.recommender.rec_support import API_KEY
 
@@ -29,6 +30,33 @@ def test_healthz_and_metrics(client: httpx.Client) -> None:
     metrics = client.get("/metrics").text
     assert "recommender_requests_total" in metrics
     assert 'endpoint="rerank"' in metrics
+
+
+def _sample(client: httpx.Client, name: str, labels: dict[str, str] | None = None) -> float:
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == (labels or {}):
+                return float(sample.value)
+    return 0.0
+
+
+def test_drift_metrics_count_unknown_candidates_and_cold_requests(client: httpx.Client) -> None:
+    known = {"in_catalogue": "true"}
+    unknown = {"in_catalogue": "false"}
+    before = [
+        _sample(client, "recommender_candidate_items_total", known),
+        _sample(client, "recommender_candidate_items_total", unknown),
+        _sample(client, "recommender_cold_requests_total"),
+    ]
+    new_item = {"id": "new-course", "text": "An evening course on pottery glazes."}
+    rerank(client, history=PYTHON_HISTORY, candidates=["c005", "c061", new_item])
+    rerank(client, candidates=["c005"])  # no history: a cold request
+    after = [
+        _sample(client, "recommender_candidate_items_total", known),
+        _sample(client, "recommender_candidate_items_total", unknown),
+        _sample(client, "recommender_cold_requests_total"),
+    ]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 1, 1]
 
 
 def test_matching_catalogue_candidate_ranks_above_unrelated(client: httpx.Client) -> None:

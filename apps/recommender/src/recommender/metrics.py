@@ -31,6 +31,19 @@ class ServiceMetrics:
             buckets=(10, 50, 100, 250, 500, 1000),
             registry=r,
         )
+        # Drift: what callers rank that the catalogue (and so popularity, co-occurrence
+        # and the trained blend) has never seen, and requests without any history.
+        self.candidate_items = Counter(
+            "recommender_candidate_items_total",
+            "Candidates ranked, by whether the catalogue knows the item",
+            ["in_catalogue"],
+            registry=r,
+        )
+        self.cold_requests = Counter(
+            "recommender_cold_requests_total",
+            "Ranking requests with no usable history (cold-start users)",
+            registry=r,
+        )
         self.uncached_texts = Counter(
             "recommender_uncached_texts_total", "Caller texts that had to be embedded", registry=r
         )
@@ -44,6 +57,8 @@ class ServiceMetrics:
             ["reason"],
             registry=r,
         )
+        self.candidate_items.labels("true")
+        self.candidate_items.labels("false")
         self.cooccurrence_rebuilds = Counter(
             "recommender_cooccurrence_rebuilds_total",
             "Times the item-item co-occurrence matrix was rebuilt or replaced (model reloads"

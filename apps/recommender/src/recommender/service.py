@@ -433,6 +433,11 @@ class RecommenderService:
         self.metrics.requests.labels(endpoint, bucket.name).inc()
         self.metrics.latency.labels(endpoint).observe(took)
         self.metrics.candidates.observe(len(candidates))
+        unknown = sum(1 for c in candidates if c.id not in snap.rows)
+        self.metrics.candidate_items.labels("false").inc(unknown)
+        self.metrics.candidate_items.labels("true").inc(len(candidates) - unknown)
+        if len(hist) == 0:
+            self.metrics.cold_requests.inc()
         log.debug(
             "ranked %d candidates for user=%s bucket=%s", len(candidates), user_id, bucket.name
         )
