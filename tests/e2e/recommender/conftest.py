@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rec_url(rec_prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the browser tests (they only add their own items and events)."""
     from keel_service.servers import start_app_server
     from tests.integration.recommender.rec_support import APP, copy_state, server_env
 
