@@ -26,11 +26,17 @@ CONTROL_TOPIC = "Energy | Oil"
 STREAM_TOPICS = [SURGE_TOPIC, CONTROL_TOPIC, "Dividend", "M&A | Investments"]
 
 
-def prepare_test_models(models_dir: Path) -> Path:
-    """Train the models on the bundled demo data with the app's default (small) config."""
+def prepare_test_models(models_dir: Path, chinese: bool = False) -> Path:
+    """Train the models on the bundled demo data with the app's default (small) config;
+    with ``chinese`` also the Chinese heads (cached in ``models_dir`` like the others)."""
     from finance_monitor.model_prep import PrepConfig, prepare_models
 
-    prepare_models(PrepConfig(models_dir=models_dir, show_progress=False), progress=lambda _m: None)
+    config = PrepConfig(models_dir=models_dir, show_progress=False)
+    prepare_models(config, progress=lambda _m: None)
+    if chinese:
+        from finance_monitor.chinese import prepare_chinese_models
+
+        prepare_chinese_models(config, progress=lambda _m: None)
     return models_dir
 
 
@@ -71,6 +77,9 @@ def fm_env(
         "KEEL_FM_WEBHOOK_BACKOFF_S": "0.2",
         "KEEL_FM_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
+        # English-only unless a test asks for the Chinese heads (``KEEL_FM_CHINESE="true"``
+        # with ``prepare_test_models(..., chinese=True)``): they cost a me5-small training.
+        "KEEL_FM_CHINESE": "false",
         **topic_names(),
     }
     env.update(extra)

@@ -43,6 +43,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         prep_config(settings, show_progress=True),
         progress=lambda m: print(f"[prepare] {m}", flush=True),
     )
+    if settings.chinese:
+        from finance_monitor.chinese import prepare_chinese_models
+
+        prepare_chinese_models(
+            prep_config(settings, show_progress=True),
+            progress=lambda m: print(f"[prepare] {m}", flush=True),
+        )
     open_store(settings).close()
     print(f"[prepare] done in {time.perf_counter() - started:.1f}s: {served}", flush=True)
     return 0
@@ -194,8 +201,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             loop=args.loop,
         )
     else:
+        share = args.chinese_share
+        if share is None:
+            share = settings.replay_chinese_share if settings.chinese else 0.0
         items = demo_stream(
-            start=start, spacing_s=spacing, count=args.count, surge=surge, run_id=run_id
+            start=start,
+            spacing_s=spacing,
+            count=args.count,
+            surge=surge,
+            run_id=run_id,
+            chinese_share=share,
         )
     topic = args.topic or settings.raw_topic
     ensure_topics(settings.kafka_bootstrap_servers, all_topics(settings))
@@ -293,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--surge-duration", type=float, default=120.0, help="surge length in event seconds"
     )
     p.add_argument("--time-scale", type=float, default=5.0, help="event seconds per wall second")
+    p.add_argument(
+        "--chinese-share",
+        type=float,
+        help="share of Chinese headlines in the demo stream, 0..1 (default "
+        "KEEL_FM_REPLAY_CHINESE_SHARE, 0.25, when KEEL_FM_CHINESE is on; else 0)",
+    )
     p.set_defaults(fn=cmd_replay)
     return parser
 

@@ -49,6 +49,11 @@ class Settings(ServiceSettings):
     score_cache_size: int = Field(default=50_000, ge=0, le=10_000_000)
     max_text_chars: int = Field(default=10_000, ge=10, le=100_000)
     companies_file: Path | None = None
+    # Chinese headlines get their own topic + sentiment heads on me5-small (prepared with
+    # the English ones); false: the English heads score every text.
+    chinese: bool = True
+    # Share of Chinese headlines in ``replay --demo`` (when ``chinese`` is on).
+    replay_chinese_share: float = Field(default=0.25, ge=0.0, le=1.0)
 
     window_size_s: float = Field(default=60.0, gt=0)
     sliding_size_s: float = Field(default=300.0, gt=0)

@@ -9,7 +9,16 @@ from importlib import resources
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from finance_monitor.api import alerts, pages, rules, silences, stream, system, trends
+from finance_monitor.api import (
+    alerts,
+    headlines,
+    pages,
+    rules,
+    silences,
+    stream,
+    system,
+    trends,
+)
 from finance_monitor.api.errors import install_error_handlers
 from finance_monitor.config import ENV_PREFIX, Settings, get_settings
 from finance_monitor.runtime import MonitorRuntime
@@ -37,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
-    for module in (system, alerts, silences, rules, trends, stream, pages):
+    for module in (system, alerts, silences, rules, trends, stream, headlines, pages):
         app.include_router(module.router)
     static = resources.files("finance_monitor").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -256,6 +256,8 @@ class ScoredRecord:
     raw_partition: int = -1
     raw_offset: int = -1
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Language of the text by script (``zh`` / ``en``): which heads scored it.
+    lang: str = "en"
 
     def to_json_bytes(self) -> bytes:
         """The record as compact UTF-8 JSON."""
@@ -308,6 +310,7 @@ class _ScoredModel(BaseModel):
     raw_partition: int = -1
     raw_offset: int = -1
     extra: dict[str, Any] = Field(default_factory=dict)
+    lang: Literal["en", "zh"] = "en"
 
     @field_validator("id", "source", "text", "title", "topic")
     @classmethod

@@ -77,3 +77,8 @@ RETENTION_DELETED = Counter(
     "finance_retention_deleted_total", "Rows removed by the retention job", ["table"]
 )
 SSE_SUBSCRIBERS = Gauge("finance_sse_subscribers", "Open dashboard event streams")
+MESSAGES_BY_LANGUAGE = Counter(
+    "finance_messages_scored_by_language_total",
+    "Raw messages scored, by language (zh: Chinese heads, en: English heads)",
+    ["lang"],
+)

@@ -82,20 +82,30 @@ def demo_stream(
     topics: list[str] | None = None,
     seed: int = 13,
     run_id: str = "demo",
+    chinese_share: float = 0.0,
 ) -> Iterator[ReplayItem]:
     """Endless (or ``count``-long) stream of demo headlines with a controlled sentiment mix.
 
     Each message picks a topic uniformly (from ``topics`` or every demo topic), then a
     sentiment (``base_negative`` / ``base_positive`` / rest neutral; inside the surge the
     surge topic's negative share is ``surge.negative_share``), then a headline of that
-    topic and sentiment.
+    topic and sentiment: with probability ``chinese_share`` a Chinese one
+    (``demo_data/headlines_zh.jsonl``, ``lang: zh``), else an English one.
     """
     if surge is not None:
         check_surge_topic(surge.topic)
+    if not 0.0 <= chinese_share <= 1.0:
+        raise FinanceMonitorError(f"chinese_share={chinese_share!r}: must be in [0, 1]")
     rng = random.Random(seed)
     pools: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for h in load_demo_headlines():
         pools.setdefault((h["topic"], h["sentiment"]), []).append(h)
+    zh_pools: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if chinese_share > 0:
+        from finance_monitor.chinese import load_demo_headlines_zh
+
+        for h in load_demo_headlines_zh():
+            zh_pools.setdefault((h["topic"], h["sentiment"]), []).append(h)
     chosen = sorted(topics) if topics else sorted({t for t, _ in pools})
     i = 0
     while count is None or i < count:
@@ -111,6 +121,10 @@ def demo_stream(
         pool = pools.get((topic, sentiment)) or [
             h for (t, _), hs in pools.items() if t == topic for h in hs
         ]
+        lang = "en"
+        # Only a mixed stream draws this number: English-only streams stay as they were.
+        if chinese_share > 0 and rng.random() < chinese_share and (topic, sentiment) in zh_pools:
+            pool, lang = zh_pools[(topic, sentiment)], "zh"
         headline = pool[rng.randrange(len(pool))]
         message = {
             "id": f"{run_id}-{i}",
@@ -118,7 +132,7 @@ def demo_stream(
             "source": "demo-replay",
             "text": headline["text"],
             "tickers": headline["tickers"],
-            "lang": "en",
+            "lang": lang,
         }
         yield ReplayItem(message, topic, sentiment, in_surge)
         i += 1

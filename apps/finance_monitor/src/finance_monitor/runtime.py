@@ -10,6 +10,7 @@ from typing import Any
 
 from finance_monitor.config import Settings
 from finance_monitor.dispatcher import AlertDispatcher
+from finance_monitor.feed import HeadlineFeed
 from finance_monitor.kafka_io import ensure_topics, make_producer
 from finance_monitor.model_prep import PrepConfig, load_scoring_model, prepare_models
 from finance_monitor.rules import load_rules_file
@@ -46,7 +47,17 @@ def prep_config(settings: Settings, show_progress: bool = True) -> PrepConfig:
 def load_model(settings: Settings, progress: Callable[[str], None] = log.info) -> ScoringModel:
     """Prepare (or reuse) and load the served scoring model."""
     served = prepare_models(prep_config(settings, show_progress=False), progress=progress)
-    return load_scoring_model(served, settings.num_threads, settings.batch_size)
+    model = load_scoring_model(served, settings.num_threads, settings.batch_size)
+    if settings.chinese:
+        from finance_monitor.chinese import load_chinese_model, prepare_chinese_models
+
+        zh_served = prepare_chinese_models(
+            prep_config(settings, show_progress=False), progress=progress
+        )
+        model.chinese = load_chinese_model(
+            zh_served, model, settings.num_threads, settings.batch_size
+        )
+    return model
 
 
 def all_topics(settings: Settings) -> dict[str, int]:
@@ -159,6 +170,9 @@ class MonitorRuntime:
         self.scorer: ScorerWorker | None = None
         self.trend: TrendWorker | None = None
         self.dispatcher: AlertDispatcher | None = None
+        # Latest headlines + per-language counts for the dashboard (fed by the scorer
+        # thread; stays empty when the stages run as their own processes).
+        self.feed = HeadlineFeed()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.supervisor = build_supervisor(settings)
@@ -188,6 +202,7 @@ class MonitorRuntime:
                     self.settings.kafka_bootstrap_servers, all_topics(self.settings), timeout_s=120
                 )
                 self.scorer = build_scorer(self.settings, self.model)
+                self.scorer.feed = self.feed
                 self.trend = build_trend(self.settings, self.store)
                 self.dispatcher = build_dispatcher(self.settings, self.store)
                 for name, target in (

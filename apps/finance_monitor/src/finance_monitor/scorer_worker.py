@@ -19,6 +19,7 @@ from typing import Any
 from finance_monitor import metrics
 from finance_monitor.dlq import DEFAULT_MAX_VALUE_BYTES, dead_letter
 from finance_monitor.errors import InvalidMessageError
+from finance_monitor.feed import HeadlineFeed
 from finance_monitor.kafka_io import MAX_MESSAGE_BYTES, make_consumer, make_producer
 from finance_monitor.messages import parse_raw_message
 from finance_monitor.scoring import (
@@ -126,6 +127,8 @@ class ScorerWorker:
         self._last_lag_check = 0.0
         self._rate_mark = (time.monotonic(), 0)
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{id(self) % 10_000}"
+        # The dashboard's headline feed, when this scorer runs in the API process.
+        self.feed: HeadlineFeed | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and exit."""
@@ -251,6 +254,7 @@ class ScorerWorker:
         mark = self._stage("score", mark)
         scored_ok: list[PendingMessage] = []
         mix: list[tuple[str, str]] = []  # (source, sentiment) of each scored message
+        fed: list[tuple[Any, Any, list[str]]] = []  # (message, verdict, tickers): the feed
         produced = 0
         for item, verdict in zip(pending, verdicts, strict=True):
             rec = by_position[(item.partition, item.offset)]
@@ -288,6 +292,7 @@ class ScorerWorker:
             produced += len(values)
             scored_ok.append(item)
             mix.append((item.message.source, verdict.sentiment))
+            fed.append((item.message, verdict, tickers))
         mark = self._stage("records", mark)
         producer.flush(timeout=ACK_TIMEOUT_S)
         for future in futures:
@@ -309,6 +314,10 @@ class ScorerWorker:
         metrics.MESSAGES_SCORED.inc(len(scored_ok))
         for source, sentiment in mix:
             metrics.record_sentiment(source, sentiment)
+        for _message, verdict, _tickers in fed:
+            metrics.MESSAGES_BY_LANGUAGE.labels(verdict.lang).inc()
+        if self.feed is not None:
+            self.feed.add(fed)
         metrics.RECORDS_PRODUCED.inc(produced)
         metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_LATENCY.observe(time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +34,8 @@ class ScoringModel:
     predictor: MultiHeadPredictor
     topic_labels: list[str]
     sentiment_labels: list[str]
+    #: Heads for Chinese text (``finance_monitor.chinese``); None: English heads score all.
+    chinese: ScoringModel | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.sentiment_labels) - set(SENTIMENTS))
@@ -48,12 +51,61 @@ class Scored:
     topic_confidence: float
     sentiment: str
     sentiment_scores: dict[str, float]
+    #: ``zh`` (Chinese or mixed text by script) or ``en`` (everything else).
+    lang: str = "en"
+
+
+# Han ideographs (CJK unified, extension A, compatibility): any of them makes a text a
+# candidate for the Chinese heads.
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def text_language(text: str) -> str:
+    """``zh`` when ``keel.text.detect_language`` says Chinese or mixed, else ``en``."""
+    if _HAN.search(text) is None:
+        return "en"
+    from keel.text import Language, detect_language
+
+    return "zh" if detect_language(text) in (Language.ZH, Language.MIXED) else "en"
+
+
+def text_languages(texts: Sequence[str]) -> list[str] | None:
+    """The language of each text, or None when no text has a Han character.
+
+    One regex scan over the joined batch decides the common case (an English batch: no
+    per-text work); only texts with Han characters are looked at one by one.
+    """
+    if _HAN.search("\n".join(texts)) is None:
+        return None
+    return [text_language(t) for t in texts]
 
 
 def score_texts(model: ScoringModel, texts: list[str]) -> list[Scored]:
-    """Classify a batch of texts with one ``classify_heads`` call (one encoder pass)."""
+    """Classify a batch: English texts with the English heads, Chinese ones (when
+    ``model.chinese`` is loaded) with the Chinese heads; one encoder pass per language."""
     if not texts:
         return []
+    langs = text_languages(texts)
+    if langs is None:
+        return _classify(model, texts)
+    chinese = [i for i, lang in enumerate(langs) if lang == "zh"]
+    if model.chinese is None or not chinese:
+        return _classify(model, texts, langs)
+    if len(chinese) == len(texts):
+        return _classify(model.chinese, texts, langs)
+    english = [i for i, lang in enumerate(langs) if lang != "zh"]
+    out: list[Scored | None] = [None] * len(texts)
+    for heads, rows in ((model, english), (model.chinese, chinese)):
+        verdicts = _classify(heads, [texts[i] for i in rows], [langs[i] for i in rows])
+        for i, verdict in zip(rows, verdicts, strict=True):
+            out[i] = verdict
+    return cast("list[Scored]", out)
+
+
+def _classify(
+    model: ScoringModel, texts: list[str], langs: list[str] | None = None
+) -> list[Scored]:
+    """One ``classify_heads`` call (one encoder pass) for ``texts``, all with ``model``."""
     probs = model.predictor.classify_heads(texts)
     topic_p = np.asarray(probs[TOPIC_HEAD])
     sent_p = np.asarray(probs[SENTIMENT_HEAD])
@@ -70,6 +122,7 @@ def score_texts(model: ScoringModel, texts: list[str]) -> list[Scored]:
                     label: round(float(sent_p[i, j]), 4)
                     for j, label in enumerate(model.sentiment_labels)
                 },
+                lang=langs[i] if langs is not None else "en",
             )
         )
     return out
@@ -177,6 +230,7 @@ def enrich(
             raw_partition=raw_partition,
             raw_offset=raw_offset,
             extra={"worker": worker} if worker else {},
+            lang=scored.lang,
         )
         for s in series
     ]

@@ -77,6 +77,7 @@ def score(body: ScoreIn, runtime: RuntimeDep, settings: SettingsDep) -> dict[str
                 "sentiment": v.sentiment,
                 "sentiment_scores": v.sentiment_scores,
                 "tickers": extractor.extract(t),
+                "lang": v.lang,
             }
             for t, v in zip(body.texts, verdicts, strict=True)
         ]

@@ -6,6 +6,18 @@ const MAX_POINTS = 60;
 const series = new Map(); // series key -> [{start, negative_share, count}]
 const alertKeys = new Set();
 
+const LANG_LABEL = { zh: "中文", en: "EN" };
+const HTML_LANG = { zh: "zh-CN", en: "en" };
+const HAN = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/g;
+const LATIN_WORD = /[A-Za-z]+/g;
+
+// The server's rule (keel.text): Han characters vs Latin words, >= 20% Han is Chinese
+// (mixed text goes to the Chinese heads too). Used for evidence, which has no language.
+function textLang(text) {
+  const han = (text.match(HAN) || []).length, words = (text.match(LATIN_WORD) || []).length;
+  return han && han / (han + words) > 0.2 ? "zh" : "en";
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -112,7 +124,7 @@ document.getElementById("score-form").addEventListener("submit", async (event) =
     const body = await response.json();
     if (!response.ok) { out.textContent = `error ${response.status}: ${JSON.stringify(body.detail)}`; return; }
     const r = body.results[0];
-    out.textContent = `${r.topic} (${Math.round(r.topic_confidence * 100)}%) · ${r.sentiment}` +
+    out.textContent = `${LANG_LABEL[r.lang] || r.lang} · ${r.topic} (${Math.round(r.topic_confidence * 100)}%) · ${r.sentiment}` +
       (r.tickers.length ? ` · ${r.tickers.join(", ")}` : "");
   } catch (err) {
     out.textContent = `error: ${err}`;
@@ -163,8 +175,11 @@ function renderHeadlines(evidence) {
   for (const e of evidence) {
     const item = el("li");
     item.dataset.messageId = e.id;
-    item.append(el("div", "text", e.text));
-    item.append(el("div", "meta", `${e.source} · ${e.sentiment} ${Math.round(e.probability * 100)}% · ` +
+    const lang = textLang(e.text);
+    const text = el("div", "text", e.text);
+    text.lang = HTML_LANG[lang];
+    item.append(text);
+    item.append(el("div", "meta", `${LANG_LABEL[lang]} · ${e.source} · ${e.sentiment} ${Math.round(e.probability * 100)}% · ` +
       `negative ${Math.round(e.negative * 100)}% · ${fmtTime(e.event_time)} · id ${e.id}`));
     list.append(item);
   }
@@ -262,5 +277,44 @@ document.getElementById("key-form").addEventListener("submit", (event) => {
 window.addEventListener("hashchange", fromHash);
 document.addEventListener("keydown", (event) => { if (event.key === "Escape" && openKey) closeAlert(); });
 
+// ---- latest headlines: language, topic, sentiment, tickers with company names ----
+function renderFeed(data) {
+  const counts = document.getElementById("lang-counts");
+  counts.dataset.en = String(data.counts.en);
+  counts.dataset.zh = String(data.counts.zh);
+  counts.textContent = `EN ${data.counts.en} · 中文 ${data.counts.zh}`;
+  const list = document.getElementById("feed");
+  list.replaceChildren();
+  if (!data.available) {
+    list.append(el("li", "muted", "The scorer runs in another process; its counts are in /metrics."));
+    return;
+  }
+  if (!data.headlines.length) { list.append(el("li", "muted", "No headline scored yet.")); return; }
+  for (const h of data.headlines) {
+    const item = el("li", `sentiment-${h.sentiment}`);
+    item.dataset.id = h.id;
+    item.dataset.lang = h.lang;
+    const text = el("span", "text", h.text);
+    text.lang = HTML_LANG[h.lang] || "";
+    item.append(el("span", `lang lang-${h.lang}`, LANG_LABEL[h.lang] || h.lang), text);
+    const tickers = h.tickers.map((t) => (t.name ? `${t.symbol} ${t.name}` : t.symbol)).join(", ");
+    const meta = el("div", "meta", `${h.topic} · ${h.sentiment}` + (tickers ? ` · ${tickers}` : ""));
+    item.append(meta);
+    list.append(item);
+  }
+}
+
+async function pollFeed() {
+  try {
+    const response = await fetch("/api/headlines?limit=15");
+    if (response.ok) renderFeed(await response.json());
+  } catch (err) {
+    // the next poll retries
+  } finally {
+    setTimeout(pollFeed, 2000);
+  }
+}
+
 connect();
 fromHash();
+pollFeed();
