@@ -177,6 +177,26 @@ def cs_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cs_server_state(cs_state_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """State folder of the shared support-bot server (``cs_url``): a copy of the prepared
+    one with its own database and knowledge-base index, the models linked."""
+    from tests.integration.customer_service.cs_support import copy_state
+
+    return copy_state(cs_state_dir, tmp_path_factory.mktemp("cs-server") / "state")
+
+
+@pytest.fixture(scope="session")
+def cs_url(cs_server_state: Path) -> Iterator[str]:
+    """Base URL of one real support-bot server (uvicorn subprocess) for the whole session:
+    the tests that share it each start their own conversations."""
+    from keel_service.servers import start_app_server
+    from tests.integration.customer_service.cs_support import APP, server_env
+
+    with start_app_server(APP, env=server_env(cs_server_state), timeout_s=180) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def rec_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Recommender: state dir prepared once per session from the bundled demo data."""
     from tests.integration.recommender.rec_support import prepare_state

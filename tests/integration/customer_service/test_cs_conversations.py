@@ -168,7 +168,7 @@ def test_feedback_is_stored_and_exported(client: httpx.Client) -> None:
     assert f'"conversation_id": "{session}"' in export.text and '"rating": 1' in export.text
 
 
-def test_personal_data_is_masked_in_storage(client: httpx.Client, cs_state_dir: Path) -> None:
+def test_personal_data_is_masked_in_storage(client: httpx.Client, cs_server_state: Path) -> None:
     session = _start(client)
     _say(
         client,
@@ -177,7 +177,7 @@ def test_personal_data_is_masked_in_storage(client: httpx.Client, cs_state_dir: 
     )
     history = client.get(f"/sessions/{session}").json()["messages"]
     assert history[0]["text"] == "my card [CARD] was stolen, email me at [EMAIL] or [PHONE]"
-    with sqlite3.connect(cs_state_dir / "conversations.sqlite3") as db:
+    with sqlite3.connect(cs_server_state / "conversations.sqlite3") as db:
         dump = repr(
             db.execute("select text from messages where conversation_id = ?", (session,)).fetchall()
         )

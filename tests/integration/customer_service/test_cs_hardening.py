@@ -141,7 +141,7 @@ def test_hostile_text_and_numbers_get_422_naming_the_field(client: httpx.Client)
 
 
 def test_personal_data_variants_are_masked_everywhere(
-    client: httpx.Client, cs_state_dir: Path
+    client: httpx.Client, cs_server_state: Path
 ) -> None:
     secrets = [
         "4111.1111.1111.1111",
@@ -185,7 +185,7 @@ def test_personal_data_variants_are_masked_everywhere(
     ]
     export = client.get("/admin/export", headers=ADMIN).text
     assert f'"conversation_id": "{session}"' in export and "[CARD]" in export
-    with sqlite3.connect(cs_state_dir / "conversations.sqlite3") as db:
+    with sqlite3.connect(cs_server_state / "conversations.sqlite3") as db:
         dump = json.dumps(
             [
                 db.execute("select text from messages").fetchall(),
