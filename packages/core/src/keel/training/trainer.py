@@ -115,15 +115,22 @@ def train_multi_head(
         history += contrastive_fine_tune(encoder, data, token_ids[name], cfg, device, normalize)
 
     fitted: dict[str, LinearHead] = {}
+    # Heads trained on the same texts (topic + sentiment of one headline set) share one
+    # frozen-encoder pass: the embeddings of identical token ids are identical.
+    embedded: dict[tuple[str, ...], Any] = {}
     for name in heads:
-        emb = embed_token_ids(
-            encoder,
-            token_ids[name],
-            batch_size=max(64, cfg.batch_size),
-            device=device,
-            normalize=normalize,
-            show_progress=cfg.show_progress,
-        )
+        same_texts = tuple(heads[name].texts)
+        emb = embedded.get(same_texts)
+        if emb is None:
+            emb = embed_token_ids(
+                encoder,
+                token_ids[name],
+                batch_size=max(64, cfg.batch_size),
+                device=device,
+                normalize=normalize,
+                show_progress=cfg.show_progress,
+            )
+            embedded[same_texts] = emb
         l2 = cfg.head_l2
         if strategy is Strategy.FULL and cfg.init_head_l2 is not None:
             l2 = cfg.init_head_l2
