@@ -69,6 +69,7 @@ def test_text_language_by_script(text: str, lang: str) -> None:
 
 def test_an_english_batch_is_decided_by_one_scan() -> None:
     assert text_languages(["Acme beats estimates", "Fed holds rates"]) is None
+    assert text_languages(["Café chain’s shares fall 3% — “a tough quarter”", "€ rises"]) is None
     assert text_languages(["Acme beats estimates", "澜汀银行股价跌停"]) == ["en", "zh"]
 
 
