@@ -65,6 +65,16 @@ class Settings(ServiceSettings):
     grounding_min_overlap: float = Field(default=0.7, ge=0.0, le=1.0)
     generation_model_dir: Path | None = None  # the dequantized SmolLM2 checkpoint cache
 
+    # Live upgrade (customer_service.upgrade): serve the fast model at once, then train
+    # the production (full) model in a niced child process and swap it in only when it
+    # scores higher on validation. Off by default; the demo turns it on.
+    upgrade: bool = False
+    upgrade_epochs: int | None = Field(default=None, ge=1)
+    upgrade_learning_rate: float | None = Field(default=None, gt=0.0)
+    upgrade_min_gain: float = Field(default=0.0, ge=0.0, le=1.0)
+    upgrade_nice: int = Field(default=15, ge=0, le=19)
+    upgrade_delay_s: float = Field(default=0.0, ge=0.0)
+
     # Request limits.
     max_message_chars: int = Field(default=1000, ge=10, le=100_000)
     rate_limit_per_minute: int = Field(default=60, ge=1)

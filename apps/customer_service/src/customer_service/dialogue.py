@@ -267,7 +267,9 @@ class DialogueManager:
             if previous:
                 query = " ".join([*previous, text])
                 resolved = query
-        prediction = self.intents.predict(query)
+        # One model for the whole message, even if a live upgrade swaps it meanwhile.
+        intents = self.intents
+        prediction = intents.predict(query)
         top, second = prediction.top, prediction.second
         previous_intent = conversation.last_intent
         conversation.last_intent = top.label
@@ -297,7 +299,7 @@ class DialogueManager:
                 Role.BOT, answer, AnswerKind.CLARIFY, top.label, top.probability
             )
 
-        confident = top.probability >= max(self.policy.template_threshold, self.intents.threshold)
+        confident = top.probability >= max(self.policy.template_threshold, intents.threshold)
         # A follow-up on the topic that was just answered asks for something the
         # template did not say: answer it from the knowledge base with the context.
         repeats_topic = resolved is not None and top.label == previous_intent
@@ -309,7 +311,7 @@ class DialogueManager:
             top.label,
             top.probability,
             resolved,
-            in_scope=self.intents.in_scope(prediction),
+            in_scope=intents.in_scope(prediction),
         )
 
     def _should_clarify(self, prediction: IntentPrediction) -> bool:

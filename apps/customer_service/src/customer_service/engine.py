@@ -58,6 +58,7 @@ def train_intent_classifier(
     out_dir: Path,
     epochs: int | None = None,
     show_progress: bool = True,
+    learning_rate: float | None = None,
 ) -> Path:
     """Train the intent classifier with ``keel.training`` and save the artifact to ``out_dir``."""
     from keel.training import ClassifierConfig, Strategy, train_classifier
@@ -65,6 +66,7 @@ def train_intent_classifier(
     config = ClassifierConfig(
         strategy=Strategy.FULL if budget == "full" else Strategy.HEAD,
         epochs=epochs,
+        learning_rate=learning_rate,
         show_progress=show_progress,
     )
     model = train_classifier(train, config, val=val)

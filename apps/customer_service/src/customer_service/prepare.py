@@ -15,7 +15,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +108,11 @@ def prepare_intent_model(
     fingerprint = intent_fingerprint(settings)
     # The first layout's manifest; its fingerprint folders are removed on publish.
     (intent_root(settings) / manifests.LEGACY_MANIFEST).unlink(missing_ok=True)
-    prepare_artifact(
-        intent_root(settings),
-        fingerprint,
-        lambda folder: _build_intent_model(settings, fingerprint, folder, report),
-        force=force,
-    )
+
+    def build(folder: Path) -> None:
+        _build_intent_model(settings, fingerprint, folder, report)
+
+    prepare_artifact(intent_root(settings), fingerprint, build, force=force)
     artifacts = read_intent_manifest(settings)
     if artifacts is None:  # pragma: no cover - prepare_artifact just published it
         raise RuntimeError(f"{intent_root(settings)}: the prepared intent model is missing")
@@ -125,9 +124,18 @@ def prepare_intent_model(
 
 
 def _build_intent_model(
-    settings: Settings, fingerprint: str, work: Path, report: Callable[[str], None]
-) -> None:
-    """Train, compress and calibrate into ``work``; the record goes to ``intent.json``."""
+    settings: Settings,
+    fingerprint: str,
+    work: Path,
+    report: Callable[[str], None],
+    candidate: CandidateRecipe | None = None,
+) -> IntentArtifacts:
+    """Train, compress and calibrate into ``work``; the record goes to ``intent.json``.
+
+    ``candidate`` (the live upgrade, :mod:`customer_service.upgrade`): train with its
+    budget and options, add its extra examples to the training and validation data
+    and its out-of-scope texts to the calibration set.
+    """
     started = time.perf_counter()
     data = engine.load_intent_data(
         settings.content_path("intents.csv"),
@@ -136,12 +144,22 @@ def _build_intent_model(
         settings.max_train_rows,
     )
     train, val = engine.split_validation(data)
+    budget, epochs, learning_rate = settings.budget, settings.epochs, None
+    if candidate is not None:
+        train, val = candidate.extend(train, val)
+        budget, epochs, learning_rate = candidate.budget, candidate.epochs, candidate.learning_rate
     report(
-        f"intent model: training ({settings.budget.value}) on {len(train)} utterances, "
+        f"intent model: training ({budget.value}) on {len(train)} utterances, "
         f"{len(data.label_set())} intents; {len(val)} held out for calibration"
     )
     trained_dir = engine.train_intent_classifier(
-        train, val, settings.budget, work / "trained", settings.epochs
+        train,
+        val,
+        budget,
+        work / "trained",
+        epochs,
+        show_progress=candidate is None,
+        learning_rate=learning_rate,
     )
     serving_dir = trained_dir
     if settings.compress:
@@ -162,8 +180,9 @@ def _build_intent_model(
     in_scores = probabilities.max(axis=1)
     oos_path = settings.content_path("out_of_scope.csv")
     calibration: dict[str, float] = {}
-    if oos_path.is_file():
-        oos_texts = engine.load_texts(oos_path)
+    extra_oos = list(candidate.out_of_scope) if candidate is not None else []
+    if oos_path.is_file() or extra_oos:
+        oos_texts = (engine.load_texts(oos_path) if oos_path.is_file() else []) + extra_oos
         oos_scores = predictor.classify(oos_texts).max(axis=1)
         calibration = engine.calibrate_oos_threshold(
             in_scores, oos_scores, settings.oos_rejection_target
@@ -184,6 +203,37 @@ def _build_intent_model(
         trained_seconds=round(time.perf_counter() - started, 1),
     )
     manifests.write_json(work / INTENT_RECORD, asdict(artifacts))
+    return artifacts
+
+
+@dataclass
+class CandidateRecipe:
+    """How the live upgrade's candidate differs from ``prepare``'s model."""
+
+    budget: Budget
+    epochs: int | None = None
+    learning_rate: float | None = None
+    extra_train: list[tuple[str, str]] = field(default_factory=list)
+    extra_validation: list[tuple[str, str]] = field(default_factory=list)
+    out_of_scope: list[str] = field(default_factory=list)
+
+    def extend(self, train: Any, val: Any) -> tuple[Any, Any]:
+        """``train`` and ``val`` plus the extra examples whose label is a known intent."""
+        from keel.data import LabelledTexts
+
+        known = set(train.labels)
+
+        def plus(data: Any, extra: list[tuple[str, str]]) -> Any:
+            rows = [(t, label) for t, label in extra if label in known]
+            if not rows:
+                return data
+            return LabelledTexts(
+                list(data.texts) + [t for t, _ in rows],
+                list(data.labels) + [label for _, label in rows],
+                data.source,
+            )
+
+        return plus(train, self.extra_train), plus(val, self.extra_validation)
 
 
 @dataclass
@@ -196,11 +246,14 @@ class ServingModels:
     search_mode: str | None = None  # None: the retriever's default (hybrid)
 
 
-def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingModels:
+def load_serving_models(
+    settings: Settings, intent: IntentArtifacts, budget: Budget | None = None
+) -> ServingModels:
     """Load the intent model; with the ``head`` budget its encoder is the frozen base
     encoder, so it also embeds the knowledge base and a /chat message needs one encoder
     pass (the predictor's per-text cache serves the second use). A retrieval encoder
-    fine-tuned with ``train-retriever`` takes the knowledge base over when present."""
+    fine-tuned with ``train-retriever`` takes the knowledge base over when present.
+    ``budget`` is the one ``intent`` was trained with (default: the setting's)."""
     predictor = engine.load_model(
         intent.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
     )
@@ -213,7 +266,7 @@ def load_serving_models(settings: Settings, intent: IntentArtifacts) -> ServingM
         return ServingModels(
             predictor, embedder, f"retriever-{retriever.fingerprint}", retriever.search_mode
         )
-    if settings.budget is Budget.FAST:
+    if (budget or settings.budget) is Budget.FAST:
         return ServingModels(predictor, predictor, f"intent-{intent.fingerprint}")
     embedder = engine.load_model(
         RETRIEVAL_MODEL, num_threads=settings.num_threads, cache_size=settings.cache_size

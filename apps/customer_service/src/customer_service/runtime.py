@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ from customer_service.knowledge_base import KnowledgeBase
 from customer_service.metrics import AppMetrics
 from customer_service.pii import install_log_masking
 from customer_service.prepare import (
+    INTENT_RECORD,
     IntentArtifacts,
     load_content_documents,
     load_serving_models,
@@ -30,7 +33,9 @@ from customer_service.prepare import (
 )
 from customer_service.storage import ConversationStore
 from customer_service.templates import TemplateBook
-from keel_service import PeriodicJob, RateLimiter, public_error
+from customer_service.upgrade import ExtraDataProvider, make_upgrader
+from keel_service import Budget, PeriodicJob, RateLimiter, public_error
+from keel_service.upgrade import CandidateResult, ModelUpgrader, ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,10 @@ class AppRuntime:
         self._thread: threading.Thread | None = None
         self.retention: PeriodicJob | None = None
         self.kb_poll: PeriodicJob | None = None
+        # The live upgrade (``upgrade`` setting) and the extra labelled data it trains
+        # on (agent corrections); see customer_service.upgrade.
+        self.upgrader: ModelUpgrader | None = None
+        self.extra_intent_data: ExtraDataProvider | None = None
 
     def start(self, background: bool = True) -> None:
         # Logging is configured by now (uvicorn and create_app): mask every handler.
@@ -170,6 +179,7 @@ class AppRuntime:
             self.services = services
             self.metrics.ready.set(1)
             log.info("customer-service ready in %.1f s", services.load_seconds)
+            self._start_upgrade(services)
         except Exception as exc:  # reported on /healthz and in the log, not swallowed
             log.exception("customer-service start-up failed")
             self.error = public_error("start-up failed", exc)
@@ -184,7 +194,42 @@ class AppRuntime:
             raise NotReadyError(self.error or "models are still loading")
         return self.services
 
+    def _start_upgrade(self, services: Services) -> None:
+        """Train the production intent model in the background (``upgrade`` on, fast tier)."""
+        if not self.settings.upgrade or self.settings.budget is not Budget.FAST:
+            return
+
+        def swap(folder: Path, result: CandidateResult) -> None:
+            swap_intent_model(services, read_candidate(folder))
+
+        self.upgrader = make_upgrader(
+            self.settings,
+            ServedModel("fast", services.intent.validation_accuracy),
+            lambda: services.intent.model_dir,
+            lambda: self.extra_intent_data,
+            swap,
+        )
+        self.upgrader.start()
+
+    def request_upgrade(self) -> bool:
+        """Retrain now (e.g. after new corrections); False when the upgrade is off."""
+        if self.upgrader is None:
+            return False
+        self.upgrader.request()
+        return True
+
+    def model_status(self) -> dict[str, Any]:
+        """Tier, validation score and upgrade progress of the intent model (``/healthz``)."""
+        if self.upgrader is not None:
+            return {"name": "intent", **self.upgrader.snapshot()}
+        services = self.services
+        score = services.intent.validation_accuracy if services is not None else None
+        tier = self.settings.budget.value
+        return {"name": "intent", **ServedModel(tier, score).as_dict(), "upgrade": {"state": "off"}}
+
     def close(self) -> None:
+        if self.upgrader is not None:
+            self.upgrader.close()
         for job in (self.retention, self.kb_poll):
             if job is not None:
                 job.stop()
@@ -220,7 +265,35 @@ def reload_intent_model(services: Services) -> IntentArtifacts:
     artifacts = prepare_intent_model(settings, report=log.info)
     if artifacts.model_dir == services.intent.model_dir:
         return artifacts
-    models = load_serving_models(settings, artifacts)
+    if services.intent.fingerprint == f"upgrade-{artifacts.fingerprint}":
+        return services.intent  # a live upgrade of these very inputs serves: keep it
+    swap_intent_model(services, artifacts)
+    return artifacts
+
+
+def read_candidate(folder: Path) -> IntentArtifacts:
+    """The intent model a live upgrade built in ``folder`` (``intent.json`` beside it)."""
+    record = json.loads((folder / INTENT_RECORD).read_text(encoding="utf-8"))
+    artifacts = IntentArtifacts(**record)
+    artifacts.model_dir = str((folder / artifacts.model_dir).resolve())
+    return artifacts
+
+
+#: How long a replaced micro-batcher keeps serving the requests that already hold it.
+RETIRE_AFTER_S = 30.0
+
+
+def swap_intent_model(
+    services: Services, artifacts: IntentArtifacts, budget: Budget | None = None
+) -> None:
+    """Serve ``artifacts``: everything new is loaded (and the knowledge base re-embedded
+    when the encoder changes) first, then swapped in by assignment; requests in flight
+    finish on the old model, whose batcher is closed ``RETIRE_AFTER_S`` later.
+    ``budget``: the one the model was trained with (a live upgrade's is ``full``)."""
+    settings = services.settings
+    if budget is None and artifacts.fingerprint.startswith("upgrade-"):
+        budget = Budget.FULL
+    models = load_serving_models(settings, artifacts, budget)
     batcher = engine.make_batched_classifier(
         models.predictor, settings.batch_max_size, settings.batch_max_wait_ms
     )
@@ -236,5 +309,6 @@ def reload_intent_model(services: Services) -> IntentArtifacts:
     services.dialogue.intents = IntentModel(classify, models.predictor.labels, artifacts.threshold)
     services.dialogue.kb = services.knowledge_base = knowledge_base
     services.batcher, services.intent = batcher, artifacts
-    old_batcher.close()
-    return artifacts
+    retire = threading.Timer(RETIRE_AFTER_S, old_batcher.close)
+    retire.daemon = True
+    retire.start()

@@ -14,6 +14,7 @@ from keel_service.health import Readiness
 from keel_service.limits import BodySizeLimitMiddleware, ClientIdentifier
 from keel_service.observability import configure_logging, install_observability, metrics_response
 from keel_service.settings import ServiceSettings
+from keel_service.upgrade import update_model_gauges
 
 
 def configure_app(app: FastAPI, settings: ServiceSettings, *, env_prefix: str) -> None:
@@ -48,7 +49,9 @@ def app_metrics(
     ``keel_ready`` refreshed from ``readiness`` (the app's readiness check)."""
     app = request.app
     if readiness is not None and hasattr(app.state, "ready_gauge"):
-        app.state.ready_gauge.set(1 if readiness(request).ready else 0)
+        check = readiness(request)
+        app.state.ready_gauge.set(1 if check.ready else 0)
+        update_model_gauges(app.state, check.details.get("model"))
     registries = [r for r in (registry, getattr(app.state, "http_registry", None)) if r]
     return metrics_response(*registries)
 

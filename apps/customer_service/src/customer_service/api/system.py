@@ -32,6 +32,8 @@ def readiness(request: Request) -> Readiness:
             },
             "generation": services.details.get("generation", "off"),
             "load_seconds": services.load_seconds,
+            # Tier, validation score and live-upgrade progress (keel_service.upgrade).
+            "model": runtime.model_status(),
         },
     )
 

@@ -1,5 +1,6 @@
 """Classifier training (head, full, fewshot), multi-head models and pair training."""
 
+from keel.training._runtime import set_progress_listener
 from keel.training.classifier import TextClassifier
 from keel.training.config import ClassifierConfig, PairConfig, Strategy
 from keel.training.pairs import cross_encoder_scores, train_bi_encoder, train_cross_encoder
@@ -12,6 +13,7 @@ __all__ = [
     "TextClassifier",
     "cross_encoder_scores",
     "evaluate_heads",
+    "set_progress_listener",
     "train_bi_encoder",
     "train_classifier",
     "train_cross_encoder",

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,14 +70,49 @@ def linear_warmup_decay(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+#: ``listener(description, done, total)`` told of every training step (see
+#: :func:`set_progress_listener`); ``None`` when nobody listens.
+_progress_listener: Callable[[str, int, int], None] | None = None
+
+
+def set_progress_listener(listener: Callable[[str, int, int], None] | None) -> None:
+    """Report every training step of this process to ``listener(description, done,
+    total)`` (e.g. ``"full 2/4", 17, 40``), whether or not the bars are shown; the live
+    upgrade's child uses it for ``/healthz``'s fraction and ETA. ``None`` stops it."""
+    global _progress_listener
+    _progress_listener = listener
+
+
+class _ReportingBar:
+    """A tqdm bar that also tells the progress listener of each update."""
+
+    def __init__(self, bar: Any, description: str, total: int, listener: Callable[..., None]):
+        self._bar, self._description, self._total, self._listener = (
+            bar,
+            description,
+            total,
+            listener,
+        )
+        self._done = 0
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+        self._done += n
+        self._listener(self._description, self._done, self._total)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bar, name)
+
+
 @contextlib.contextmanager
 def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
     """A tqdm bar (or a silent stand-in) for ``total`` steps."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=description, disable=not enabled, leave=False, dynamic_ncols=True)
+    listener = _progress_listener
     try:
-        yield bar
+        yield bar if listener is None else _ReportingBar(bar, description, total, listener)
     finally:
         bar.close()
 
