@@ -197,6 +197,20 @@ def cs_url(cs_server_state: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def cs_bilingual_url(cs_state_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A support-bot server speaking English and Chinese (``KEEL_CS_LANGUAGES=en,zh``) for
+    the Chinese integration and e2e tests: the session's prepared state plus the Chinese
+    pipeline (me5-small, prepared once), on its own copy with its own database."""
+    from keel_service.servers import start_app_server
+    from tests.integration.customer_service.cs_support import APP, bilingual_state, server_env
+
+    state = bilingual_state(cs_state_dir, tmp_path_factory.mktemp("cs-bilingual") / "state")
+    env = server_env(state, KEEL_CS_LANGUAGES="en,zh")
+    with start_app_server(APP, env=env, timeout_s=600) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def rec_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Recommender: state dir prepared once per session from the bundled demo data."""
     from tests.integration.recommender.rec_support import prepare_state

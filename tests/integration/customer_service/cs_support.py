@@ -12,9 +12,10 @@ APP = "customer_service.main:create_app"
 API_KEY = "test-admin-key"
 
 
-def prepare_state(state_dir: Path) -> Path:
+def prepare_state(state_dir: Path, languages: str = "en") -> Path:
     """Run ``customer-service prepare`` (head budget, no compression, bundled demo data) once;
-    a second call finds everything cached and returns in seconds."""
+    a second call finds everything cached and returns in seconds. ``languages="en,zh"``
+    adds the Chinese pipeline (me5-small, in ``<state_dir>/zh``) to the English one."""
     result = subprocess.run(
         [
             sys.executable,
@@ -28,7 +29,7 @@ def prepare_state(state_dir: Path) -> Path:
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "KEEL_CS_API_KEY": API_KEY},
+        env={**os.environ, "KEEL_CS_API_KEY": API_KEY, "KEEL_CS_LANGUAGES": languages},
     )
     if result.returncode != 0:
         raise RuntimeError(f"prepare failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -65,3 +66,13 @@ def copy_state(prepared: Path, target: Path) -> Path:
     )
     (target / "models").symlink_to(prepared / "models", target_is_directory=True)
     return target
+
+
+def bilingual_state(prepared: Path, target: Path) -> Path:
+    """A server state for ``KEEL_CS_LANGUAGES=en,zh``: the Chinese pipeline is prepared
+    into ``prepared`` (the English one there is reused), then ``prepared`` is copied like
+    :func:`copy_state`, both languages' models linked."""
+    prepare_state(prepared, languages="en,zh")
+    state = copy_state(prepared, target)
+    (state / "zh" / "models").symlink_to(prepared / "zh" / "models", target_is_directory=True)
+    return state

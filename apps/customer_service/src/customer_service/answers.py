@@ -9,7 +9,9 @@ from typing import Any
 from customer_service.knowledge_base import RetrievedPassage
 
 _WORD = re.compile(r"[a-z0-9]+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
+# English sentences end in . ! ? before a space; Chinese ones in 。！？ with no space.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|(?<=[。！？；])\s*|\n+")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 STOPWORDS = frozenset(
     [
         "a",
@@ -152,9 +154,30 @@ STOPWORDS = frozenset(
 )
 
 
+# Question and politeness words that a help-centre passage does not repeat.
+CHINESE_QUESTION_WORDS = frozenset(
+    [
+        *("怎么办", "为什么", "为何", "多少", "多久", "哪里", "哪儿", "哪些", "是否", "一下"),
+        *("需要", "能不能", "可不可以", "有没有", "是不是", "帮", "帮我", "谢谢", "你好"),
+        *("您好", "应该", "该", "办"),
+    ]
+)
+
+
 def content_words(text: str) -> set[str]:
-    """Lower-cased words of ``text`` without stop words, with a crude plural strip."""
-    words = set()
+    """Lower-cased words of ``text`` without stop words, with a crude plural strip;
+    Chinese runs give their jieba words (``keel.text.chinese_tokens``, the BM25 ones)."""
+    words: set[str] = set()
+    if _HAN.search(text):
+        from keel.text import chinese_tokens, split_script_runs
+
+        rest = []
+        for is_han, run in split_script_runs(text):
+            if is_han:
+                words.update(w for w in chinese_tokens(run) if w not in CHINESE_QUESTION_WORDS)
+            else:
+                rest.append(run)
+        text = " ".join(rest)
     for word in _WORD.findall(text.lower()):
         if word in STOPWORDS or len(word) < 2:
             continue
@@ -258,12 +281,14 @@ def compose_extractive_answer(
     chosen.sort(key=lambda c: (c[1], c[2]))
     numbers: dict[int, int] = {}
     parts: list[str] = []
+    chinese = all(_HAN.search(sentence) for _, _, _, sentence in chosen)
     for _, rank, _, sentence in chosen:
         number = numbers.setdefault(rank, len(numbers) + 1)
-        parts.append(f"{sentence} [{number}]")
+        parts.append(f"{sentence}[{number}]" if chinese else f"{sentence} [{number}]")
     citations = [
         citation_for(passages[rank], number)
         for rank, number in sorted(numbers.items(), key=lambda item: item[1])
     ]
     used = [passages[rank] for rank in numbers]
-    return ExtractiveAnswer(" ".join(parts), citations, lexical_support(query, used))
+    text = ("" if chinese else " ").join(parts)
+    return ExtractiveAnswer(text, citations, lexical_support(query, used))

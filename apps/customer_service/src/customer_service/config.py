@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from keel_service import Budget, Role, ServiceSettings
@@ -41,6 +41,21 @@ class Settings(ServiceSettings):
     templates_file: Path | None = None
     intent_text_column: str = "text"
     intent_label_column: str = "label"
+
+    # Languages served: "en", "zh" or "en,zh" (the first is the default for messages
+    # whose language cannot be told). One pipeline per language: English keeps MiniLM,
+    # Chinese runs on ``zh_base_model`` with the Chinese help centre (see languages.py).
+    languages: str = "en"
+    zh_base_model: str = "me5-small"
+    # me5-small's ONNX export needs about 6 GB of memory and 40 s: off unless asked for.
+    zh_compress: bool = False
+    zh_articles_dir: Path | None = None
+    zh_faq_file: Path | None = None
+    zh_intents_file: Path | None = None
+    zh_oos_file: Path | None = None
+    zh_templates_file: Path | None = None
+    # The encoder the intent model is trained on (a language pipeline sets its own).
+    base_model: str = "minilm"
 
     budget: Budget = Budget.FAST
     epochs: int | None = Field(default=None, ge=1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,6 +34,14 @@ from customer_service.generation import AnswerGenerator
 from customer_service.grounding import check_grounding, render_grounded_answer
 from customer_service.intents import IntentModel, IntentPrediction
 from customer_service.knowledge_base import KnowledgeBase, RetrievedPassage
+from customer_service.languages import (
+    ZH_TEXTS,
+    BotTexts,
+    LanguagePipeline,
+    choose_language,
+    is_follow_up_zh,
+    zh_option_number,
+)
 from customer_service.pii import mask_pii
 from customer_service.storage import (
     MAX_ATTEMPTS,
@@ -121,6 +130,7 @@ class BotReply:
     generated: bool = False  # the answer is the generator's text (grounded), not extractive
     generation: GenerationOutcome | None = None
     grounding_failure: str | None = None  # why a generated answer was not shown
+    language: str = "en"  # the language of the pipeline that answered
 
 
 HANDOFF_MESSAGE = (
@@ -132,6 +142,19 @@ FALLBACK_MESSAGE = (
     "or press \u201ctalk to a human\u201d?"
 )
 HANDBACK_MESSAGE = "You're back with the virtual assistant. How else can I help?"
+GREETING = (
+    "Hi, I'm the Bramble Bank assistant. Ask me anything about your account, cards or payments."
+)
+EN_TEXTS = BotTexts(
+    greeting=GREETING,
+    handoff=HANDOFF_MESSAGE,
+    fallback=FALLBACK_MESSAGE,
+    handback=HANDBACK_MESSAGE,
+    clarify_prefix="Just to be sure, do you mean: ",
+    clarify_joiner=" or ",
+    clarify_suffix="?",
+)
+BOT_TEXTS = {"en": EN_TEXTS, "zh": ZH_TEXTS}
 
 _FOLLOW_UP_START = re.compile(r"^(and|also|but|so|what about|how about|then|or)\b", re.I)
 _ANAPHORA = re.compile(r"\b(that|it|this|those|these|them|there|one|same)\b", re.I)
@@ -168,7 +191,11 @@ class DialogueManager:
         knowledge_base: passages for retrieval answers.
         templates: per-intent answer templates.
         policy: thresholds of the policy above.
-        generator: writes retrieval answers; ``None`` keeps them extractive.
+        generator: writes retrieval answers (English only); ``None`` keeps them extractive.
+        language: the language of ``intents``, ``knowledge_base`` and ``templates``
+            (the default one).
+        extra_languages: the pipelines of the other languages served; each message
+            goes to the pipeline of its language (:func:`languages.choose_language`).
     """
 
     def __init__(
@@ -179,7 +206,12 @@ class DialogueManager:
         templates: TemplateBook,
         policy: DialoguePolicy | None = None,
         generator: AnswerGenerator | None = None,
+        *,
+        language: str = "en",
+        extra_languages: Sequence[LanguagePipeline] = (),
     ) -> None:
+        self.language = language
+        self.extra_languages = {p.language: p for p in extra_languages}
         self.store = store
         self.intents = intents
         self.kb = knowledge_base
@@ -190,9 +222,49 @@ class DialogueManager:
     def start(self, client_id: str) -> Conversation:
         return self.store.create_conversation(client_id)
 
+    # languages ---------------------------------------------------------------
+    @property
+    def languages(self) -> list[str]:
+        """The languages served, the default first."""
+        return [self.language, *self.extra_languages]
+
+    def pipeline(self, language: str) -> LanguagePipeline:
+        """The pipeline of ``language`` (the default one is read at call time, so a
+        model swapped in by ``reload_intent_model`` serves at once)."""
+        if language == self.language:
+            return LanguagePipeline(
+                self.language, self.intents, self.kb, self.templates, BOT_TEXTS[self.language]
+            )
+        return self.extra_languages[language]
+
+    def pipelines(self) -> list[LanguagePipeline]:
+        """Every language's pipeline, the default first."""
+        return [self.pipeline(language) for language in self.languages]
+
+    def conversation_language(self, conversation_id: str, hint: str | None = None) -> str:
+        """The language a conversation is held in (its customer's latest messages)."""
+        if not self.extra_languages:
+            return self.language
+        previous = self.store.recent_user_texts(conversation_id, 3)[::-1]
+        return choose_language("", self.languages, previous, hint)
+
+    def _choose_pipeline(
+        self, conversation: Conversation, text: str, hint: str | None
+    ) -> LanguagePipeline:
+        if not self.extra_languages:
+            return self.pipeline(self.language)
+        previous = self.store.recent_user_texts(conversation.id, 3)[::-1]
+        return self.pipeline(choose_language(text, self.languages, previous, hint))
+
     # customer messages ----------------------------------------------------
-    def handle_message(self, conversation_id: str, text: str) -> BotReply:
+    def handle_message(
+        self, conversation_id: str, text: str, language_hint: str | None = None
+    ) -> BotReply:
         """Store a customer message and the bot's answer (if the bot answers).
+
+        With several languages served, the answer comes from the pipeline of the
+        message's language; ``language_hint`` (the language the chat page shows)
+        decides only when neither the message nor the conversation tells.
 
         The bot decides on the conversation as it read it, which takes a model call;
         an agent may take the conversation over meanwhile. The turn is then written
@@ -211,7 +283,9 @@ class DialogueManager:
                 if silent is not None:
                     return silent
                 continue  # handed back to the bot meanwhile: answer as the bot
-            reply, bot = self._decide(conversation, masked)
+            pipeline = self._choose_pipeline(conversation, masked, language_hint)
+            reply, bot = self._decide(conversation, masked, pipeline)
+            reply.language = pipeline.language
             user = NewMessage(Role.USER, masked, intent=reply.intent, confidence=reply.confidence)
             try:
                 stored = self.store.record_turn(conversation, [user, bot])
@@ -248,27 +322,36 @@ class DialogueManager:
             user_message_id=stored[0].id,
         )
 
-    def _decide(self, conversation: Conversation, text: str) -> tuple[BotReply, NewMessage]:
-        titles = {intent: self.templates.title(intent) for intent in conversation.pending_options}
+    def _decide(
+        self, conversation: Conversation, text: str, pipeline: LanguagePipeline | None = None
+    ) -> tuple[BotReply, NewMessage]:
+        pipeline = pipeline or self.pipeline(self.language)
+        templates = pipeline.templates
+        titles = {intent: templates.title(intent) for intent in conversation.pending_options}
         picked = (
             choose_option(text, conversation.pending_options, titles)
             if conversation.pending_options
             else None
         )
+        if picked is None and conversation.pending_options and pipeline.language == "zh":
+            number = zh_option_number(text)
+            if number is not None and number <= len(conversation.pending_options):
+                picked = conversation.pending_options[number - 1]
         conversation.pending_options = []
         if picked is not None:
-            return self._answer_intent(conversation, picked, 1.0, text, resolved=None)
+            return self._answer_intent(conversation, picked, 1.0, text, None, pipeline)
 
         query = text
         resolved = None
-        follow_up = bool(self.policy.history_turns) and is_follow_up(text)
+        follows = is_follow_up_zh if pipeline.language == "zh" else is_follow_up
+        follow_up = bool(self.policy.history_turns) and follows(text)
         if follow_up:
             previous = self.store.recent_user_texts(conversation.id, self.policy.history_turns)
             if previous:
                 query = " ".join([*previous, text])
                 resolved = query
         # One model for the whole message, even if a live upgrade swaps it meanwhile.
-        intents = self.intents
+        intents = pipeline.intents
         prediction = intents.predict(query)
         top, second = prediction.top, prediction.second
         previous_intent = conversation.last_intent
@@ -277,14 +360,10 @@ class DialogueManager:
         if self._should_clarify(prediction):
             conversation.pending_options = [top.label, second.label]
             options = [
-                {"intent": label, "title": self.templates.title(label)}
+                {"intent": label, "title": templates.title(label)}
                 for label in conversation.pending_options
             ]
-            answer = (
-                "Just to be sure, do you mean: "
-                + " or ".join(f"({i}) {o['title']}" for i, o in enumerate(options, start=1))
-                + "?"
-            )
+            answer = pipeline.texts.clarify([o["title"] for o in options])
             reply = BotReply(
                 conversation.id,
                 conversation.state,
@@ -304,7 +383,9 @@ class DialogueManager:
         # template did not say: answer it from the knowledge base with the context.
         repeats_topic = resolved is not None and top.label == previous_intent
         if confident and not repeats_topic:
-            return self._answer_intent(conversation, top.label, top.probability, query, resolved)
+            return self._answer_intent(
+                conversation, top.label, top.probability, query, resolved, pipeline
+            )
         return self._answer_from_knowledge_base(
             conversation,
             query,
@@ -312,6 +393,7 @@ class DialogueManager:
             top.probability,
             resolved,
             in_scope=intents.in_scope(prediction),
+            pipeline=pipeline,
         )
 
     def _should_clarify(self, prediction: IntentPrediction) -> bool:
@@ -329,13 +411,15 @@ class DialogueManager:
         confidence: float,
         query: str,
         resolved: str | None,
+        pipeline: LanguagePipeline | None = None,
     ) -> tuple[BotReply, NewMessage]:
-        template = self.templates.get(intent)
+        pipeline = pipeline or self.pipeline(self.language)
+        template = pipeline.templates.get(intent)
         if template is not None and template.action is IntentAction.HANDOFF:
-            return self._handoff(conversation, "customer_asked", intent, confidence)
+            return self._handoff(conversation, "customer_asked", intent, confidence, pipeline.texts)
         if template is not None and template.action is IntentAction.TEMPLATE:
             conversation.low_confidence_streak = 0
-            answer = self.templates.render(intent, query)
+            answer = pipeline.templates.render(intent, query)
             reply = BotReply(
                 conversation.id,
                 conversation.state,
@@ -348,7 +432,7 @@ class DialogueManager:
             return reply, NewMessage(Role.BOT, answer, AnswerKind.TEMPLATE, intent, confidence)
         # Same text as the one just classified: the encoder's cache makes retrieval free.
         return self._answer_from_knowledge_base(
-            conversation, query, intent, confidence, resolved, in_scope=True
+            conversation, query, intent, confidence, resolved, in_scope=True, pipeline=pipeline
         )
 
     def _answer_from_knowledge_base(
@@ -360,8 +444,10 @@ class DialogueManager:
         resolved: str | None,
         *,
         in_scope: bool,
+        pipeline: LanguagePipeline | None = None,
     ) -> tuple[BotReply, NewMessage]:
-        passages = self.kb.search(query, k=self.policy.retrieval_k)
+        pipeline = pipeline or self.pipeline(self.language)
+        passages = pipeline.kb.search(query, k=self.policy.retrieval_k)
         composed = compose_extractive_answer(query, passages)
         needed = (
             self.policy.min_support_in_scope if in_scope else self.policy.min_support_out_of_scope
@@ -370,7 +456,8 @@ class DialogueManager:
         if supported:
             conversation.low_confidence_streak = 0
             text, sources, outcome, failure = composed.text, composed.citations, None, None
-            if self.generator is not None:
+            # SmolLM2 and the grounding check read English only.
+            if self.generator is not None and pipeline.language == "en":
                 text, sources, outcome, failure = self._generated_answer(
                     self.generator, query, passages, composed
                 )
@@ -393,19 +480,20 @@ class DialogueManager:
             return reply, bot
         conversation.low_confidence_streak += 1
         if conversation.low_confidence_streak >= self.policy.fallback_after:
-            return self._handoff(conversation, "repeated_low_confidence", intent, confidence)
+            return self._handoff(
+                conversation, "repeated_low_confidence", intent, confidence, pipeline.texts
+            )
+        fallback = pipeline.texts.fallback
         reply = BotReply(
             conversation.id,
             conversation.state,
             AnswerKind.FALLBACK,
-            FALLBACK_MESSAGE,
+            fallback,
             intent,
             confidence,
             resolved_query=resolved,
         )
-        return reply, NewMessage(
-            Role.BOT, FALLBACK_MESSAGE, AnswerKind.FALLBACK, intent, confidence
-        )
+        return reply, NewMessage(Role.BOT, fallback, AnswerKind.FALLBACK, intent, confidence)
 
     def _generated_answer(
         self,
@@ -437,7 +525,12 @@ class DialogueManager:
         return text, citations, GenerationOutcome.SHOWN, None
 
     def _handoff(
-        self, conversation: Conversation, reason: str, intent: str | None, confidence: float | None
+        self,
+        conversation: Conversation,
+        reason: str,
+        intent: str | None,
+        confidence: float | None,
+        texts: BotTexts = EN_TEXTS,
     ) -> tuple[BotReply, NewMessage]:
         conversation.state = ConversationState.WAITING_FOR_AGENT
         conversation.handoff_reason = reason
@@ -449,22 +542,26 @@ class DialogueManager:
             conversation.id,
             conversation.state,
             AnswerKind.HANDOFF,
-            HANDOFF_MESSAGE,
+            texts.handoff,
             intent,
             confidence,
         )
-        return reply, NewMessage(Role.BOT, HANDOFF_MESSAGE, AnswerKind.HANDOFF, intent, confidence)
+        return reply, NewMessage(Role.BOT, texts.handoff, AnswerKind.HANDOFF, intent, confidence)
 
     # hand-off ----------------------------------------------------------------
     def request_handoff(
-        self, conversation_id: str, reason: str = "customer_button"
+        self,
+        conversation_id: str,
+        reason: str = "customer_button",
+        language_hint: str | None = None,
     ) -> StoredMessage | None:
         """Put a conversation in the agent queue ("talk to a human"); idempotent."""
+        texts = BOT_TEXTS[self.conversation_language(conversation_id, language_hint)]
 
         def hand_off(conversation: Conversation) -> list[NewMessage] | None:
             if conversation.state is not ConversationState.BOT:
                 return None
-            return [self._handoff(conversation, reason, None, None)[1]]
+            return [self._handoff(conversation, reason, None, None, texts)[1]]
 
         _, stored = self.store.modify(conversation_id, hand_off)
         return stored[0] if stored else None
@@ -493,6 +590,7 @@ class DialogueManager:
         Raises:
             InvalidStateError: the bot already has the conversation.
         """
+        handback = BOT_TEXTS[self.conversation_language(conversation_id)].handback
 
         def give_back(conversation: Conversation) -> list[NewMessage]:
             if conversation.state is ConversationState.BOT:
@@ -500,6 +598,6 @@ class DialogueManager:
             conversation.state = ConversationState.BOT
             conversation.low_confidence_streak = 0
             conversation.pending_options = []
-            return [NewMessage(Role.BOT, HANDBACK_MESSAGE, AnswerKind.HANDBACK)]
+            return [NewMessage(Role.BOT, handback, AnswerKind.HANDBACK)]
 
         return self.store.modify(conversation_id, give_back)[1][0]

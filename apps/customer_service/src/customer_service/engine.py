@@ -59,8 +59,10 @@ def train_intent_classifier(
     epochs: int | None = None,
     show_progress: bool = True,
     learning_rate: float | None = None,
+    base_model: str = "minilm",
 ) -> Path:
-    """Train the intent classifier with ``keel.training`` and save the artifact to ``out_dir``."""
+    """Train the intent classifier with ``keel.training`` on ``base_model`` (a packaged
+    encoder: ``minilm``, or ``me5-small`` for Chinese) and save it to ``out_dir``."""
     from keel.training import ClassifierConfig, Strategy, train_classifier
 
     config = ClassifierConfig(
@@ -68,6 +70,7 @@ def train_intent_classifier(
         epochs=epochs,
         learning_rate=learning_rate,
         show_progress=show_progress,
+        base_model=base_model,
     )
     model = train_classifier(train, config, val=val)
     model.save(out_dir)

@@ -70,6 +70,8 @@ def intent_fingerprint(settings: Settings) -> str:
         "columns": [settings.intent_text_column, settings.intent_label_column],
         "format": 1,
     }
+    if settings.base_model != "minilm":  # unchanged fingerprints for the English models
+        options["base_model"] = settings.base_model
     digest.update(json.dumps(options, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -160,6 +162,7 @@ def _build_intent_model(
         epochs,
         show_progress=candidate is None,
         learning_rate=learning_rate,
+        base_model=settings.base_model,
     )
     serving_dir = trained_dir
     if settings.compress:
@@ -268,10 +271,11 @@ def load_serving_models(
         )
     if (budget or settings.budget) is Budget.FAST:
         return ServingModels(predictor, predictor, f"intent-{intent.fingerprint}")
+    base = settings.base_model or RETRIEVAL_MODEL
     embedder = engine.load_model(
-        RETRIEVAL_MODEL, num_threads=settings.num_threads, cache_size=settings.cache_size
+        base, num_threads=settings.num_threads, cache_size=settings.cache_size
     )
-    return ServingModels(predictor, embedder, RETRIEVAL_MODEL)
+    return ServingModels(predictor, embedder, base)
 
 
 def open_knowledge_base(
@@ -307,12 +311,24 @@ def open_knowledge_base(
 
 
 def load_content_documents(settings: Settings) -> list[Document]:
-    """The documents of the configured articles folder and FAQ file (what the server
-    seeds the shared database with).
+    """The documents of the configured articles folders and FAQ files of every language
+    served (what the server seeds the shared database with); the Chinese help centre's
+    ids start with ``zh-`` (:func:`languages.language_documents`).
 
     Raises:
         DocumentFormatError: a file cannot be read (names the file and line).
     """
+    from customer_service.languages import language_documents, language_settings
+
+    documents: list[Document] = []
+    for language in settings.language_list:
+        files = file_documents(language_settings(settings, language))
+        documents += language_documents(files, language)
+    return documents
+
+
+def file_documents(settings: Settings) -> list[Document]:
+    """The documents of ``settings``' articles folder and FAQ file, as read."""
     articles = settings.content_path("articles")
     faq = settings.content_path("faq.csv")
     documents: list[Document] = []
@@ -357,6 +373,8 @@ class PrepareResult:
     knowledge_base: IngestReport
     passages: int
     seconds: float
+    language: str = "en"
+    others: dict[str, PrepareResult] = field(default_factory=dict)
 
 
 def prepare(
@@ -365,19 +383,54 @@ def prepare(
     report: Callable[[str], None] = print,
     show_progress: bool = True,
 ) -> PrepareResult:
-    """Prepare everything the server loads: intent model and knowledge-base index."""
+    """Prepare everything the server loads: intent model and knowledge-base index, for
+    every language served (the result is the default language's; the others are in
+    ``others``)."""
+    from customer_service.languages import language_settings
+
+    results = [
+        _prepare_language(
+            language_settings(settings, language), language, force, report, show_progress
+        )
+        for language in settings.language_list
+    ]
+    first = results[0]
+    first.others = {r.language: r for r in results[1:]}
+    return first
+
+
+def _prepare_language(
+    settings: Settings,
+    language: str,
+    force: bool,
+    report: Callable[[str], None],
+    show_progress: bool,
+) -> PrepareResult:
+    from customer_service.languages import language_documents
+
     started = time.perf_counter()
+    if language != "en":
+        report(f"language {language}: base model {settings.base_model}")
     intent = prepare_intent_model(settings, force=force, report=report)
     models = load_serving_models(settings, intent)
     knowledge_base = open_knowledge_base(
         settings, models.embedder, models.embedder_id, models.search_mode
     )
-    ingest = ingest_content(knowledge_base, settings, show_progress)
+    if language == "en":
+        ingest = ingest_content(knowledge_base, settings, show_progress)
+    else:
+        # Ids with the language's prefix, as the server seeds them into the database.
+        documents = language_documents(file_documents(settings), language)
+        ingest = knowledge_base.apply_changes(documents, [])
     report(
         f"knowledge base: {len(knowledge_base)} documents, {knowledge_base.passage_count()} passages "
         f"(added {len(ingest.added)}, updated {len(ingest.updated)}, "
         f"unchanged {len(ingest.unchanged)}, removed {len(ingest.removed)})"
     )
     return PrepareResult(
-        intent, ingest, knowledge_base.passage_count(), round(time.perf_counter() - started, 1)
+        intent,
+        ingest,
+        knowledge_base.passage_count(),
+        round(time.perf_counter() - started, 1),
+        language,
     )

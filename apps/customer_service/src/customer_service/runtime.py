@@ -21,8 +21,10 @@ from customer_service.intents import IntentModel
 from customer_service.kb_store import DocumentStore
 from customer_service.kb_sync import KnowledgeBaseFollower
 from customer_service.knowledge_base import KnowledgeBase
+from customer_service.languages import LanguagePipeline, language_settings
 from customer_service.metrics import AppMetrics
 from customer_service.pii import install_log_masking
+from customer_service.pipelines import KnowledgeBaseRouter, build_pipeline
 from customer_service.prepare import (
     INTENT_RECORD,
     IntentArtifacts,
@@ -55,9 +57,13 @@ class Services:
     kb_follower: KnowledgeBaseFollower
     load_seconds: float
     details: dict[str, Any] = field(default_factory=dict)
+    # The pipelines of the languages served besides the default one (languages.py).
+    other_languages: list[LanguagePipeline] = field(default_factory=list)
 
     def close(self) -> None:
         self.batcher.close()
+        for pipeline in self.other_languages:
+            pipeline.batcher.close()
         self.store.close()
 
 
@@ -65,8 +71,11 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
     """Prepare (or load cached) models and indexes and wire the dialogue manager."""
     started = time.perf_counter()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    intent = prepare_intent_model(settings, report=log.info)
-    models = load_serving_models(settings, intent)
+    # The default language's pipeline is wired here; the others by build_pipeline.
+    language, *others = settings.language_list
+    primary = language_settings(settings, language)
+    intent = prepare_intent_model(primary, report=log.info)
+    models = load_serving_models(primary, intent)
     predictor = models.predictor
     batcher = engine.make_batched_classifier(
         predictor, settings.batch_max_size, settings.batch_max_wait_ms
@@ -79,13 +88,19 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
     store = ConversationStore(settings.resolved_database_url)
     documents = DocumentStore(store.engine, store.write_gate)
     knowledge_base = open_knowledge_base(
-        settings, models.embedder, models.embedder_id, models.search_mode
+        primary, models.embedder, models.embedder_id, models.search_mode
     )
+    pipelines = [build_pipeline(settings, other) for other in others]
+    served: KnowledgeBase | KnowledgeBaseRouter = knowledge_base
+    if pipelines:
+        served = KnowledgeBaseRouter(
+            {language: knowledge_base, **{p.language: p.kb for p in pipelines}}
+        )
     # The database is the knowledge base every replica shares: the content files are
     # written to it once (per content), then this replica's index follows it.
-    follower = KnowledgeBaseFollower(documents, knowledge_base)
+    follower = KnowledgeBaseFollower(documents, served)  # type: ignore[arg-type]
     seeded = follower.seed(load_content_documents(settings))
-    templates = TemplateBook.load(settings.content_path("templates.yaml"))
+    templates = TemplateBook.load(primary.content_path("templates.yaml"), language)
     policy = DialoguePolicy(
         template_threshold=settings.template_threshold,
         clarify_margin=settings.clarify_margin,
@@ -97,15 +112,26 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
         grounding_min_overlap=settings.grounding_min_overlap,
     )
     generator, generation_status = load_generator(settings)
-    dialogue = DialogueManager(store, intents, knowledge_base, templates, policy, generator)
+    dialogue = DialogueManager(
+        store,
+        intents,
+        knowledge_base,
+        templates,
+        policy,
+        generator,
+        language=language,
+        extra_languages=pipelines,
+    )
     # Warm the encoders so the first customer does not pay for lazy initialisation.
-    intents.predict("hello")
-    knowledge_base.search("opening hours", k=1)
+    for pipeline in dialogue.pipelines():
+        warm = WARM_UP_TEXTS[pipeline.language]
+        pipeline.intents.predict(warm[0])
+        pipeline.kb.search(warm[1], k=1)
     return Services(
         settings=settings,
         store=store,
         dialogue=dialogue,
-        knowledge_base=knowledge_base,
+        knowledge_base=served,  # type: ignore[arg-type]
         templates=templates,
         intent=intent,
         batcher=batcher,
@@ -116,7 +142,12 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
             "ingest": seeded.as_dict() if seeded.changed else "unchanged",
             "generation": generation_status,
         },
+        other_languages=pipelines,
     )
+
+
+# A message and a search per language, run once at start-up.
+WARM_UP_TEXTS = {"en": ("hello", "opening hours"), "zh": ("你好", "人工客服时间")}
 
 
 def load_generator(settings: Settings) -> tuple[SmolLMGenerator | None, str]:
@@ -261,7 +292,7 @@ def start_retention_job(services: Services) -> PeriodicJob | None:
 
 def reload_intent_model(services: Services) -> IntentArtifacts:
     """Retrain (if the inputs changed) and swap the intent model of a running app."""
-    settings = services.settings
+    settings = language_settings(services.settings, services.dialogue.language)
     artifacts = prepare_intent_model(settings, report=log.info)
     if artifacts.model_dir == services.intent.model_dir:
         return artifacts
@@ -290,7 +321,7 @@ def swap_intent_model(
     when the encoder changes) first, then swapped in by assignment; requests in flight
     finish on the old model, whose batcher is closed ``RETIRE_AFTER_S`` later.
     ``budget``: the one the model was trained with (a live upgrade's is ``full``)."""
-    settings = services.settings
+    settings = language_settings(services.settings, services.dialogue.language)
     if budget is None and artifacts.fingerprint.startswith("upgrade-"):
         budget = Budget.FULL
     models = load_serving_models(settings, artifacts, budget)
@@ -304,10 +335,16 @@ def swap_intent_model(
     knowledge_base = open_knowledge_base(
         settings, models.embedder, models.embedder_id, models.search_mode
     )
-    services.kb_follower.switch(knowledge_base)
+    served: KnowledgeBase | KnowledgeBaseRouter = knowledge_base
+    if isinstance(services.knowledge_base, KnowledgeBaseRouter):  # other languages unchanged
+        served = KnowledgeBaseRouter(
+            {**services.knowledge_base.bases, services.dialogue.language: knowledge_base}
+        )
+    services.kb_follower.switch(served)  # type: ignore[arg-type]
     old_batcher = services.batcher
     services.dialogue.intents = IntentModel(classify, models.predictor.labels, artifacts.threshold)
-    services.dialogue.kb = services.knowledge_base = knowledge_base
+    services.dialogue.kb = knowledge_base
+    services.knowledge_base = served  # type: ignore[assignment]
     services.batcher, services.intent = batcher, artifacts
     retire = threading.Timer(RETIRE_AFTER_S, old_batcher.close)
     retire.daemon = True

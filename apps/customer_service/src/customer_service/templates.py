@@ -59,10 +59,25 @@ _SLOT_EXTRACTORS: dict[str, re.Pattern[str]] = {
 }
 
 
-def extract_slots(text: str) -> dict[str, str]:
-    """Slot values found in ``text`` (amount, card type, currency, country)."""
+# The same slots in Chinese messages ("汇500美元到美国", "我的信用卡").
+_ZH_SLOT_EXTRACTORS: dict[str, re.Pattern[str]] = {
+    "amount": re.compile(
+        r"(?:[¥￥$€£]\s?\d[\d,]*(?:\.\d{1,2})?|\d[\d,]*(?:\.\d{1,2})?\s?(?:万元|元|块钱|块|美元|欧元|英镑|日元|港币|人民币))"
+    ),
+    "card_type": re.compile(r"(借记卡|信用卡|虚拟卡|储蓄卡|商务卡)"),
+    "currency": re.compile(r"(人民币|美元|欧元|英镑|日元|港币|澳元|加元)"),
+    "country": re.compile(
+        r"(美国|英国|法国|德国|意大利|西班牙|日本|韩国|新加坡|澳大利亚|加拿大|新西兰|香港|澳门|台湾|马来西亚|泰国|印度|欧洲)"
+    ),
+}
+
+
+def extract_slots(text: str, language: str = "en") -> dict[str, str]:
+    """Slot values found in ``text`` (amount, card type, currency, country); ``language``
+    ``"zh"`` reads Chinese messages."""
     found: dict[str, str] = {}
-    for name, pattern in _SLOT_EXTRACTORS.items():
+    extractors = _ZH_SLOT_EXTRACTORS if language == "zh" else _SLOT_EXTRACTORS
+    for name, pattern in extractors.items():
         match = pattern.search(text)
         if match:
             value = match.group(0).strip()
@@ -73,12 +88,18 @@ def extract_slots(text: str) -> dict[str, str]:
 class TemplateBook:
     """All intent templates of the app, looked up by intent."""
 
-    def __init__(self, templates: dict[str, IntentTemplate], global_slots: dict[str, str]) -> None:
+    def __init__(
+        self,
+        templates: dict[str, IntentTemplate],
+        global_slots: dict[str, str],
+        language: str = "en",
+    ) -> None:
         self.templates = templates
         self.global_slots = global_slots
+        self.language = language
 
     @classmethod
-    def load(cls, path: Path) -> TemplateBook:
+    def load(cls, path: Path, language: str = "en") -> TemplateBook:
         """Read and check a templates YAML file.
 
         Raises:
@@ -134,7 +155,7 @@ class TemplateBook:
                 answer=answer if action is IntentAction.TEMPLATE else "",
                 slots=slots,
             )
-        return cls(templates, global_slots)
+        return cls(templates, global_slots, language)
 
     def get(self, intent: str) -> IntentTemplate | None:
         return self.templates.get(intent)
@@ -152,5 +173,5 @@ class TemplateBook:
         template = self.templates[intent]
         if template.action is not IntentAction.TEMPLATE:
             raise KeyError(intent)
-        values = {**self.global_slots, **template.slots, **extract_slots(message)}
+        values = {**self.global_slots, **template.slots, **extract_slots(message, self.language)}
         return template.answer.format_map(values)

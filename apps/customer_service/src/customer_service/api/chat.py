@@ -18,17 +18,16 @@ from customer_service.api.schemas import (
     MessageOut,
     SessionId,
     SessionOut,
+    StartSessionRequest,
     StartSessionResponse,
     is_blank,
 )
-from customer_service.dialogue import AnswerKind
+from customer_service.dialogue import BOT_TEXTS, EN_TEXTS, AnswerKind
 from customer_service.storage import StoredMessage
 
 router = APIRouter(tags=["chat"])
 
-GREETING = (
-    "Hi, I'm the Bramble Bank assistant. Ask me anything about your account, cards or payments."
-)
+GREETING = EN_TEXTS.greeting
 
 
 def message_out(message: StoredMessage) -> MessageOut:
@@ -46,11 +45,20 @@ def message_out(message: StoredMessage) -> MessageOut:
 
 
 @router.post("/sessions", response_model=StartSessionResponse, dependencies=[RateLimitDep])
-def start_session(services: ServicesDep) -> StartSessionResponse:
-    """Start a conversation."""
+def start_session(
+    services: ServicesDep, body: StartSessionRequest | None = None
+) -> StartSessionResponse:
+    """Start a conversation; the greeting is in the requested language when it is served,
+    else in the default one."""
+    languages = services.dialogue.languages
+    language = body.language if body and body.language in languages else languages[0]
     conversation = services.dialogue.start(client_id="web")
     return StartSessionResponse(
-        session_id=conversation.id, state=conversation.state.value, greeting=GREETING
+        session_id=conversation.id,
+        state=conversation.state.value,
+        greeting=BOT_TEXTS[language].greeting,
+        language=language,
+        languages=languages,
     )
 
 
@@ -83,7 +91,7 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
             ]
         )
     session_id = body.session_id or services.dialogue.start(client_id="api").id
-    reply = services.dialogue.handle_message(session_id, body.message)
+    reply = services.dialogue.handle_message(session_id, body.message, body.language)
     metrics = runtime.metrics
     metrics.messages.labels(reply.kind.value).inc()
     if reply.intent:
@@ -111,6 +119,7 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
         user_message_id=reply.user_message_id,
         generated=reply.generated,
         grounding_failure=reply.grounding_failure,
+        language=reply.language,
     )
 
 
@@ -154,6 +163,7 @@ def request_handoff(
 ) -> SessionOut:
     """ "Talk to a human": the conversation waits for an agent and the bot stops answering."""
     reason = body.reason if body else "customer_button"
-    if services.dialogue.request_handoff(session_id, reason) is not None:
+    hint = body.language if body else None
+    if services.dialogue.request_handoff(session_id, reason, hint) is not None:
         runtime.metrics.handoffs.labels("customer").inc()
     return session_history(session_id, services)

@@ -55,10 +55,25 @@ def is_blank(text: str) -> bool:
     return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
 
 
+LanguageCode = Literal["en", "zh"]
+
+
+class StartSessionRequest(BaseModel):
+    """Optional body of ``POST /sessions``: the language the chat page shows."""
+
+    language: LanguageCode | None = Field(
+        default=None, description="greeting language (one of the languages served)"
+    )
+
+
 class StartSessionResponse(BaseModel):
     session_id: str
     state: str
     greeting: str
+    language: str = Field(default="en", description="the greeting's language")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], description="the languages served, the default first"
+    )
 
 
 class ChatRequest(BaseModel):
@@ -69,6 +84,11 @@ class ChatRequest(BaseModel):
         min_length=1,
         max_length=MAX_MESSAGE_CHARS,
         description="the customer's message (at most MAX_MESSAGE_CHARS characters)",
+    )
+    language: LanguageCode | None = Field(
+        default=None,
+        description="the language the chat page shows; used only when neither the message "
+        "nor the conversation tells which language to answer in",
     )
 
 
@@ -109,6 +129,7 @@ class ChatResponse(BaseModel):
         default=None,
         description="why a generated answer was not shown (the extractive one was)",
     )
+    language: str = Field(default="en", description="the language of the answer (en, zh)")
 
 
 class MessageOut(BaseModel):
@@ -142,6 +163,9 @@ class FeedbackRequest(BaseModel):
 class HandoffRequest(BaseModel):
     reason: str = Field(
         default="customer_button", min_length=1, max_length=64, pattern=r"^[a-z_]+$"
+    )
+    language: LanguageCode | None = Field(
+        default=None, description="the chat page's language, for a conversation with no message"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from customer_service.api.deps import RuntimeDep
+from customer_service.pipelines import pipeline_details
 from customer_service.runtime import AppRuntime
 from keel_service import Readiness, Status, app_metrics, health_router
 
@@ -29,6 +30,10 @@ def readiness(request: Request) -> Readiness:
             "knowledge_base": {
                 "documents": len(services.knowledge_base),
                 "passages": services.knowledge_base.passage_count(),
+            },
+            "languages": {
+                "served": services.dialogue.languages,
+                **{p.language: pipeline_details(p) for p in services.other_languages},
             },
             "generation": services.details.get("generation", "off"),
             "load_seconds": services.load_seconds,
