@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from finance_monitor import chinese
 from finance_monitor.chinese import load_demo_headlines_zh, split_rows
-from finance_monitor.errors import InvalidMessageError
+from finance_monitor.errors import InvalidMessageError, ModelPreparationError
+from finance_monitor.feed import HeadlineFeed, ticker_names
 from finance_monitor.messages import RawMessage, ScoredRecord
 from finance_monitor.model_prep import load_demo_headlines
 from finance_monitor.replay import demo_stream
@@ -171,3 +174,51 @@ def test_demo_stream_mixes_chinese_headlines_only_when_asked() -> None:
     for item in zh:
         assert labels[item.message["text"]] == (item.topic, item.sentiment)
         assert text_language(item.message["text"]) == "zh"
+
+
+def test_chinese_heads_must_predict_english_topics(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    english = ScoringModel(FixedPredictor(0, 2), TOPICS, SENTIMENTS)
+    strange = ScoringModel(FixedPredictor(0, 2), ["Earnings", "Weather"], SENTIMENTS)
+    monkeypatch.setattr(chinese, "load_scoring_model", lambda *_a, **_k: strange)
+    with pytest.raises(ModelPreparationError, match="Weather"):
+        chinese.load_chinese_model(tmp_path, english)
+    fine = ScoringModel(FixedPredictor(0, 2), ["Earnings"], SENTIMENTS)
+    monkeypatch.setattr(chinese, "load_scoring_model", lambda *_a, **_k: fine)
+    assert chinese.load_chinese_model(tmp_path, english) is fine
+
+
+def test_feed_keeps_the_newest_messages_and_counts_each_language() -> None:
+    model, _en, _zh = models()
+    feed = HeadlineFeed(size=3)
+    texts = ["Acme up", "澜汀银行股价跌停", "Fed holds", "云岫医药新药获批", "Oil rises"]
+    batch = [_pending(t, i) for i, t in enumerate(texts)]
+    verdicts = score_texts(model, texts)
+    feed.add((p.message, v, []) for p, v in zip(batch, verdicts, strict=True))
+    counts, items = feed.snapshot()
+    assert counts == {"en": 3, "zh": 2}
+    assert [i["text"] for i in items] == ["Oil rises", "云岫医药新药获批", "Fed holds"]
+    assert [i["lang"] for i in items] == ["en", "zh", "en"]
+    assert feed.snapshot(1)[1][0]["id"] == "m-4"
+    names = ticker_names(load_companies())
+    assert names["600519.SH"] == "贵州茅台"  # the full name, not the alias 茅台
+    assert names["689102.SH"] == "澜汀银行"
+
+
+def test_headlines_endpoint_without_a_scorer_says_so(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from finance_monitor.config import Settings
+    from finance_monitor.main import create_app
+
+    settings = Settings(state_dir=tmp_path, api_key="test-admin-key-fm", run_workers=False)
+    client = TestClient(create_app(settings))  # no lifespan: no models, no stages
+    body = client.get("/api/headlines").json()
+    assert body == {
+        "available": False,
+        "counts": {"en": 0, "zh": 0},
+        "chinese_heads": False,
+        "headlines": [],
+    }
+    assert client.get("/api/headlines?limit=0").status_code == 422
