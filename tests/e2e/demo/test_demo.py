@@ -89,6 +89,9 @@ class DemoProcess:
         # The finance monitor's Chinese heads (a me5-small preparation) are covered by
         # tests/e2e/finance_monitor/test_dashboard_chinese.py; not trained a second time here.
         env["KEEL_FM_CHINESE"] = "false"
+        # Likewise the support bot's Chinese pipeline (tests/e2e/customer_service/
+        # test_cs_chinese_chat.py): the demo runs it by default, this test in English only.
+        env["KEEL_CS_LANGUAGES"] = "en"
         cmd = [
             KEEL_DEMO,
             "--state-dir",

@@ -87,6 +87,8 @@ class Demo:
         if app is not None:
             env[f"{app.env_prefix}STATE_DIR"] = str(self.options.state_dir / app.name)
             env.update({var: self.keys[var] for var in app.key_vars()})
+            for name, value in app.defaults:
+                env.setdefault(name, value)
         return env
 
     def start_broker(self) -> None:

@@ -24,6 +24,8 @@ class AppService:
     port_offset: int
     pages: tuple[Page, ...] = field(default_factory=tuple)
     key_names: tuple[str, ...] = ("API",)  # <prefix><NAME>_KEY settings the app reads
+    # Settings the demo gives the app unless the environment sets them.
+    defaults: tuple[tuple[str, str], ...] = ()
 
     def key_vars(self) -> tuple[str, ...]:
         """The environment variables of the app's keys (the admin key first)."""
@@ -42,6 +44,8 @@ APPS: tuple[AppService, ...] = (
         port_offset=1,
         pages=(Page("Chat", "/"), Page("Agent queue", "/agent")),
         key_names=("API", "AGENT"),
+        # The demo serves the English and the Chinese help centre.
+        defaults=(("KEEL_CS_LANGUAGES", "en,zh"),),
     ),
     AppService(
         name="finance_monitor",
