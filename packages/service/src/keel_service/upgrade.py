@@ -6,8 +6,8 @@ How an app uses it (the support bot's ``customer_service/upgrade.py`` is the exa
 1. It starts serving its ``fast`` model (frozen encoder + head) as before.
 2. It builds a :class:`ModelUpgrader` with a :class:`CandidateJob` factory and a ``swap``
    callback, and calls :meth:`ModelUpgrader.start`.
-3. The upgrader runs ``python -m keel_service.upgrade RUN_DIR`` as a child process under
-   ``nice`` (one at a time per state folder: an ``flock``, so replicas on one host
+3. The upgrader runs ``keel_service/_upgrade_child.py RUN_DIR NICE`` as a child process
+   under ``nice`` (one at a time per state folder: an ``flock``, so replicas on one host
    sharing ``state_dir`` train once). The child imports ``CandidateJob.target``
    (``"package.module:function"``) and calls ``function(spec, out_dir, progress)``:
    it trains the candidate into ``out_dir``, scores it *and the served model* on the
@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -66,6 +65,7 @@ RESULT_FILE = "result.json"
 REASON_FILE = "reason.json"
 LOG_FILE = "child.log"
 MODEL_DIR = "model"
+CHILD_SCRIPT = Path(__file__).with_name("_upgrade_child.py")
 
 
 class UpgradeState(StrEnum):
@@ -464,7 +464,7 @@ class ModelUpgrader:
         self._set(state=UpgradeState.TRAINING, started=started, message="starting", finished=None)
         with open(work / LOG_FILE, "wb") as out:
             self._child = subprocess.Popen(
-                [self.python, "-m", "keel_service.upgrade", str(work), str(self.nice)],
+                [self.python, str(CHILD_SCRIPT), str(work), str(self.nice)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: close() ends it with its children
@@ -552,20 +552,6 @@ def update_model_gauges(state: Any, model: Mapping[str, Any] | None) -> None:
 # -- the child --------------------------------------------------------------------------
 
 
-def file_progress(path: Path) -> ProgressFn:
-    """A ``progress(fraction, message)`` that writes ``path`` (at most ~4 times a second)."""
-    last = [0.0]
-
-    def progress(fraction: float, message: str = "") -> None:
-        now = time.monotonic()
-        if fraction < 1.0 and now - last[0] < 0.25:
-            return
-        last[0] = now
-        _write_json(path, {"fraction": float(fraction), "message": message, "time": time.time()})
-
-    return progress
-
-
 def training_progress(progress: ProgressFn, start: float, end: float) -> Callable[..., None]:
     """A ``keel.training`` progress listener that maps a ``"<name> <epoch>/<epochs>"``
     bar onto ``[start, end]`` of the whole build."""
@@ -580,31 +566,3 @@ def training_progress(progress: ProgressFn, start: float, end: float) -> Callabl
         progress(start + (end - start) * min(within, 1.0), f"training: {description}")
 
     return listener
-
-
-def run_child(work: Path, nice: int = 0) -> int:
-    """The child's body: lower its CPU priority, read the job, build, write the result."""
-    if nice:
-        os.nice(nice)
-    job = _read_json(work / JOB_FILE)
-    if job is None:
-        print(f"{work / JOB_FILE}: missing or unreadable", file=sys.stderr)
-        return 2
-    module_name, _, function_name = str(job["target"]).partition(":")
-    build = getattr(importlib.import_module(module_name), function_name)
-    progress = file_progress(work / PROGRESS_FILE)
-    started = time.perf_counter()
-    out_dir = work / MODEL_DIR
-    out_dir.mkdir(exist_ok=True)
-    result = build(job["spec"], out_dir, progress)
-    payload = asdict(result) if isinstance(result, CandidateResult) else dict(result)
-    if not payload.get("seconds"):
-        payload["seconds"] = round(time.perf_counter() - started, 1)
-    progress(1.0, "done")
-    _write_json(work / RESULT_FILE, payload)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - run as a child process
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    sys.exit(run_child(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0))
