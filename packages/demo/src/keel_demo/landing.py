@@ -19,7 +19,24 @@ async def _health(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     except httpx.HTTPError as exc:
         return {"ok": False, "detail": f"unreachable: {type(exc).__name__}"}
     ok = response.status_code == 200
-    return {"ok": ok, "detail": "healthy" if ok else f"HTTP {response.status_code}"}
+    health: dict[str, Any] = {
+        "ok": ok,
+        "detail": "healthy" if ok else f"HTTP {response.status_code}",
+    }
+    model = _model_summary(response)
+    if model is not None:
+        health["model"] = model
+    return health
+
+
+def _model_summary(response: httpx.Response) -> dict[str, Any] | None:
+    """The ``model`` block of an app's ``/healthz`` (tier, validation score, upgrade), if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, dict) else None
 
 
 def create_landing_app(services: list[tuple[AppService, str]]) -> FastAPI:

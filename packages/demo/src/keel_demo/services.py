@@ -45,7 +45,7 @@ APPS: tuple[AppService, ...] = (
         pages=(Page("Chat", "/"), Page("Agent queue", "/agent")),
         key_names=("API", "AGENT"),
         # The demo serves the English and the Chinese help centre.
-        defaults=(("KEEL_CS_LANGUAGES", "en,zh"),),
+        defaults=(("KEEL_CS_LANGUAGES", "en,zh"), ("KEEL_CS_UPGRADE", "on")),
     ),
     AppService(
         name="finance_monitor",
