@@ -126,7 +126,9 @@ def prepare_chinese_models(config: PrepConfig, progress: Callable[[str], None] =
     try:
         version = prepare_artifact(zh_scoring_root(config.models_dir), fingerprint, build)
     except KeelError as exc:
-        raise ModelPreparationError(f"Chinese model preparation failed: {exc}") from exc
+        raise ModelPreparationError(
+            f"Chinese model preparation failed: {exc} (KEEL_FM_CHINESE=false runs English-only)"
+        ) from exc
     except OSError as exc:
         raise ModelPreparationError(
             f"{config.models_dir}: cannot write the Chinese models: {exc}"
