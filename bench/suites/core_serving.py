@@ -630,14 +630,31 @@ def predictor_concurrency_suite(ctx: SuiteContext) -> SuiteResult:
     def direct(text: str) -> np.ndarray:
         return predictor.embed([text])[0]
 
+    batched_wall = [0.0]
+
+    def batched_run() -> float:
+        started = time.perf_counter()
+        rate = _run_callers(batcher.submit, reversed_texts, callers, per_caller)
+        batched_wall[0] += time.perf_counter() - started
+        return rate
+
     try:
         ratio = paired_ratio(
-            lambda: _run_callers(batcher.submit, reversed_texts, callers, per_caller),
+            batched_run,
             lambda: _run_callers(direct, texts, callers, per_caller),
             runs=ctx.runs,
             warmup=1,
         )
         mean_batch = batcher.items_run / max(1, batcher.batches_run)
+        busy_share = batcher.busy_s / max(batched_wall[0], 1e-12)
+        # The ceiling: one forward pass of `callers` texts vs `callers` batch-1 passes.
+        group = texts[:callers]
+        ceiling = paired_ratio(
+            lambda: predictor.embed(group),
+            lambda: [predictor.embed([t]) for t in group],
+            runs=ctx.runs,
+            warmup=1,
+        )
     finally:
         batcher.close()
     batched, direct_rate = ratio.a.rate(requests), ratio.b.rate(requests)
@@ -653,16 +670,25 @@ def predictor_concurrency_suite(ctx: SuiteContext) -> SuiteResult:
             "batched_rps": batched["median"],
             "direct_rps": direct_rate["median"],
             "mean_batch_size": mean_batch,
+            "model_batch_ceiling": ceiling.median,
         },
         details={
             "callers": callers,
             "threads": THREADS,
             "requests_per_run": requests,
             "paired_ratio": ratio.as_dict(),
+            "profile": {
+                "model_batch_ceiling": ceiling.as_dict(),
+                "ceiling_what": f"one embed() of {callers} texts vs {callers} embed() calls of "
+                "one text, paired: the most batching can gain on this model and CPU",
+                "batcher_busy_share": round(busy_share, 3),
+                "busy_what": "share of the micro-batched runs' wall time the batcher's worker "
+                "spent inside the model (the rest: collecting, waking callers)",
+            },
             "batched_rps": batched,
             "direct_rps": direct_rate,
             "model": f"{BASE_MODEL} torch fp32, embed() of one Banking77 text per request",
-            "batcher": {"max_batch_size": 32, "max_wait_ms": 5.0},
+            "batcher": {"max_batch_size": 32, "max_wait_ms": 5.0, "recent_batches": 8},
             "texts": "different texts in the two runs (reversed order) so no cache can help; "
             "the predictor's LRU cache is off",
         },
@@ -671,7 +697,7 @@ def predictor_concurrency_suite(ctx: SuiteContext) -> SuiteResult:
             "backend": "torch fp32",
             "callers": callers,
             "requests_per_caller": per_caller,
-            "batcher": {"max_batch_size": 32, "max_wait_ms": 5.0},
+            "batcher": {"max_batch_size": 32, "max_wait_ms": 5.0, "recent_batches": 8},
             "threads": THREADS,
             "runs": ctx.runs,
             "order": "alternating pairs: batched, direct",

@@ -90,6 +90,7 @@ class MicroBatcher(Generic[T, R]):
         self._closed = threading.Event()
         self.batches_run = 0
         self.items_run = 0
+        self.busy_s = 0.0  # wall seconds spent inside ``fn``
         # Sizes of the last batches; their max is the size at which a batch goes at once.
         self._recent: collections.deque[int] = collections.deque(maxlen=max(1, recent_batches))
         self._adaptive = recent_batches > 0
@@ -213,6 +214,7 @@ class MicroBatcher(Generic[T, R]):
                 live.append(request)
         if not live:
             return
+        started = time.perf_counter()
         try:
             results = self._fn([request.item for request in live])
             if len(results) != len(live):
@@ -220,9 +222,11 @@ class MicroBatcher(Generic[T, R]):
                     f"batch function returned {len(results)} results for {len(live)} items"
                 )
         except Exception as exc:  # every caller of this batch gets the error
+            self.busy_s += time.perf_counter() - started
             for request in live:
                 request.future.set_exception(exc)
             return
+        self.busy_s += time.perf_counter() - started
         self.batches_run += 1
         self.items_run += len(live)
         for request, result in zip(live, results, strict=True):
