@@ -205,3 +205,10 @@ def test_model_gauges_follow_the_healthz_block() -> None:
     assert 'keel_model_upgrade_fraction{model="intent"} 0.25' in text
     assert 'keel_model_upgrade_state{model="intent",state="training"} 1.0' in text
     assert 'keel_model_upgrade_state{model="intent",state="swapped"} 0.0' in text
+
+
+def test_model_gauges_ignore_a_model_detail_of_another_shape() -> None:
+    state = SimpleNamespace(http_registry=CollectorRegistry())
+    update_model_gauges(state, "loaded")  # e.g. the finance monitor's own "model" detail
+    update_model_gauges(state, None)
+    assert "keel_model" not in generate_latest(state.http_registry).decode()

@@ -503,14 +503,14 @@ class ModelUpgrader:
 # -- metrics ----------------------------------------------------------------------------
 
 
-def update_model_gauges(state: Any, model: Mapping[str, Any] | None) -> None:
+def update_model_gauges(state: Any, model: object) -> None:
     """Set the model gauges from ``/healthz``'s ``model`` block (``app_metrics`` calls it):
     ``keel_model_validation_score{model,tier}``, ``keel_model_upgrade_fraction{model}``
     and ``keel_model_upgrade_state{model,state}`` (1 for the current state). The gauges
     live in ``state.http_registry`` (made by ``configure_app``)."""
     registry = getattr(state, "http_registry", None)
-    if registry is None or not model:
-        return
+    if registry is None or not isinstance(model, Mapping) or not model:
+        return  # no registry, or an app whose ``model`` detail is something else
     gauges = getattr(state, "model_gauges", None)
     if gauges is None:
         from prometheus_client import Gauge
