@@ -107,11 +107,28 @@ def test_a_failed_build_is_reported_and_nothing_is_swapped(tmp_path: Path) -> No
     assert upgrader.run_once() is UpgradeState.FAILED
     assert swaps == []
     assert upgrader.snapshot()["upgrade"]["reason"] == "build failed (RuntimeError)"
-    record = json.loads((tmp_path / "refused" / "fp1" / "reason.json").read_text())
+    record = json.loads((tmp_path / "failed" / "fp1" / "reason.json").read_text())
     assert "exited with code 1" in record["reason"]
-    assert (
-        "the fake build fails as asked" in (tmp_path / "refused" / "fp1" / "child.log").read_text()
-    )
+    log = (tmp_path / "failed" / "fp1" / "child.log").read_text()
+    assert "the fake build fails as asked" in log
+    # A failure is no outcome: the next run builds again.
+    retry = _upgrader(tmp_path, {"score": 0.9, "served": 0.8}, swaps)
+    assert retry.run_once() is UpgradeState.SWAPPED and len(swaps) == 1
+
+
+def test_old_candidates_are_pruned_but_refusals_keep_their_reason(tmp_path: Path) -> None:
+    swaps: list = []
+    for n in range(5):  # five refusals (e.g. five rounds of corrections)
+        refused = _upgrader(tmp_path, {"score": 0.5, "served": 0.8}, swaps, fingerprint=f"r{n}")
+        assert refused.run_once() is UpgradeState.REFUSED
+        os.utime(tmp_path / "refused" / f"r{n}" / "reason.json", (n, n))  # r4 the newest
+    for n in range(3):
+        better = _upgrader(tmp_path, {"score": 0.9, "served": 0.8}, swaps, fingerprint=f"a{n}")
+        assert better.run_once() is UpgradeState.SWAPPED
+    with_model = sorted(p.parent.name for p in (tmp_path / "refused").glob("*/model"))
+    assert with_model == ["r2", "r3", "r4"]
+    assert len(list((tmp_path / "refused").glob("*/reason.json"))) == 5
+    assert sorted(p.name for p in (tmp_path / "accepted").iterdir()) == ["a1", "a2"]
 
 
 def test_a_swap_that_raises_keeps_the_served_model(tmp_path: Path) -> None:

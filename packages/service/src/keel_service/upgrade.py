@@ -65,6 +65,9 @@ RESULT_FILE = "result.json"
 REASON_FILE = "reason.json"
 LOG_FILE = "child.log"
 MODEL_DIR = "model"
+#: Candidates kept on disk (see ``ModelUpgrader._prune``).
+KEEP_ACCEPTED = 2
+KEEP_ASIDE = 3
 CHILD_SCRIPT = Path(__file__).with_name("_upgrade_child.py")
 
 
@@ -385,11 +388,20 @@ class ModelUpgrader:
                 message=f"candidate {key} was refused earlier (kept in {refused})",
             )
             return UpgradeState.REFUSED
+        try:
+            return self._build_and_decide(job, key)
+        finally:
+            self._prune()
+
+    def _build_and_decide(self, job: CandidateJob, key: str) -> UpgradeState:
+        accepted = self.root / "accepted" / key
+        refused = self.root / "refused" / key
         work = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
         try:
             result = self._build(job, work)
         except Exception as exc:
-            self._keep_aside(work, refused, {"reason": f"build failed: {exc}"})
+            # Kept for diagnosis, not as an outcome: the next run tries again.
+            self._keep_aside(work, self.root / "failed" / key, {"reason": f"build failed: {exc}"})
             self._set(
                 state=UpgradeState.FAILED,
                 reason=f"build failed ({type(exc).__name__})",
@@ -419,8 +431,39 @@ class ModelUpgrader:
         self._set(state=UpgradeState.REFUSED, reason=reason, finished=time.time(), fraction=1.0)
         return UpgradeState.REFUSED
 
+    def _prune(self) -> None:
+        """Bound the disk use: the newest ``KEEP_ACCEPTED`` accepted candidates (the served
+        one is the newest: a swap touches it), the newest ``KEEP_ASIDE`` refused and
+        failed ones; older refused ones keep only their ``reason.json`` (the outcome)."""
+        for kind, keep in (
+            ("accepted", KEEP_ACCEPTED),
+            ("refused", KEEP_ASIDE),
+            ("failed", KEEP_ASIDE),
+        ):
+            folder = self.root / kind
+            if not folder.is_dir():
+                continue
+            # A refusal's age is its reason.json's (pruning changes the folder's mtime).
+            entries = sorted(
+                (e for e in folder.iterdir() if e.is_dir()),
+                key=lambda e: (e / REASON_FILE if kind == "refused" else e).stat().st_mtime,
+                reverse=True,
+            )
+            for old in entries[keep:]:
+                if kind == "refused":
+                    for child in old.iterdir():
+                        if child.name != REASON_FILE:
+                            if child.is_dir():
+                                shutil.rmtree(child, ignore_errors=True)
+                            else:
+                                child.unlink(missing_ok=True)
+                else:
+                    shutil.rmtree(old, ignore_errors=True)
+
     def _accept(self, folder: Path, result: CandidateResult, *, cached: bool) -> UpgradeState:
         self._set(state=UpgradeState.EVALUATING, message="loading the new model")
+        with contextlib.suppress(OSError):
+            os.utime(folder)  # the served candidate is the newest: pruning keeps it
         try:
             self._swap(folder / MODEL_DIR, result)
         except Exception as exc:
