@@ -13,6 +13,7 @@ from customer_service import __version__
 from customer_service.api import admin, agent, chat, pages, review, system
 from customer_service.api.errors import install_error_handlers
 from customer_service.config import ENV_PREFIX, Settings, get_settings
+from customer_service.feedback_loop import FeedbackLoop
 from customer_service.runtime import AppRuntime
 from keel_service import configure_app
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, background_start: bool = True) 
     )
     configure_app(app, settings, env_prefix=ENV_PREFIX)
     app.state.runtime = runtime
+    # Agents' corrections feed the live upgrade (customer_service.feedback_loop).
+    app.state.feedback_loop = FeedbackLoop(runtime)
     install_error_handlers(app)
     for module in (system, chat, agent, review, admin, pages):
         app.include_router(module.router)

@@ -22,6 +22,8 @@ from customer_service.corrections import (
     ReviewItem,
     export_corrections,
 )
+from customer_service.errors import InvalidStateError
+from customer_service.feedback_loop import FeedbackLoop
 from customer_service.runtime import Services
 
 router = APIRouter(tags=["review"])
@@ -221,8 +223,24 @@ def export(
     )
 
 
+@router.post("/admin/corrections/retrain", status_code=202, dependencies=[AdminKeyDep])
+def retrain_on_corrections(
+    corrections: CorrectionsDep, runtime: RuntimeDep, request: Request
+) -> dict[str, Any]:
+    """Start a live-upgrade run on the current corrections now (it trains in the
+    background and swaps the new model in only when it scores higher on validation;
+    follow it on ``/healthz``). 409 when the live upgrade is off."""
+    loop: FeedbackLoop = request.app.state.feedback_loop
+    if not loop.retrain():
+        raise InvalidStateError(
+            "the live upgrade is off: set KEEL_CS_UPGRADE=true (fast budget) to retrain "
+            "on corrections, or export them and run prepare"
+        )
+    return {"requested": True, "dataset_version": corrections.version()}
+
+
 def _corrections_changed(request: Request) -> None:
-    """Tell the background upgrade that the training data changed (when there is one)."""
-    hook = getattr(request.app.state, "on_corrections_changed", None)
-    if hook is not None:
-        hook()
+    """Count a change for the background upgrade (a run every few changes)."""
+    loop: FeedbackLoop | None = getattr(request.app.state, "feedback_loop", None)
+    if loop is not None:
+        loop.changed()
