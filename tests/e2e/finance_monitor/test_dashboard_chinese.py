@@ -26,7 +26,9 @@ from tests.integration.finance_monitor.fm_support import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+# The fixture prepares the Chinese heads (and, run alone, the English ones): more than
+# the default per-test limit on a loaded 2-core machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 PER_WINDOW = 50
 WINDOWS = 4
