@@ -114,6 +114,16 @@ def test_review_queue_versioned_corrections_and_export(store: ConversationStore)
         list(export_corrections(rows, "xml"))  # type: ignore[arg-type]
 
 
+def test_a_hand_off_after_a_rated_answer_is_the_reason(store: ConversationStore) -> None:
+    conversation_id, user_id, _ = _turn(store, "what fees do you charge", "retrieval", "fees")
+    conversation = store.get_conversation(conversation_id)
+    store.record_turn(conversation, [NewMessage(Role.BOT, "passing you on", "handoff")])
+    corrections = CorrectionStore(store.engine, store.write_gate)
+    [item] = corrections.review_queue()
+    assert (item.message_id, item.reason) == (user_id, "handoff")
+    assert corrections.correct(user_id, "fees_and_charges")[0].reason == "handoff"
+
+
 def test_a_row_of_an_older_release_is_masked_on_the_way_in_and_out(
     store: ConversationStore,
 ) -> None:

@@ -247,22 +247,21 @@ class CorrectionStore:
     def _reason(conn: Connection, conversation_id: str, message_id: int) -> str | None:
         """Why the message was up for review: the bot's answer to it was rated down, or
         it handed the conversation over (``None``: corrected from elsewhere)."""
-        answer = conn.execute(
-            sa.select(messages.c.kind, feedback.c.rating)
+        following = conn.execute(
+            sa.select(messages.c.role, messages.c.kind, feedback.c.rating)
             .select_from(messages.outerjoin(feedback, feedback.c.message_id == messages.c.id))
-            .where(
-                messages.c.conversation_id == conversation_id,
-                messages.c.id > message_id,
-                messages.c.role != "user",
-            )
+            .where(messages.c.conversation_id == conversation_id, messages.c.id > message_id)
             .order_by(messages.c.id)
-            .limit(1)
-        ).first()
-        if answer is None:
-            return None
-        if answer.rating is not None and answer.rating < 0:
+            .limit(20)
+        ).all()
+        answers = []  # the bot's messages up to the customer's next turn
+        for row in following:
+            if row.role == "user":
+                break
+            answers.append(row)
+        if any(a.rating is not None and a.rating < 0 for a in answers):
             return "thumbs_down"
-        if answer.kind == "handoff":
+        if any(a.kind == "handoff" for a in answers):
             return "handoff"
         return None
 
