@@ -133,6 +133,30 @@ class NewMessage:
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
+# Statements built once. SQLAlchemy caches a statement's compiled form by its cache key,
+# and building a statement with ``.values(...)`` on every call (then computing that key)
+# cost more CPU than SQLite's own work on /chat; these take their values as parameters.
+_SELECT_CONVERSATION = conversations.select().where(
+    conversations.c.id == sa.bindparam("conversation_id")
+)
+_SELECT_CONVERSATION_FOR_UPDATE = _SELECT_CONVERSATION.with_for_update()
+_UPDATE_CONVERSATION = conversations.update().where(
+    conversations.c.id == sa.bindparam("where_id"),
+    conversations.c.version == sa.bindparam("where_version"),
+)
+_INSERT_MESSAGE = messages.insert()
+_INSERT_CONVERSATION = conversations.insert()
+_RECENT_USER_TEXTS = (
+    sa.select(messages.c.text)
+    .where(
+        messages.c.conversation_id == sa.bindparam("conversation_id"),
+        messages.c.role == Role.USER.value,
+    )
+    .order_by(messages.c.id.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
 def open_engine(url: str) -> Engine:
     """An engine on ``url`` with the schema migrated to the newest revision.
 
@@ -218,16 +242,17 @@ class ConversationStore:
         )
         with self._write() as conn:
             conn.execute(
-                conversations.insert().values(
-                    id=conversation.id,
-                    client_id=conversation.client_id,
-                    state=conversation.state.value,
-                    created_at=now,
-                    updated_at=now,
-                    low_confidence_streak=0,
-                    handoff_count=0,
-                    version=0,
-                )
+                _INSERT_CONVERSATION,
+                {
+                    "id": conversation.id,
+                    "client_id": conversation.client_id,
+                    "state": conversation.state.value,
+                    "created_at": now,
+                    "updated_at": now,
+                    "low_confidence_streak": 0,
+                    "handoff_count": 0,
+                    "version": 0,
+                },
             )
         return conversation
 
@@ -245,14 +270,13 @@ class ConversationStore:
         Raises:
             SessionNotFoundError: no such conversation.
         """
-        query = conversations.select().where(conversations.c.id == conversation_id)
-        if for_update:
-            query = query.with_for_update()
+        query = _SELECT_CONVERSATION_FOR_UPDATE if for_update else _SELECT_CONVERSATION
+        params = {"conversation_id": conversation_id}
         if conn is None:
             with self.engine.connect() as own:
-                row = own.execute(query).first()
+                row = own.execute(query, params).first()
         else:
-            row = conn.execute(query).first()
+            row = conn.execute(query, params).first()
         if row is None:
             raise SessionNotFoundError(f"no conversation {conversation_id!r}")
         return _conversation_from_row(row)
@@ -268,42 +292,37 @@ class ConversationStore:
             SessionNotFoundError: the conversation no longer exists (purged).
         """
         updated_at = time.time()
-        statement = (
-            conversations.update()
-            .where(
-                conversations.c.id == conversation.id,
-                conversations.c.version == conversation.version,
-            )
-            .values(
-                version=conversation.version + 1,
-                state=conversation.state.value,
-                updated_at=updated_at,
-                low_confidence_streak=conversation.low_confidence_streak,
-                pending_options=json.dumps(conversation.pending_options)
-                if conversation.pending_options
-                else None,
-                last_intent=conversation.last_intent,
-                handoff_reason=conversation.handoff_reason,
-                handoff_at=conversation.handoff_at,
-                handoff_count=conversation.handoff_count,
-                agent_name=mask_pii(conversation.agent_name) if conversation.agent_name else None,
-                handoff_evidence=json.dumps(conversation.handoff_evidence, ensure_ascii=False)
-                if conversation.handoff_evidence
-                else None,
-            )
-        )
+        values = {
+            "where_id": conversation.id,
+            "where_version": conversation.version,
+            "version": conversation.version + 1,
+            "state": conversation.state.value,
+            "updated_at": updated_at,
+            "low_confidence_streak": conversation.low_confidence_streak,
+            "pending_options": json.dumps(conversation.pending_options)
+            if conversation.pending_options
+            else None,
+            "last_intent": conversation.last_intent,
+            "handoff_reason": conversation.handoff_reason,
+            "handoff_at": conversation.handoff_at,
+            "handoff_count": conversation.handoff_count,
+            "agent_name": mask_pii(conversation.agent_name) if conversation.agent_name else None,
+            "handoff_evidence": json.dumps(conversation.handoff_evidence, ensure_ascii=False)
+            if conversation.handoff_evidence
+            else None,
+        }
         if conn is None:
             with self._write() as own:
-                self._compare_and_set(own, conversation, statement)
+                self._compare_and_set(own, conversation, values)
         else:
-            self._compare_and_set(conn, conversation, statement)
+            self._compare_and_set(conn, conversation, values)
         conversation.updated_at = updated_at
         conversation.version += 1
 
     def _compare_and_set(
-        self, conn: Connection, conversation: Conversation, statement: Any
+        self, conn: Connection, conversation: Conversation, values: dict[str, Any]
     ) -> None:
-        if conn.execute(statement).rowcount == 1:
+        if conn.execute(_UPDATE_CONVERSATION, values).rowcount == 1:
             return
         exists = conn.execute(
             sa.select(conversations.c.version).where(conversations.c.id == conversation.id)
@@ -381,16 +400,17 @@ class ConversationStore:
             for c in message.citations
         ]
         result = conn.execute(
-            messages.insert().values(
-                conversation_id=conversation_id,
-                role=message.role.value,
-                text=text,
-                kind=message.kind,
-                intent=message.intent,
-                confidence=message.confidence,
-                citations=json.dumps(citations, ensure_ascii=False) if citations else None,
-                created_at=now,
-            )
+            _INSERT_MESSAGE,
+            {
+                "conversation_id": conversation_id,
+                "role": message.role.value,
+                "text": text,
+                "kind": message.kind,
+                "intent": message.intent,
+                "confidence": message.confidence,
+                "citations": json.dumps(citations, ensure_ascii=False) if citations else None,
+                "created_at": now,
+            },
         )
         message_id = int(result.inserted_primary_key[0])
         return StoredMessage(
@@ -476,16 +496,9 @@ class ConversationStore:
         """The last ``limit`` user messages, oldest first."""
         if limit <= 0:
             return []
-        query = (
-            sa.select(messages.c.text)
-            .where(
-                messages.c.conversation_id == conversation_id, messages.c.role == Role.USER.value
-            )
-            .order_by(messages.c.id.desc())
-            .limit(limit)
-        )
+        params = {"conversation_id": conversation_id, "limit": limit}
         with self.engine.connect() as conn:
-            return [row.text for row in conn.execute(query)][::-1]
+            return [row.text for row in conn.execute(_RECENT_USER_TEXTS, params)][::-1]
 
     def history(self, conversation_id: str, after_id: int = 0) -> list[StoredMessage]:
         """All messages of a conversation (after ``after_id``), with their feedback rating."""
