@@ -412,7 +412,9 @@ class ConversationStore:
                 "created_at": now,
             },
         )
-        message_id = int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key  # one row inserted: its primary key
+        assert key is not None
+        message_id = int(key[0])
         return StoredMessage(
             id=message_id,
             conversation_id=conversation_id,
