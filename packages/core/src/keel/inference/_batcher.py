@@ -46,9 +46,10 @@ class MicroBatcher(Generic[T, R]):
     ``recent_batches`` batches (and nothing more is already queued): with N steady
     callers each waiting for its answer, the N-th request is the last one that can come,
     so waiting out ``max_wait_ms`` for company would only add latency. A batch that
-    gathers more than that raises the mark, one that waits the window out without
-    reaching it lowers the mark to its size, and one caller alone is served without
-    waiting. ``recent_batches=0`` always waits the window out (the plain policy).
+    gathers more than that raises the mark; a batch that does not reach it waits the
+    window out as before (a straggler late under load then still joins it), and the
+    mark falls once the larger batches leave the recent ones. One caller alone is
+    served without waiting. ``recent_batches=0`` always waits the window out.
 
     Args:
         fn: maps a list of items to a sequence of results of the same length.
@@ -173,7 +174,6 @@ class MicroBatcher(Generic[T, R]):
             stop = False
             flush_at = time.monotonic() + self.max_wait_s
             expected = max(self._recent, default=1) if self._adaptive else self.max_batch_size
-            waited_out = False
             while len(batch) < self.max_batch_size:
                 if len(batch) >= expected:
                     # As many as recently came together: take only what is already queued.
@@ -186,14 +186,11 @@ class MicroBatcher(Generic[T, R]):
                         else self._queue.get_nowait()
                     )
                 except queue.Empty:
-                    waited_out = len(batch) < expected
                     break
                 if nxt is _STOP:
                     stop = True
                     break
                 batch.append(nxt)
-            if waited_out:  # fewer callers than before: lower the mark at once
-                self._recent.clear()
             self._recent.append(len(batch))
             self._process(batch)  # type: ignore[arg-type]
             if stop:
