@@ -92,9 +92,10 @@ class DemoProcess:
         # Likewise the support bot's Chinese pipeline (tests/e2e/customer_service/
         # test_cs_chinese_chat.py): the demo runs it by default, this test in English only.
         env["KEEL_CS_LANGUAGES"] = "en"
-        # The support bot's live upgrade (on in the demo) fine-tunes in the background for
-        # minutes; it has its own test (tests/integration/customer_service/test_cs_upgrade.py).
+        # The live upgrades (on in the demo) fine-tune in the background for minutes; the
+        # support bot's has its own test (tests/integration/customer_service/test_cs_upgrade.py).
         env["KEEL_CS_UPGRADE"] = "off"
+        env["KEEL_FM_UPGRADE"] = "off"
         cmd = [
             KEEL_DEMO,
             "--state-dir",

@@ -22,6 +22,9 @@ def test_the_demo_turns_the_upgrade_on_and_a_setting_turns_it_off(
     assert Demo(DemoOptions())._env(CS)["KEEL_CS_UPGRADE"] == "on"
     monkeypatch.setenv("KEEL_CS_UPGRADE", "off")
     assert Demo(DemoOptions())._env(CS)["KEEL_CS_UPGRADE"] == "off"
+    fm = next(app for app in APPS if app.name == "finance_monitor")
+    monkeypatch.delenv("KEEL_FM_UPGRADE", raising=False)
+    assert Demo(DemoOptions())._env(fm)["KEEL_FM_UPGRADE"] == "on"
 
 
 def _health_of(status: int, body: object) -> dict:

@@ -54,6 +54,13 @@ class Settings(ServiceSettings):
     chinese: bool = True
     # Share of Chinese headlines in ``replay --demo`` (when ``chinese`` is on).
     replay_chinese_share: float = Field(default=0.25, ge=0.0, le=1.0)
+    # Live upgrade (finance_monitor.upgrade): score with the fast model at once, train the
+    # full one in a niced child process, swap it into the in-process scorer only when it
+    # scores higher on held-out rows. Off by default; the demo turns it on.
+    upgrade: bool = False
+    upgrade_min_gain: float = Field(default=0.0, ge=0.0, le=1.0)
+    upgrade_nice: int = Field(default=15, ge=0, le=19)
+    upgrade_delay_s: float = Field(default=0.0, ge=0.0)
 
     window_size_s: float = Field(default=60.0, gt=0)
     sliding_size_s: float = Field(default=300.0, gt=0)

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from finance_monitor.config import Settings
@@ -21,6 +22,8 @@ from finance_monitor.supervisor import StageSupervisor
 from finance_monitor.tickers import TickerExtractor, load_companies
 from finance_monitor.trend import default_window_specs
 from finance_monitor.trend_worker import TrendConfig, TrendWorker
+from keel_service import Budget
+from keel_service.upgrade import CandidateResult, ModelUpgrader, ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +180,8 @@ class MonitorRuntime:
         self._threads: list[threading.Thread] = []
         self.supervisor = build_supervisor(settings)
         self.started_at = time.time()
+        # The live upgrade (``upgrade`` setting, finance_monitor.upgrade).
+        self.upgrader: ModelUpgrader | None = None
 
     def start(self) -> None:
         """Prepare in the background so the HTTP server answers (503) while models load."""
@@ -219,11 +224,48 @@ class MonitorRuntime:
                     thread.start()
                     self._threads.append(thread)
             self.state = "ready"
+            self._start_upgrade()
         except Exception as exc:
             log.exception("finance monitor failed to start")
             self.state = "failed"
             # The class only: exception text can quote URLs, paths or credentials.
             self.error = type(exc).__name__
+
+    def _start_upgrade(self) -> None:
+        """Train the full scoring model in the background (``upgrade`` on, fast budget)."""
+        if not self.settings.upgrade or self.settings.budget is not Budget.FAST:
+            return
+        from finance_monitor.model_prep import SERVED_DIR
+        from finance_monitor.upgrade import make_upgrader
+
+        def served_dir() -> str:  # the cached fast model's folder (prepared at start-up)
+            return str(prepare_models(prep_config(self.settings, False), progress=log.debug))
+
+        def swap(folder: Path, result: CandidateResult) -> None:
+            model = load_scoring_model(
+                folder / SERVED_DIR, self.settings.num_threads, self.settings.batch_size
+            )
+            old = self.model
+            if old is not None:
+                model.chinese = old.chinese  # the Chinese heads are not upgraded
+            self.model = model
+            if self.scorer is not None:
+                # The model first, then a fresh verdict cache: a batch in flight may put
+                # the new model's verdicts in the old cache, never the old model's in the new.
+                self.scorer.model = model
+                self.scorer.score_cache = type(self.scorer.score_cache)(
+                    self.settings.score_cache_size
+                )
+
+        self.upgrader = make_upgrader(self.settings, served_dir, swap)
+        self.upgrader.start()
+
+    def model_status(self) -> dict[str, Any]:
+        """Tier, validation score and upgrade progress of the scoring model (``/healthz``)."""
+        if self.upgrader is not None:
+            return {"name": "scoring", **self.upgrader.snapshot()}
+        served = ServedModel(self.settings.budget.value, None, "mean head accuracy")
+        return {"name": "scoring", **served.as_dict(), "upgrade": {"state": "off"}}
 
     @property
     def ready(self) -> bool:
@@ -265,13 +307,16 @@ class MonitorRuntime:
             "reasons": reasons,
             "state": self.state,
             "error": self.error,
-            "model": "loaded" if self.model is not None else "not loaded",
+            # Tier, validation score and live-upgrade progress (keel_service.upgrade).
+            "model": self.model_status() if self.model is not None else "not loaded",
             "workers": workers if self.settings.run_workers else "disabled",
         }
 
     def stop(self) -> None:
         """Stop the stages (each finishes its batch and checkpoints)."""
         self._stop.set()
+        if self.upgrader is not None:
+            self.upgrader.close()
         for worker in (self.scorer, self.trend, self.dispatcher):
             if worker is not None:
                 worker.stop()

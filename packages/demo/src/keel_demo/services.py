@@ -57,6 +57,7 @@ APPS: tuple[AppService, ...] = (
         env_prefix="KEEL_FM_",
         port_offset=2,
         pages=(Page("Dashboard", "/"),),
+        defaults=(("KEEL_FM_UPGRADE", "on"),),
     ),
     AppService(
         name="recommender",
