@@ -37,6 +37,7 @@ from customer_service.storage import ConversationStore
 from customer_service.templates import TemplateBook
 from customer_service.upgrade import ExtraDataProvider, make_upgrader
 from keel_service import Budget, PeriodicJob, RateLimiter, public_error
+from keel_service.threads import limit_faiss_threads, serving_threads
 from keel_service.upgrade import CandidateResult, ModelUpgrader, ServedModel
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
     """Prepare (or load cached) models and indexes and wire the dialogue manager."""
     started = time.perf_counter()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # Encoder threads: the cores shared among the server's worker processes unless
+    # num_threads is set; faiss searches one query at a time (keel_service.threads).
+    settings = settings.model_copy(update={"num_threads": serving_threads(settings.num_threads)})
+    limit_faiss_threads(1)
     # The default language's pipeline is wired here; the others by build_pipeline.
     language, *others = settings.language_list
     primary = language_settings(settings, language)

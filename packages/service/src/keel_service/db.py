@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -87,15 +88,45 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 
 class WriteGate:
-    """Serialises writers to SQLite inside one process (it allows one writer at a time,
-    and queueing on a lock beats sleeping in SQLite's busy handler); a no-op on servers
-    that take concurrent writers."""
+    """Serialises writers to SQLite (it allows one writer at a time, and queueing on a
+    lock beats sleeping in SQLite's busy handler, which backs off up to 100 ms per try);
+    a no-op on servers that take concurrent writers.
+
+    Within a process writers queue on a lock; for a SQLite file they then take an
+    exclusive ``flock`` on ``<file>.write-lock``, so the writers of several processes
+    (uvicorn workers on one database) queue in the kernel too. A transaction that reads
+    before it writes is then never overtaken by another process's commit, which SQLite
+    refuses at once ("database is locked") instead of waiting.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._lock: threading.Lock | None = threading.Lock() if is_sqlite(engine) else None
+        database = engine.url.database if is_sqlite(engine) else None
+        self._lock_path = f"{database}.write-lock" if database and database != ":memory:" else None
+        self._lock_file: Any = None  # opened on first use, in the process that writes
+        self._lock_pid = 0  # a forked child opens its own (a shared one locks nothing)
 
     def __call__(self) -> AbstractContextManager[Any]:
-        return self._lock if self._lock is not None else nullcontext()
+        if self._lock is None:
+            return nullcontext()
+        if self._lock_path is None:
+            return self._lock
+        return self._file_locked()
+
+    @contextmanager
+    def _file_locked(self) -> Iterator[None]:
+        import fcntl
+
+        assert self._lock is not None and self._lock_path is not None
+        with self._lock:
+            if self._lock_file is None or self._lock_pid != os.getpid():
+                self._lock_file = open(self._lock_path, "a")  # noqa: SIM115 - kept open
+                self._lock_pid = os.getpid()
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
 
 def migrate(engine: Engine, migrations_dir: Path, version_table: str) -> None:

@@ -120,7 +120,8 @@ def start_app_server(
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd,
-            env={**os.environ, **(env or {})},
+            # WEB_CONCURRENCY: the workers know how many share the cores (keel_service.threads).
+            env={**os.environ, "WEB_CONCURRENCY": str(workers), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,4 +1,8 @@
-"""Annotated dependencies: runtime, services, settings, API keys by role, rate limit."""
+"""Annotated dependencies: runtime, services, settings, API keys by role, rate limit.
+
+The dependencies are ``async``: none of them blocks, and FastAPI runs a plain ``def``
+dependency on its thread pool, a hand-off per dependency and request (three on /chat).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from customer_service.runtime import AppRuntime, Services
 from keel_service import Role, require_role
 
 
-def get_runtime(request: Request) -> AppRuntime:
+async def get_runtime(request: Request) -> AppRuntime:
     runtime: AppRuntime = request.app.state.runtime
     return runtime
 
@@ -19,14 +23,14 @@ def get_runtime(request: Request) -> AppRuntime:
 RuntimeDep = Annotated[AppRuntime, Depends(get_runtime)]
 
 
-def get_services(runtime: RuntimeDep) -> Services:
+async def get_services(runtime: RuntimeDep) -> Services:
     return runtime.require()
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_app_settings(runtime: RuntimeDep) -> Settings:
+async def get_app_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
@@ -38,7 +42,7 @@ AgentKeyDep = require_role(Role.AGENT)
 AdminKeyDep = require_role(Role.ADMIN)
 
 
-def enforce_rate_limit(request: Request, runtime: RuntimeDep) -> None:
+async def enforce_rate_limit(request: Request, runtime: RuntimeDep) -> None:
     """Refuse the request (429, ``Retry-After``) when its client is over the rate limit."""
     wait = runtime.rate_limiter.acquire(request.app.state.client_id(request))
     if wait > 0:
