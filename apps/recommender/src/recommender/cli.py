@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from keel_service import Budget, budget_argument
+from keel_service.threads import WORKERS_ENV
 from recommender.errors import RecommenderError
 
 DEFAULT_PORT = 8103
@@ -57,6 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except InsecureConfigError as exc:
         print(f"recommender: {exc}", file=sys.stderr)
         return 2
+    # The workers read it to share the cores among their encoders (keel_service.threads).
+    os.environ[WORKERS_ENV] = str(args.workers)
     run_server(
         "recommender.main:create_app",
         settings,

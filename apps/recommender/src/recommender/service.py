@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from keel_service import PeriodicJob
+from keel_service.threads import limit_faiss_threads, serving_threads
 from recommender.artifacts import StateLayout, load_signals, resolve_model
 from recommender.buckets import RankingConfig, assign_bucket
 from recommender.catalogue import Catalogue, CatalogueSnapshot, encoder_tag
@@ -155,8 +156,13 @@ class RecommenderService:
         manifest = prepare(settings, show_progress=show_progress)
         layout = StateLayout(settings.state_dir)
         serving = resolve_model(manifest["serving_model"], layout.root)
+        # The encoder gets the cores shared among the uvicorn workers (unless num_threads
+        # is set), and faiss searches one query vector per request on one thread.
+        limit_faiss_threads(1)
         predictor = load_predictor(
-            serving, num_threads=settings.num_threads, cache_size=settings.embed_cache_size
+            serving,
+            num_threads=serving_threads(settings.num_threads),
+            cache_size=settings.embed_cache_size,
         )
         tag = encoder_tag(serving) if isinstance(serving, Path) else serving
         dataset = load_dataset(settings.data_dir)
