@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.customer_service.cs_support import API_KEY
@@ -67,3 +68,21 @@ def test_chat_citation_handoff_and_agent_queue(page: Any, cs_url: str) -> None:
     agent.click("#send-reply")
     # The customer's window polls and shows the agent's reply.
     page.locator(".msg.agent .text").filter(has_text="Sam from the support team").wait_for()
+
+    # The message that ended in the hand-off waits in the review queue; the agent
+    # corrects its intent there and it leaves the queue as labelled training data.
+    history = httpx.get(f"{cs_url}/sessions/{session_id}").json()["messages"]
+    asked = next(m["id"] for m in history if m["text"] == "What fees do you charge?")
+    item = agent.locator(f"tr.review-item[data-message-id='{asked}']")
+    item.wait_for()
+    assert item.locator(".reason").text_content() == "hand-off"
+    item.locator("select.correct-intent").select_option("fees_and_charges")
+    item.locator("button.save-correction").click()
+    item.wait_for(state="detached")
+    assert int(agent.locator("#dataset-version").text_content()) >= 1
+    corrections = httpx.get(f"{cs_url}/agent/corrections", headers={"X-API-Key": API_KEY}).json()[
+        "corrections"
+    ]
+    assert {"message_id": asked, "intent": "fees_and_charges", "agent": "Sam"}.items() <= next(
+        c for c in corrections if c["message_id"] == asked
+    ).items()
