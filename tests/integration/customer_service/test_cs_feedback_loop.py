@@ -55,8 +55,10 @@ def loop_url(cs_state_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         KEEL_CS_UPGRADE="true",
         KEEL_CS_UPGRADE_EPOCHS="1",
         KEEL_CS_UPGRADE_NICE="0",
-        # The corrections go in before the first run: one training in the test, not two.
-        KEEL_CS_UPGRADE_DELAY_S="30",
+        # The corrections go in before the first run: one training in the test, not two
+        # (a slower machine gets a first run on part of them and one more run: slower,
+        # still correct, since the test waits for the run after its retrain request).
+        KEEL_CS_UPGRADE_DELAY_S="20",
     )
     with start_app_server(APP, env=env, timeout_s=240) as url:
         yield url
