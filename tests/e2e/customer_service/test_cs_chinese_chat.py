@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# The first test may prepare the Chinese pipeline (me5-small) and start the bilingual
+# server: minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 REPLY_TIMEOUT_MS = 90_000  # a busy 2-core CI machine
 

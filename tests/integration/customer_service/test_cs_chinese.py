@@ -12,7 +12,9 @@ import pytest
 
 from tests.integration.customer_service.cs_support import API_KEY
 
-pytestmark = pytest.mark.integration
+# The first test may prepare the Chinese pipeline (me5-small) and start the bilingual
+# server: minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture()
