@@ -222,3 +222,14 @@ def test_headlines_endpoint_without_a_scorer_says_so(tmp_path: Path) -> None:
         "headlines": [],
     }
     assert client.get("/api/headlines?limit=0").status_code == 422
+
+
+def test_replay_cli_takes_a_chinese_share_and_refuses_a_bad_one() -> None:
+    from finance_monitor.cli import build_parser
+    from finance_monitor.errors import FinanceMonitorError
+
+    args = build_parser().parse_args(["replay", "--demo", "--chinese-share", "0.5"])
+    assert args.chinese_share == 0.5
+    assert build_parser().parse_args(["replay", "--demo"]).chinese_share is None
+    with pytest.raises(FinanceMonitorError, match="chinese_share"):
+        next(demo_stream(start=0.0, spacing_s=1.0, count=1, chinese_share=1.5))
