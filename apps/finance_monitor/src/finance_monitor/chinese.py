@@ -135,7 +135,7 @@ def prepare_chinese_models(config: PrepConfig, progress: Callable[[str], None] =
         ) from exc
     served = version / SERVED_DIR
     if not built:
-        progress(f"Chinese models up to date in {served}")
+        progress(f"Chinese models up to date in {served}; {heldout_summary(version)}")
     else:
         progress(
             f"Chinese served model ({built[0]}) ready in {served} after "
