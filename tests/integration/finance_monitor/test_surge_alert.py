@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -86,14 +87,24 @@ def test_injected_surge_alerts_exactly_once(
             metrics = httpx.get(f"{base}/metrics").text
             assert "finance_messages_scored_total" in metrics
             assert "finance_consumer_lag" in metrics or "finance_scoring_batch_seconds" in metrics
-            # Drift: every scored message is in the sentiment mix of its source.
-            samples = [s for f in text_string_to_metric_families(metrics) for s in f.samples]
-            scored = sum(s.value for s in samples if s.name == "finance_messages_scored_total")
-            mix = {
-                (s.labels["source"], s.labels["sentiment"]): s.value
-                for s in samples
-                if s.name == "finance_sentiment_total"
-            }
+            # Drift: every scored message is in the sentiment mix of its source (a batch
+            # may be between the two counters when scraped: read until they agree).
+            deadline = time.monotonic() + 60
+            while True:
+                samples = [
+                    s
+                    for f in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
+                    for s in f.samples
+                ]
+                scored = sum(s.value for s in samples if s.name == "finance_messages_scored_total")
+                mix = {
+                    (s.labels["source"], s.labels["sentiment"]): s.value
+                    for s in samples
+                    if s.name == "finance_sentiment_total"
+                }
+                if sum(mix.values()) == scored or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
             assert sum(mix.values()) == scored > 0
             assert any(v > 0 for (_, sentiment), v in mix.items() if sentiment == "negative")
 
