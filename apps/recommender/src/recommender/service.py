@@ -21,6 +21,7 @@ from recommender.buckets import RankingConfig, assign_bucket
 from recommender.catalogue import Catalogue, CatalogueSnapshot, encoder_tag
 from recommender.config import Settings
 from recommender.datasets import Item, load_dataset
+from recommender.encoder_threads import SAMPLE_TEXTS, choose_encoder_threads
 from recommender.errors import ModelNotReadyError, UnknownItemError
 from recommender.features import HistoryBatch, recency_weights
 from recommender.metrics import ServiceMetrics
@@ -156,16 +157,22 @@ class RecommenderService:
         manifest = prepare(settings, show_progress=show_progress)
         layout = StateLayout(settings.state_dir)
         serving = resolve_model(manifest["serving_model"], layout.root)
-        # The encoder gets the cores shared among the uvicorn workers (unless num_threads
-        # is set), and faiss searches one query vector per request on one thread.
+        dataset = load_dataset(settings.data_dir)
+        # The encoder gets the cores shared among the uvicorn workers, or one thread if
+        # that measures faster here (unless num_threads is set); faiss searches one query
+        # vector per request on one thread.
         limit_faiss_threads(1)
+        threads = serving_threads(settings.num_threads)
+        if settings.num_threads is None and threads > 1:
+            threads = choose_encoder_threads(
+                lambda n: load_predictor(serving, num_threads=n),
+                [threads, 1],
+                [it.document for it in dataset.items[:SAMPLE_TEXTS]],
+            ).threads
         predictor = load_predictor(
-            serving,
-            num_threads=serving_threads(settings.num_threads),
-            cache_size=settings.embed_cache_size,
+            serving, num_threads=threads, cache_size=settings.embed_cache_size
         )
         tag = encoder_tag(serving) if isinstance(serving, Path) else serving
-        dataset = load_dataset(settings.data_dir)
         db = Database(settings.resolved_database_url)
         store = CatalogueStore(db)
         # A state dir prepared against another database (a copy for a new replica, or a
