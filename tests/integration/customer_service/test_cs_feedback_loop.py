@@ -95,6 +95,7 @@ def test_corrections_retrain_and_the_new_model_classifies_them_as_labelled(
     admin = {"X-API-Key": API_KEY}
     agent = {"X-API-Key": AGENT_KEY}
     with httpx.Client(base_url=loop_url, timeout=60) as client:
+        initial = _health(client)["intent_model"]["fingerprint"]  # the fast tier's
         texts = [TEMPLATE.format(n=n) for n in range(COUNT)]
         replies = [_chat(client, text) for text in texts]
         served = Counter(r["intent"] for r in replies).most_common(1)[0][0]
@@ -171,14 +172,17 @@ def test_corrections_retrain_and_the_new_model_classifies_them_as_labelled(
         assert held_out and len(held_out) < COUNT  # both sides of the split are used
 
         runs = _health(client)["model"]["upgrade"]["runs"]
-        before = _health(client)["intent_model"]["fingerprint"]
         retrain = client.post("/admin/corrections/retrain", headers=admin)
         assert retrain.status_code == 202, retrain.text
-        health = _settled(client, runs, timeout_s=900)
+        health = _settled(client, runs, timeout_s=1200)
         upgrade = health["model"]["upgrade"]
-        assert upgrade["state"] == "swapped", upgrade
-        assert upgrade["candidate_score"] > upgrade["served_score"]
-        assert health["intent_model"]["fingerprint"] != before
+        if runs == 0:  # the only run trained on every correction: it must win and serve
+            assert upgrade["state"] == "swapped", upgrade
+            assert upgrade["candidate_score"] > upgrade["served_score"]
+        else:  # a slow machine: a first run began on part of them and may already serve
+            assert upgrade["state"] in {"swapped", "refused"}, upgrade
+        assert health["intent_model"]["fingerprint"] != initial
+        assert health["model"]["tier"] == "full"
 
         wrong = {t: r["intent"] for t in texts if (r := _chat(client, t))["intent"] != target}
         assert not wrong, f"still misread ({len(held_out)} held out: {held_out}): {wrong}"
