@@ -409,7 +409,13 @@ async def _run_clients(
     results: list[dict[str, Any]] = [
         {"latencies": [], "errors": 0, "requests": 0, "error_kinds": {}} for _ in range(windows)
     ]
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections are dropped after 2 s, before uvicorn closes them (after 5 s, its
+    # keep-alive timeout): with the same 5 s on both sides (httpx's default), a request
+    # sent on a connection the server is closing fails with a ReadError, the client's
+    # pool race, not the server's answer.
+    limits = httpx.Limits(
+        max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0
+    )
 
     def window_of(t0: float, t1: float) -> dict[str, Any] | None:
         for k in range(windows):

@@ -24,6 +24,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Seconds uvicorn keeps an idle keep-alive connection open (nginx's default is 75).
+KEEP_ALIVE_S = 75
+
+
 class ServerStartError(RuntimeError):
     """The server exited or never became healthy; the message holds its log tail."""
 
@@ -56,6 +60,11 @@ def uvicorn_command(
         "warning",
         "--timeout-graceful-shutdown",
         str(graceful_shutdown_s),
+        # Longer than pooled clients keep idle connections (httpx: 5 s, proxies: 60 s):
+        # with uvicorn's 5 s default, a request sent on an idle connection just as the
+        # server closes it fails with a read error (seen under load on a slow machine).
+        "--timeout-keep-alive",
+        str(KEEP_ALIVE_S),
         *(["--workers", str(workers)] if workers > 1 else []),
         *extra_args,
     ]
