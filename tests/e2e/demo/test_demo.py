@@ -138,20 +138,11 @@ class DemoProcess:
 
 
 def _seed_finance_models(fm_models_dir: Path, state_dir: Path) -> None:
-    """The finance monitor's models as the session trains them, with the same settings as
-    the demo's `finance-monitor prepare` (so that step finds them cached): training them
-    again here would check nothing new. The Chinese heads (on by default) are prepared in
-    the session's folder, where the Chinese dashboard test finds them. The other apps
-    prepare from cold, as on a fresh checkout (their test states are prepared without
-    compression; the demo compresses)."""
-    from finance_monitor.config import Settings
-
-    if Settings.model_fields["chinese"].default:
-        from finance_monitor.chinese import prepare_chinese_models
-        from finance_monitor.model_prep import PrepConfig
-
-        config = PrepConfig(models_dir=fm_models_dir, show_progress=False)
-        prepare_chinese_models(config, progress=lambda _m: None)
+    """The finance monitor's models as the session trained them, with the same settings as
+    the demo's `finance-monitor prepare` here (English heads), so that step finds them
+    cached: training them again would check nothing new. The other apps prepare from
+    cold, as on a fresh checkout (their test states are prepared without compression; the
+    demo compresses)."""
     shutil.copytree(fm_models_dir, state_dir / "finance_monitor" / "models", copy_function=os.link)
 
 
