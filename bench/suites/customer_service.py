@@ -507,7 +507,7 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def _chat_profile(state: Path, messages: list[str], count: int) -> dict[str, Any]:
+def _chat_profile(state: Path, messages: list[str], count: int, workers: int) -> dict[str, Any]:
     """Where a /chat turn's time goes, in-process (no HTTP): CPU per message of the
     handler thread and of the whole process (the encoder runs on the batcher's thread),
     the encoder alone at batch 32, and the functions that take the handler's CPU
@@ -517,9 +517,13 @@ def _chat_profile(state: Path, messages: list[str], count: int) -> dict[str, Any
 
     from customer_service.config import Settings
     from customer_service.runtime import build_services
+    from keel_service.threads import available_cores
 
+    # The encoder threads of one of the server's workers.
+    threads = max(1, available_cores() // workers)
     services = build_services(
-        Settings(state_dir=state, api_key=secrets.token_urlsafe(24)), show_progress=False
+        Settings(state_dir=state, api_key=secrets.token_urlsafe(24), num_threads=threads),
+        show_progress=False,
     )
     dialogue = services.dialogue
     texts = [messages[(k * 7919) % len(messages)] for k in range(count)]
@@ -694,7 +698,7 @@ def chat_load(ctx: SuiteContext) -> SuiteResult:
     missed = metrics["rps"] < 700 or metrics["p95_ms"] > 100 or errors > 0
     if missed:
         ctx.log("a target is missed: profiling the /chat turn in-process")
-        details["profile"] = _chat_profile(state, messages, 100 if ctx.quick else 400)
+        details["profile"] = _chat_profile(state, messages, 100 if ctx.quick else 400, workers)
         details["profile"]["http_and_server_cpu_ms_per_request"] = cpu["server_cpu_ms_per_request"]
     return SuiteResult(
         metrics=metrics,
