@@ -109,6 +109,18 @@ class Settings(ServiceSettings):
     batch_max_wait_ms: float = Field(default=2.0, ge=0.0)
     cache_size: int = Field(default=2048, ge=0)
 
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: str) -> str:
+        from customer_service.languages import parse_languages
+
+        return ",".join(parse_languages(value))
+
+    @property
+    def language_list(self) -> list[str]:
+        """The languages served, the default first (``["en"]``, ``["en", "zh"]``, ...)."""
+        return self.languages.split(",")
+
     @model_validator(mode="after")
     def _burst_fits(self) -> Settings:
         if self.rate_limit_burst > self.rate_limit_per_minute * 60:
