@@ -604,9 +604,10 @@ def zh_bank_pairs(ctx: SuiteContext) -> SuiteResult:
     gbm = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=SEED)
     gbm.fit(np.hstack([_pair_features(*emb["train"]), lexical_train]), gold(e5_train))
     # Lexical features need no encoder pass, so this recipe sees every training pair.
+    lexical_train_all = _lexical_features(train.pairs or [])
     lexical_all = HistGradientBoostingClassifier(
         max_iter=300, learning_rate=0.05, random_state=SEED
-    ).fit(_lexical_features(train.pairs or []), gold(train))
+    ).fit(lexical_train_all, gold(train))
     # Cosine + lexical: few features, so the embedded subset is enough to fit them.
     cos_lexical = HistGradientBoostingClassifier(
         max_iter=200, learning_rate=0.05, random_state=SEED
@@ -620,7 +621,6 @@ def zh_bank_pairs(ctx: SuiteContext) -> SuiteResult:
     ngram_eval = {key: ngrams(split.pairs or []) for key, split in evals.items()}
     ngram_lr = LogisticRegression(C=NGRAM_PAIR_C, max_iter=3000).fit(ngram_train, gold(train))
     ngram_oof = _out_of_fold(ngram_train, gold(train), NGRAM_PAIR_C)
-    lexical_train_all = _lexical_features(train.pairs or [])
     ngram_stack = HistGradientBoostingClassifier(
         max_iter=300, learning_rate=0.05, random_state=SEED
     ).fit(np.hstack([lexical_train_all, ngram_oof[:, None]]), gold(train))
