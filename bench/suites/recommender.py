@@ -307,14 +307,22 @@ def _encoder_profile(state: Path, bodies: list[bytes], p50_ms: float) -> dict[st
     from keel.inference import load_predictor
     from keel_service.threads import serving_threads
     from recommender.artifacts import StateLayout, read_manifest, resolve_model
-    from recommender.datasets import Item
+    from recommender.datasets import Item, load_demo
+    from recommender.encoder_threads import SAMPLE_TEXTS, choose_encoder_threads
 
     layout = StateLayout(state)
     manifest = read_manifest(layout)
     if manifest is None:
         raise BenchError(f"{state}: no prepared manifest")
     serving = resolve_model(manifest["serving_model"], layout.root)
+    # The thread count a one-worker server picks at start-up (timed the same way).
     threads = serving_threads(None)
+    if threads > 1:
+        threads = choose_encoder_threads(
+            lambda n: load_predictor(serving, num_threads=n),
+            [threads, 1],
+            [it.document for it in load_demo().items[:SAMPLE_TEXTS]],
+        ).threads
     predictor: Any = load_predictor(serving, num_threads=threads)
     docs = [
         [Item(c["id"], c["id"], c["text"], []).document for c in json.loads(body)["candidates"]]
