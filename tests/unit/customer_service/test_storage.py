@@ -1,6 +1,7 @@
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,11 @@ def test_modify_rereads_and_retries_after_a_conflict(tmp_path: Path) -> None:
     # writer waits instead of interleaving (tests/integration/.../test_cs_postgres.py).
     store = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     created = store.create_conversation("web")
-    # Another process on the same database (its own store, its own write lock).
+    # Another writer on the same database that does not queue on the store's write
+    # lock (its own store; a process of ours would wait on the file lock instead), so
+    # it can commit between this store's read and its write.
     other_process = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    other_process.write_gate = lambda: nullcontext()
     seen_versions = []
 
     def take_over(conversation: Conversation) -> list[NewMessage]:
