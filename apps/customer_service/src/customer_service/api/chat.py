@@ -98,7 +98,11 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
         metrics.intents.labels(reply.intent).inc()
     if reply.confidence is not None:  # drift: the model's reading of this message
         metrics.intent_confidence.observe(reply.confidence)
-        if reply.confidence < services.dialogue.intents.threshold:
+        # the threshold of the pipeline that answered (each language has its own model)
+        dialogue = services.dialogue
+        served = reply.language in dialogue.languages
+        intents = dialogue.pipeline(reply.language).intents if served else dialogue.intents
+        if reply.confidence < intents.threshold:
             metrics.out_of_scope.inc()
     if reply.kind is AnswerKind.HANDOFF:
         metrics.handoffs.labels("bot").inc()
