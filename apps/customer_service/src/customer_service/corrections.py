@@ -22,7 +22,7 @@ import io
 import json
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from customer_service.errors import CustomerServiceError, MessageNotFoundError
 from customer_service.pii import mask_pii
 from customer_service.tables import corrections_state, feedback, intent_corrections, messages
+from customer_service.versioned import NothingChanged, current_version, versioned_write
 from keel_service.db import WriteGate
 
 #: The label of an out-of-scope correction in exports and training files.
@@ -111,10 +112,6 @@ class ReviewItem:
     correction: Correction | None = None
 
 
-class _NothingChanged(Exception):
-    """Rolls a versioned write back when it turned out to change nothing."""
-
-
 def _correction(row: Any) -> Correction:
     return Correction(
         message_id=int(row.message_id),
@@ -145,32 +142,14 @@ class CorrectionStore:
         self.engine = engine
         self._gate = write_gate
 
-    @contextmanager
-    def _versioned_write(self) -> Iterator[tuple[Connection, int]]:
-        """A transaction holding the next dataset version; raise :class:`_NothingChanged`
+    def _versioned_write(self) -> AbstractContextManager[tuple[Connection, int]]:
+        """A transaction holding the next dataset version; raise :class:`NothingChanged`
         inside to give it back."""
-        try:
-            with self._gate(), self.engine.begin() as conn:
-                conn.execute(
-                    corrections_state.update()
-                    .where(corrections_state.c.id == 1)
-                    .values(version=corrections_state.c.version + 1)
-                )
-                version = conn.execute(
-                    sa.select(corrections_state.c.version).where(corrections_state.c.id == 1)
-                ).scalar_one()
-                yield conn, int(version)
-        except _NothingChanged:
-            return
+        return versioned_write(self.engine, self._gate, corrections_state)
 
     def version(self) -> int:
         """The dataset version (0 before the first correction)."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(corrections_state.c.version).where(corrections_state.c.id == 1)
-                ).scalar_one()
-            )
+        return current_version(self.engine, corrections_state)
 
     def correct(
         self, message_id: int, label: str | None, agent: str | None = None
@@ -210,7 +189,7 @@ class CorrectionStore:
                 and existing.label == label
                 and bool(existing.out_of_scope) == (label is None)
             ):
-                raise _NothingChanged
+                raise NothingChanged
             now = time.time()
             values = {
                 "conversation_id": message.conversation_id,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from customer_service.documents import Document
 from customer_service.errors import DocumentNotFoundError
 from customer_service.tables import kb_documents, kb_state
+from customer_service.versioned import NothingChanged, current_version, versioned_write
 from keel_service.db import WriteGate
 
 
@@ -57,10 +57,6 @@ class SyncReport:
         }
 
 
-class _NothingChanged(Exception):
-    """Rolls a versioned write back when it turned out to change nothing."""
-
-
 def content_fingerprint(documents: list[Document]) -> str:
     """Hash of a set of documents (ids and contents), to tell whether content files changed."""
     pairs = sorted((d.doc_id, d.content_hash, d.source, d.format) for d in documents)
@@ -91,35 +87,19 @@ class DocumentStore:
         self.engine = engine
         self._gate = write_gate
 
-    @contextmanager
-    def _versioned_write(self) -> Iterator[tuple[Connection, int]]:
+    def _versioned_write(self) -> AbstractContextManager[tuple[Connection, int]]:
         """A transaction holding the next knowledge-base version.
 
         Its first statement bumps ``kb_state.version``: on PostgreSQL that row lock
         queues concurrent writers (so versions commit in order); on SQLite it takes the
-        write lock up front. Raise :class:`_NothingChanged` inside to give the version
+        write lock up front. Raise :class:`NothingChanged` inside to give the version
         back (roll back).
         """
-        try:
-            with self._gate(), self.engine.begin() as conn:
-                conn.execute(
-                    kb_state.update()
-                    .where(kb_state.c.id == 1)
-                    .values(version=kb_state.c.version + 1)
-                )
-                version = conn.execute(
-                    sa.select(kb_state.c.version).where(kb_state.c.id == 1)
-                ).scalar_one()
-                yield conn, int(version)
-        except _NothingChanged:
-            return
+        return versioned_write(self.engine, self._gate, kb_state)
 
     def version(self) -> int:
         """The newest knowledge-base version (0 before anything was written)."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(kb_state.c.version).where(kb_state.c.id == 1)).scalar_one()
-            )
+        return current_version(self.engine, kb_state)
 
     def _write(self, conn: Connection, document: Document, version: int, exists: bool) -> None:
         values = {
@@ -151,7 +131,7 @@ class DocumentStore:
                 )
             ).first()
             if row is not None and not row.deleted and row.content_hash == document.content_hash:
-                raise _NothingChanged
+                raise NothingChanged
             self._write(conn, document, version, exists=row is not None)
             outcome = "added" if row is None or row.deleted else "updated"
         return outcome
@@ -188,7 +168,7 @@ class DocumentStore:
             ).scalar_one()
             if recorded == fingerprint and not force:
                 report.unchanged = [d.doc_id for d in documents]
-                raise _NothingChanged
+                raise NothingChanged
             existing = {
                 row.doc_id: row
                 for row in conn.execute(
@@ -227,7 +207,7 @@ class DocumentStore:
                 kb_state.update().where(kb_state.c.id == 1).values(content_fingerprint=fingerprint)
             )
             if not report.changed and recorded == fingerprint:
-                raise _NothingChanged
+                raise NothingChanged
         return report
 
     def changes_since(self, version: int) -> DocumentChanges:
