@@ -12,7 +12,10 @@ prefix the engine adds):
 - ``char-ngram``: TF-IDF over character 1-3-grams + logistic regression (the classic
   Chinese baseline: no segmentation needed);
 - ``fused``: both feature sets side by side in one logistic regression;
-- pairs: frozen cosine (threshold on valid); pair features ``[u*v, |u-v|, cos]`` +
+- ``ensemble``: the mean of the ``me5-head`` and ``char-ngram`` probabilities;
+- pairs: a sparse n-gram pair model (TF-IDF character 1-3-grams and jieba words as
+  ``u*v`` and ``|u-v|`` + LR) alone and stacked with the lexical features; frozen cosine
+  (threshold on valid); pair features ``[u*v, |u-v|, cos]`` +
   logistic regression; lexical overlap features (characters, character bigrams, jieba
   words, edit ratio, lengths) in gradient-boosted trees, alone (every training pair),
   with the cosine, and with the pair features;
@@ -21,11 +24,11 @@ prefix the engine adds):
   on 2 shared CPU cores one me5-small pass over the training set alone takes 10-30 min.
 
 Budgets: ``quick`` embeds 300 training and at most 300 evaluation rows (a smoke run);
-``standard`` on a CPU embeds ``CPU_E5_TRAIN_ROWS`` training rows (seed 13) for the
-frozen-encoder recipes and uses every training row for the character n-gram one, and
-scores the whole evaluation file; ``full`` or a GPU embeds every row and fine-tunes.
-Embeddings are cached on disk by text hash (``$KEEL_CACHE_DIR/bench-embeddings``), so
-a second run only pays for the heads.
+``standard`` and ``full`` embed every training row (``KEEL_BENCH_ZH_E5_ROWS=N``: N rows,
+seed 13, for an overloaded machine) and score the whole evaluation file; ``full`` or a
+GPU also fine-tunes. The n-gram and lexical recipes always use every training row.
+Embeddings are cached on disk in chunks keyed by text (``$KEEL_CACHE_DIR/bench-embeddings``),
+so a second run only pays for the heads.
 """
 
 from __future__ import annotations
