@@ -89,6 +89,7 @@ def test_prometheus_scrapes_every_target(
             groups = httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"]
             assert {g["name"] for g in groups} == {
                 "keel-availability",
+                "keel-drift",
                 "keel-finance-pipeline",
                 "keel-models",
             }
