@@ -31,6 +31,7 @@ SERIES = f"topic:{SURGE_TOPIC}"
 # Firing alerts are posted with endsAt = now + 4 x this: far beyond the test, so an alert
 # that leaves Alertmanager's active list before then was resolved by Keel.
 RESEND_S = 300
+PER_WINDOW = 200
 
 
 def _am_alerts(am: str, key: str) -> list[dict[str, Any]]:
@@ -65,12 +66,14 @@ def test_a_surge_reaches_alertmanager_and_is_resolved_there(
         KEEL_FM_PUBLIC_URL="http://dashboard.test:8102",
     )
     with start_app_server("finance_monitor.main:create_app", env=env, timeout_s=300) as base:
-        produce_items(
-            kafka_bootstrap,
-            env["KEEL_FM_RAW_TOPIC"],
-            surge_items(surge=True, run_id="am"),
-            rate=LIVE_RATE,
-        )
+        # Two parts, so the alert stays firing until this test has seen it in
+        # Alertmanager: the surge is in windows 6-7 of 11 (10 s each, 200 messages per
+        # window). The first part ends 8.8 windows in, so the watermark (2 s behind the
+        # newest event) closes the surge windows but not window 8, whose close would
+        # resolve the alert; the rest of the stream follows once the alert is seen.
+        items = surge_items(surge=True, run_id="am", per_window=PER_WINDOW)
+        cut = int(8.8 * PER_WINDOW)
+        produce_items(kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], items[:cut], rate=LIVE_RATE)
         (alert,) = wait_for(lambda: _surge_alert(base), 180, "the surge alert in Keel")
         key = alert["key"]
         (posted,) = wait_for(lambda: _am_alerts(alertmanager_url, key), 120, "it in Alertmanager")
@@ -102,6 +105,7 @@ def test_a_surge_reaches_alertmanager_and_is_resolved_there(
         assert notes["headlines"].splitlines()[0] == evidence[0]["text"]
 
         # the stream goes on with normal windows: the condition clears
+        produce_items(kafka_bootstrap, env["KEEL_FM_RAW_TOPIC"], items[cut:], rate=LIVE_RATE)
         wait_for(
             lambda: httpx.get(f"{base}/api/alerts/{key}").json()["resolved"],
             180,
