@@ -588,6 +588,32 @@ def _chat_profile(state: Path, messages: list[str], count: int, workers: int) ->
     }
 
 
+def _all_workers_ready(url: str, workers: int, timeout_s: float = 300.0) -> dict[str, Any]:
+    """The ``/healthz`` body once every worker answers ready.
+
+    ``start_app_server`` returns when one worker is ready; with several workers the next
+    request may reach one still loading its models, so wait until ``4 x workers``
+    consecutive probes (spread over the workers by the kernel) all say ``ok``.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    streak = 0
+    body: dict[str, Any] = {}
+    while streak < 4 * workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}: not every worker became ready in {timeout_s:.0f} s")
+        with httpx.Client(timeout=10) as client:  # a new connection: any worker may answer
+            response = client.get(url + "/healthz")
+        if response.status_code == 200 and "intent_model" in response.json():
+            body = response.json()
+            streak += 1
+        else:
+            streak = 0
+            time.sleep(0.5)
+    return body
+
+
 @suite(
     "chat-load",
     area=AREA,
@@ -628,7 +654,7 @@ def chat_load(ctx: SuiteContext) -> SuiteResult:
     ) as url:
         import httpx
 
-        health = httpx.get(url + "/healthz", timeout=10).json()
+        health = _all_workers_ready(url, workers)
         pids = _server_pids(int(url.rsplit(":", 1)[1]))
 
         def on_window(_index: int) -> None:
