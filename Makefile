@@ -3,7 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV_PY := .venv/bin/python
-PYTEST_ARGS ?= --durations=30
+# pytest-xdist workers for `make test` (0: no workers, one process); tests/conftest.py
+# keeps each app's integration and e2e tests on one worker (`--dist loadgroup`).
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadgroup --durations=30
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test lint format bench kafka-start kafka-stop clean

@@ -23,6 +23,30 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# Parallel runs (`make test` runs pytest-xdist with `--dist loadgroup`): each worker is a
+# separate session with its own broker, PostgreSQL, Alertmanager and prepared states, so
+# every test of one app's integration and e2e folders goes to one worker as one group and
+# the app's models are prepared once, not once per worker. Unit tests are spread one by
+# one; the demo's test is a group of its own (it starts its own broker and apps).
+_XDIST_GROUPS = {
+    "customer_service": "customer_service",
+    "recommender": "recommender",
+    "finance_monitor": "finance_monitor",
+    "platform": "finance_monitor",  # the Kafka broker's test: the finance group's broker
+    "demo": "demo",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each integration and e2e test with its app's ``xdist_group``."""
+    for item in items:
+        parts = item.path.relative_to(REPO_ROOT).parts
+        if len(parts) >= 3 and parts[0] == "tests" and parts[1] in ("integration", "e2e"):
+            group = _XDIST_GROUPS.get(parts[2])
+            if group:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Bootstrap address of a real Apache Kafka broker for the whole test session.
