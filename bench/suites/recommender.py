@@ -243,6 +243,7 @@ def rerank_latency(ctx: SuiteContext) -> SuiteResult:
     t_uncached: list[list[float]] = []
     errors = 0
     with _server(state, workers=1) as (host, port):
+        encoder = _served_encoder(host, port)
         asyncio.run(_sequential(host, port, cached[:20] + uncached[:5]))  # warm-up
         for k in range(runs):  # cached and uncached runs interleaved (A B A B ...)
             part = cached[20 + k * per_run_cached : 20 + (k + 1) * per_run_cached]
@@ -270,6 +271,9 @@ def rerank_latency(ctx: SuiteContext) -> SuiteResult:
         "client": "sequential keep-alive HTTP/1.1, same machine; one uvicorn worker",
         "uncached_texts": "100 never-seen candidate texts per request (a new session number "
         "in each), so the server's exact-repeat embedding cache never hits them",
+        # The kernel (ONNX int8 / fp32) and thread count the server measured fastest at
+        # start-up on this CPU, with the timings and the reason (its /healthz).
+        "encoder": encoder,
     }
     if metrics["p95_ms_uncached"] > 60.0:
         ctx.log("p95_ms_uncached misses its target: profiling the encoder on those texts")
@@ -289,6 +293,16 @@ def rerank_latency(ctx: SuiteContext) -> SuiteResult:
     )
 
 
+def _served_encoder(host: str, port: int) -> dict[str, Any] | None:
+    """The server's encoder choice, as its ``/healthz`` reports it."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=30) as response:
+        body = json.loads(response.read())
+    encoder = body.get("encoder")
+    return encoder if isinstance(encoder, dict) else None
+
+
 def _run_spread(runs: list[list[float]], q: float) -> dict[str, Any]:
     """The ``q``-th percentile of each run (ms): median, min, max and every run's."""
     values = [float(np.percentile(r, q)) for r in runs if r]
@@ -304,26 +318,19 @@ def _encoder_profile(state: Path, bodies: list[bytes], p50_ms: float) -> dict[st
     """Where an uncached rerank's time goes: the served encoder alone on the requests'
     100 candidate documents (in-process, the threads a one-worker server uses), their
     token counts, and the encoder's share of the measured p50."""
-    from keel.inference import load_predictor
-    from keel_service.threads import serving_threads
-    from recommender.artifacts import StateLayout, read_manifest, resolve_model
+    from recommender.artifacts import StateLayout, read_manifest
     from recommender.datasets import Item, load_demo
-    from recommender.encoder_threads import SAMPLE_TEXTS, choose_encoder_threads
+    from recommender.encoder_threads import SAMPLE_TEXTS, load_serving_encoder
 
     layout = StateLayout(state)
     manifest = read_manifest(layout)
     if manifest is None:
         raise BenchError(f"{state}: no prepared manifest")
-    serving = resolve_model(manifest["serving_model"], layout.root)
-    # The thread count a one-worker server picks at start-up (timed the same way).
-    threads = serving_threads(None)
-    if threads > 1:
-        threads = choose_encoder_threads(
-            lambda n: load_predictor(serving, num_threads=n),
-            [threads, 1],
-            [it.document for it in load_demo().items[:SAMPLE_TEXTS]],
-        ).threads
-    predictor: Any = load_predictor(serving, num_threads=threads)
+    # The kernel and thread count a one-worker server picks at start-up (timed the same way).
+    predictor, choice = load_serving_encoder(
+        manifest, layout.root, None, [it.document for it in load_demo().items[:SAMPLE_TEXTS]]
+    )
+    threads = choice.threads
     docs = [
         [Item(c["id"], c["id"], c["text"], []).document for c in json.loads(body)["candidates"]]
         for body in bodies
@@ -340,6 +347,7 @@ def _encoder_profile(state: Path, bodies: list[bytes], p50_ms: float) -> dict[st
     encode_ms = float(np.median(wall))
     return {
         "encoder": str(getattr(predictor, "variant", "?")),
+        "kernel": choice.kernel,
         "max_length": getattr(predictor, "max_length", None),
         "threads": threads,
         "texts_per_request": len(docs[0]),

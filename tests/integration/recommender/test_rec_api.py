@@ -26,6 +26,10 @@ def rerank(client: httpx.Client, **body: object) -> dict:
 def test_healthz_and_metrics(client: httpx.Client) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["items"] >= 300
+    # Prepared without ONNX export (TEST_ENV), so there is one kernel; its thread count is
+    # the configured one, and nothing was timed.
+    assert health["encoder"]["kernel"] == "served" and health["encoder"]["threads"] == 1
+    assert health["encoder"]["reason"] == "nothing to choose between"
     rerank(client, history=PYTHON_HISTORY, candidates=["c005", *UNRELATED])
     metrics = client.get("/metrics").text
     assert "recommender_requests_total" in metrics

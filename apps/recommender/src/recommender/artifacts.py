@@ -6,6 +6,8 @@
 <state_dir>/prepared/<hash>/models/encoder/  fine-tuned bi-encoder (Keel "encoder" artifact)
 <state_dir>/prepared/<hash>/models/serving/  the variant keel.compress chose (ONNX int8 when
                                           it passes the cosine gate)
+<state_dir>/prepared/<hash>/models/serving-fp32/  the same encoder's fp32 ONNX export (beside
+                                          an int8 one: the service times both at start-up)
 <state_dir>/prepared/<hash>/signals/      blend.json, similarity.npz, stats.npz, items.json
 <state_dir>/index/                        FAISS index of item embeddings (keel.retrieval.VectorIndex)
 <state_dir>/recommender.db                SQLite (default database): items + embeddings, events, rankings

@@ -35,7 +35,7 @@ from recommender.training import TrainConfig, train_recommender
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning of stored artifacts changes, to force a rebuild.
-PIPELINE_VERSION = "rec-4"
+PIPELINE_VERSION = "rec-5"
 #: The compression gate: mean cosine of the int8 embeddings to the fp32 ones.
 MIN_COSINE = 0.95
 GATE_TEXTS = 128
@@ -110,6 +110,30 @@ def compress_encoder(
     return out_dir, f"{chosen}, mean cosine to fp32 {cosine:.3f}"
 
 
+def serving_kernels_of(
+    encoder_dir: Path | str, serving: Path | str, models: Path
+) -> dict[str, Path | str]:
+    """The interchangeable exports of the served encoder the service may time at start-up.
+
+    When the served model is the gated ONNX int8 export, the fp32 ONNX export of the same
+    fine-tuned encoder is written to ``models/serving-fp32`` beside it: without int8
+    dot-product instructions (VNNI) fp32 can be as fast or faster, and which one is
+    faster is measured on the serving CPU, not decided here. Otherwise the served model
+    is the only kernel.
+    """
+    if not isinstance(encoder_dir, Path) or not isinstance(serving, Path):
+        return {"served": serving}
+    from keel.models import read_meta
+
+    chosen = read_meta(serving).config.get("compress", {}).get("chosen")
+    if chosen != "onnx-int8":
+        return {"served": serving}
+    from keel.compression import export_onnx
+
+    fp32 = export_onnx(encoder_dir, models / "serving-fp32")
+    return {"onnx-int8": serving, "onnx-fp32": fp32}
+
+
 def prepare(settings: Settings, force: bool = False, show_progress: bool = True) -> dict[str, Any]:
     """Make the state directory ready: models, catalogue embeddings, signals, index.
 
@@ -173,6 +197,7 @@ def _build_version(
         ),
     )
     save_signals(trained.signals, folder / "signals")
+    kernels = serving_kernels_of(trained.encoder_dir, trained.serving_model, models)
     db = Database(settings.resolved_database_url)
     try:
         serving = trained.serving_model
@@ -195,6 +220,7 @@ def _build_version(
         "source": dataset.source,
         "users": dataset.users,
         "serving_model": ref(trained.serving_model),
+        "kernels": {name: ref(model) for name, model in kernels.items()},
         "encoder_model": ref(trained.encoder_dir),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),

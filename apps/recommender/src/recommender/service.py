@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from keel_service import PeriodicJob
-from keel_service.threads import limit_faiss_threads, serving_threads
+from keel_service.threads import limit_faiss_threads
 from recommender.artifacts import StateLayout, load_signals, resolve_model
 from recommender.buckets import RankingConfig, assign_bucket
 from recommender.catalogue import Catalogue, CatalogueSnapshot, encoder_tag
 from recommender.config import Settings
 from recommender.datasets import Item, load_dataset
-from recommender.encoder_threads import SAMPLE_TEXTS, choose_encoder_threads
+from recommender.encoder_threads import SAMPLE_TEXTS, EncoderChoice, load_serving_encoder
 from recommender.errors import ModelNotReadyError, UnknownItemError
 from recommender.features import HistoryBatch, recency_weights
 from recommender.metrics import ServiceMetrics
@@ -138,6 +138,8 @@ class RecommenderService:
         self._clamp_reference(signals)
         self._applied_event_id = self._fold_stored_positives(signals, 0)
         self.metrics.reference_time.set(signals.stats.reference_time)
+        #: The kernel and thread count the encoder runs on (set by :meth:`start`).
+        self.encoder_choice: EncoderChoice | None = None
         self.cross_encoder: Predictor | None = None
         if settings.cross_encoder_dir is not None:
             from keel.inference import load_predictor
@@ -149,8 +151,6 @@ class RecommenderService:
         """Prepare the state directory if needed, then load everything into memory."""
         from threadpoolctl import threadpool_limits
 
-        from keel.inference import load_predictor
-
         # Request-sized matrix products (50 x 384 x 100) are far faster single-threaded;
         # multi-threaded BLAS only adds wake-ups and spinning on a busy 2-core machine.
         threadpool_limits(limits=1, user_api="blas")
@@ -158,20 +158,19 @@ class RecommenderService:
         layout = StateLayout(settings.state_dir)
         serving = resolve_model(manifest["serving_model"], layout.root)
         dataset = load_dataset(settings.data_dir)
-        # The encoder gets the cores shared among the uvicorn workers, or one thread if
-        # that measures faster here (unless num_threads is set); faiss searches one query
-        # vector per request on one thread.
+        # The encoder runs on the kernel (ONNX int8 or fp32) and thread count (the cores
+        # shared among the uvicorn workers, or one) measured fastest here at start-up;
+        # faiss searches one query vector per request on one thread.
         limit_faiss_threads(1)
-        threads = serving_threads(settings.num_threads)
-        if settings.num_threads is None and threads > 1:
-            threads = choose_encoder_threads(
-                lambda n: load_predictor(serving, num_threads=n),
-                [threads, 1],
-                [it.document for it in dataset.items[:SAMPLE_TEXTS]],
-            ).threads
-        predictor = load_predictor(
-            serving, num_threads=threads, cache_size=settings.embed_cache_size
+        predictor, encoder_choice = load_serving_encoder(
+            manifest,
+            layout.root,
+            settings.num_threads,
+            [it.document for it in dataset.items[:SAMPLE_TEXTS]],
+            cache_size=settings.embed_cache_size,
         )
+        # The catalogue's vectors are tagged with the prepared serving model whichever
+        # kernel runs: the kernels compute the same function (int8 passed a cosine gate).
         tag = encoder_tag(serving) if isinstance(serving, Path) else serving
         db = Database(settings.resolved_database_url)
         store = CatalogueStore(db)
@@ -187,6 +186,7 @@ class RecommenderService:
             for user, rows in by_user(dataset.interactions).items()
         }
         service = cls(settings, predictor, catalogue, signals, db, manifest, histories)
+        service.encoder_choice = encoder_choice
         service.start_sync()
         return service
 

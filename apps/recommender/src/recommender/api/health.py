@@ -21,6 +21,7 @@ def readiness(request: Request) -> Readiness:
         details={
             "items": len(service.catalogue.snapshot),
             "serving_model": service.manifest.get("serving_model"),
+            "encoder": service.encoder_choice.as_dict() if service.encoder_choice else None,
             "buckets": service.settings.bucket_configs,
             "events": service.events.count(),
         },
