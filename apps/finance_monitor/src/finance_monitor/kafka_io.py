@@ -62,6 +62,38 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 60.
             time.sleep(1.0)
 
 
+class KeyHashPartitioner:
+    """kafka-python's default partitioner with each key's murmur2 hash remembered.
+
+    The same partition as ``DefaultPartitioner`` for every key (murmur2 of the key,
+    modulo the partition count, like the Java client), but the pure-Python hash runs
+    once per distinct key: the scorer keys its records by series (``topic:Earnings``,
+    ``ticker:ACME``), a few thousand keys at most. Records without a key go to a
+    random available partition, as with the default.
+
+    Args:
+        max_keys: hashes kept; the memo starts afresh when it is full.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        from kafka.partitioner.default import DefaultPartitioner, murmur2
+
+        self._default = DefaultPartitioner()
+        self._murmur2 = murmur2
+        self._hashes: dict[bytes, int] = {}
+        self.max_keys = max_keys
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(self._default(key, all_partitions, available))
+        idx = self._hashes.get(key)
+        if idx is None:
+            if len(self._hashes) >= self.max_keys:
+                self._hashes.clear()
+            idx = self._hashes[key] = self._murmur2(key) & 0x7FFFFFFF
+        return all_partitions[idx % len(all_partitions)]
+
+
 def make_producer(bootstrap: str, **overrides: Any) -> Any:
     """A ``KafkaProducer`` that waits for all in-sync replicas (``acks=all``)."""
     from kafka import KafkaProducer
@@ -73,6 +105,7 @@ def make_producer(bootstrap: str, **overrides: Any) -> Any:
         "batch_size": 256 * 1024,
         "max_request_size": MAX_MESSAGE_BYTES,
         "retries": 5,
+        "partitioner": KeyHashPartitioner(),
     }
     options.update(overrides)
     return KafkaProducer(**options)

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,9 @@ class ScorerConfig:
     dlq_max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     # Verdicts of recent texts (whitespace-normalised), reused for exact repeats; 0: off.
     score_cache_size: int = 50_000
+    # Tickers found in recent texts (text and declared tickers as given), reused for
+    # exact repeats like the verdicts; 0: off.
+    ticker_cache_size: int = 50_000
 
 
 def dlq_headers(
@@ -105,6 +108,44 @@ class DedupCache:
         self._seen.clear()
 
 
+class TickerCache:
+    """``TickerExtractor.extract`` with the answers for recent inputs kept (bounded LRU).
+
+    The extraction is a pure function of the text and the declared tickers, and a news
+    stream repeats its texts: a hit costs one dict look-up instead of two Unicode
+    normalisations and four regex scans (16 us per message).
+
+    Args:
+        extractor: the extractor asked on a miss.
+        capacity: most inputs kept (0: no caching).
+    """
+
+    def __init__(self, extractor: TickerExtractor, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError(f"ticker cache capacity={capacity}: must be >= 0")
+        self.extractor = extractor
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, tuple[str, ...]], list[str]] = OrderedDict()
+
+    #: Longer texts are extracted every time (the cache holds short headlines and posts).
+    max_text_chars = 2_000
+
+    def extract(self, text: str, declared: list[str]) -> list[str]:
+        """The tickers of one message (a fresh list: callers may keep or change it)."""
+        if self.capacity == 0 or len(text) > self.max_text_chars:
+            return self.extractor.extract(text, declared)
+        key = (text, tuple(declared))
+        hit = self._items.get(key)
+        if hit is None:
+            hit = self.extractor.extract(text, declared)
+            self._items[key] = hit
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return list(hit)
+
+
 class ScorerWorker:
     """One scorer: a member of the scorer consumer group. ``run`` loops until ``stop()``."""
 
@@ -121,6 +162,7 @@ class ScorerWorker:
         self.redelivered = 0
         self.dedup = DedupCache(config.dedup_cache_size)
         self.score_cache = ScoreCache(config.score_cache_size)
+        self.tickers = TickerCache(extractor, config.ticker_cache_size)
         # Wall seconds spent in each stage of the loop (the profile of where time goes).
         self.stage_s = dict.fromkeys(STAGES, 0.0)
         self.last_error: str | None = None
@@ -263,7 +305,7 @@ class ScorerWorker:
                 continue
             try:
                 msg = item.message
-                tickers = self.extractor.extract(msg.scoring_text, msg.tickers)
+                tickers = self.tickers.extract(msg.scoring_text, msg.tickers)
                 values = [
                     (r.series.encode(), r.to_json_bytes())
                     for r in enrich(
@@ -312,10 +354,11 @@ class ScorerWorker:
         self._stage("commit", mark)
         self.processed += len(scored_ok)
         metrics.MESSAGES_SCORED.inc(len(scored_ok))
+        # One language counter update per language of the batch, not one per message.
         for source, sentiment in mix:
             metrics.record_sentiment(source, sentiment)
-        for _message, verdict, _tickers in fed:
-            metrics.MESSAGES_BY_LANGUAGE.labels(verdict.lang).inc()
+        for lang, count in Counter(verdict.lang for _m, verdict, _t in fed).items():
+            metrics.MESSAGES_BY_LANGUAGE.labels(lang).inc(count)
         if self.feed is not None:
             self.feed.add(fed)
         metrics.RECORDS_PRODUCED.inc(produced)
