@@ -7,11 +7,21 @@ onnxruntime session and faiss's OpenMP pool start one thread per core, and their
 spin while they wait: with 2 workers on 2 cores that is 4 spinning pools fighting over 2
 cores, which doubled the CPU time per encoded text on a busy machine and made a single
 faiss search over 80 passages cost milliseconds.
+
+How many threads (and how large a batch) is fastest is a property of the CPU (its SIMD
+extensions, its caches) and of what else runs on it, so ``fastest`` times the candidates
+at start-up instead of trusting a constant.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
 
 #: uvicorn's default ``--workers`` (it reads this variable); ``start_app_server`` sets it.
 WORKERS_ENV = "WEB_CONCURRENCY"
@@ -57,3 +67,72 @@ def limit_faiss_threads(threads: int = 1) -> None:
     except ImportError:  # faiss is optional for the service layer
         return
     faiss.omp_set_num_threads(int(threads))
+
+
+@dataclass(frozen=True)
+class Measured(Generic[K]):
+    """The candidate a start-up measurement kept, and the timings behind it.
+
+    Attributes:
+        choice: the candidate kept (the first one when nothing was timed).
+        seconds: candidate -> the best of its timed rounds (empty when not timed).
+        rounds: timed rounds completed (fewer than asked when the budget ran out).
+        elapsed_s: wall seconds the whole measurement took, warm-ups included.
+    """
+
+    choice: K
+    seconds: dict[K, float] = field(default_factory=dict)
+    rounds: int = 0
+    elapsed_s: float = 0.0
+
+
+def fastest(
+    candidates: Mapping[K, Callable[[], object]],
+    *,
+    rounds: int = 2,
+    budget_s: float | None = None,
+    warm_up: bool = True,
+) -> Measured[K]:
+    """Time each candidate's call and keep the fastest: a choice that depends on the CPU
+    (thread counts, batch sizes, kernels) made at run time from a quick measurement.
+
+    Rounds are interleaved (A B C A B C ...) so every candidate sees the same machine
+    load, and each candidate's figure is its best round (the least disturbed one). A
+    single candidate is kept without timing.
+
+    Args:
+        candidates: candidate -> a call doing one sample's work with it; the first is
+            the default (kept when nothing could be timed).
+        rounds: timed rounds per candidate.
+        budget_s: no new round starts once this many seconds have passed since the
+            start (warm-ups included); at least one timed round always runs. None: no
+            limit.
+        warm_up: call each candidate once untimed first (lazy initialisation, memory
+            arenas).
+
+    Raises:
+        ValueError: no candidate, or ``rounds`` < 1.
+    """
+    if not candidates:
+        raise ValueError("fastest needs at least one candidate")
+    if rounds < 1:
+        raise ValueError(f"rounds={rounds}: must be >= 1")
+    keys = list(candidates)
+    if len(keys) == 1:
+        return Measured(keys[0])
+    started = time.perf_counter()
+    if warm_up:
+        for key in keys:
+            candidates[key]()
+    best = dict.fromkeys(keys, float("inf"))
+    done = 0
+    while done < rounds:
+        for key in keys:
+            mark = time.perf_counter()
+            candidates[key]()
+            best[key] = min(best[key], time.perf_counter() - mark)
+        done += 1
+        if budget_s is not None and time.perf_counter() - started > budget_s:
+            break
+    chosen = min(keys, key=lambda k: best[k])
+    return Measured(chosen, best, done, time.perf_counter() - started)
