@@ -43,10 +43,19 @@ class Settings(ServiceSettings):
 
     budget: Budget = Budget.FAST
     model_max_length: int = Field(default=48, ge=8, le=256)
+    # Encoder threads and texts per encoder pass: measured at start-up (encoder_tuning)
+    # unless set here; tune_encoder=false keeps the library's threads and batch_size.
     num_threads: int | None = Field(default=None, ge=1)
+    encoder_batch_size: int | None = Field(default=None, ge=1, le=10_000)
+    tune_encoder: bool = True
+    # Raw messages per poll (and the largest encoder batch tried).
     batch_size: int = Field(default=256, ge=1, le=10_000)
     # Verdicts of recent texts kept for exact repeats (whitespace-normalised); 0 turns it off.
     score_cache_size: int = Field(default=50_000, ge=0, le=10_000_000)
+    # Static-embedding first tier (model2vec table distilled from the encoder, ~100x
+    # faster): it answers the English texts its heads are sure of and sends the rest to
+    # the transformer (thresholds chosen at preparation, see docs/finance-monitor.md).
+    static_tier: bool = True
     max_text_chars: int = Field(default=10_000, ge=10, le=100_000)
     companies_file: Path | None = None
     # Chinese headlines get their own topic + sentiment heads on me5-small (prepared with

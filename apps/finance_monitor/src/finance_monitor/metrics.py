@@ -82,3 +82,17 @@ MESSAGES_BY_LANGUAGE = Counter(
     "Raw messages scored, by language (zh: Chinese heads, en: English heads)",
     ["lang"],
 )
+TEXTS_BY_TIER = Counter(
+    "finance_texts_scored_by_tier_total",
+    "Texts the English scoring model answered (repeat-cache hits excluded), by tier "
+    "(static: the static-embedding first tier was sure; transformer: the fallback)",
+    ["tier"],
+)
+
+
+def record_tier_route(static_rows: int, transformer_rows: int) -> None:
+    """Count one cascade batch in :data:`TEXTS_BY_TIER` (the cascade's ``on_route``)."""
+    if static_rows:
+        TEXTS_BY_TIER.labels("static").inc(static_rows)
+    if transformer_rows:
+        TEXTS_BY_TIER.labels("transformer").inc(transformer_rows)

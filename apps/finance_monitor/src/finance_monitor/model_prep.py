@@ -7,7 +7,11 @@ several processes start together), so a second run takes seconds. Training uses
 ``keel.training.train_multi_head`` (frozen encoder, ``fast`` budget; LP-FT fine-tuning,
 ``full``); ``keel.compress`` then serves the ONNX int8 variant when the accuracy of
 every head stays within ``max_accuracy_drop_points`` of the fp32 model's, and the fp32
-model otherwise.
+model otherwise. With ``static_tier`` (default on) a static-embedding first tier is
+distilled from the served encoder into ``served/static``
+(``keel.compression.build_static_tier``): ``load_scoring_model`` wraps the served
+predictor in a cascade that answers the rows the static heads are sure of and sends the
+others to the transformer.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 PREP_VERSION = 2
 SCORING_DIR = "scoring"
 SERVED_DIR = "served"
+STATIC_DIR = "static"
 # Texts per head the compression gate compares int8 with fp32 on.
 GATE_ROWS = 300
 # The apps' budget -> the keel training strategy.
@@ -54,6 +59,10 @@ class PrepConfig:
     compress: bool = True
     max_train_rows: int | None = None
     max_accuracy_drop_points: float = 2.0
+    #: Build the static-embedding first tier (English heads) and serve the cascade.
+    static_tier: bool = True
+    #: Distil the static table from the first N vocabulary ids only (tests); None: all.
+    static_max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -143,6 +152,8 @@ def fingerprint_inputs(sets: TrainingSets, config: PrepConfig) -> str:
                 "max_length": config.max_length,
                 "compress": config.compress and compression_available(),
                 "max_accuracy_drop_points": config.max_accuracy_drop_points,
+                "static_tier": config.static_tier,
+                "static_max_tokens": config.static_max_tokens if config.static_tier else None,
             }
         ).encode()
     )
@@ -265,6 +276,8 @@ def _build_models(
     served = folder / SERVED_DIR
     if not (config.compress and compression_available()):
         shutil.copytree(fp32, served)
+        if config.static_tier:
+            build_static(served, sets, config, progress)
         return "fp32"
     from keel.compression import compress
 
@@ -286,9 +299,54 @@ def _build_models(
     # Keep the report, drop the measured copies of the variants (the chosen one is in
     # ``served``): they would double the folder's size.
     shutil.rmtree(folder / "variants" / "variants", ignore_errors=True)
+    if config.static_tier:
+        build_static(served, sets, config, progress)
     from keel.models import read_meta
 
     return str(read_meta(served).config.get("compress", {}).get("chosen", "fp32"))
+
+
+def build_static(
+    served: Path, sets: TrainingSets, config: PrepConfig, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Distil the static tier from the served encoder into ``served/static`` and record
+    its cascade (thresholds, expected static share, held-out slice accuracies, or why it
+    is off) in ``served/keel.json`` under ``config.static_tier``.
+
+    A failure leaves the transformer serving alone (recorded, not raised): the tier
+    is an accelerator, not a requirement.
+    """
+    from keel import KeelError
+    from keel.compression import StaticDistillConfig, build_static_tier
+    from keel.data import LabelledTexts
+    from keel.inference import load_predictor
+
+    target = served / STATIC_DIR
+    try:
+        transformer = load_predictor(served, num_threads=config.num_threads, batch_size=256)
+        choice = build_static_tier(
+            served,
+            transformer,
+            {
+                TOPIC_HEAD: LabelledTexts(sets.topic_texts, sets.topic_labels),
+                SENTIMENT_HEAD: LabelledTexts(sets.sentiment_texts, sets.sentiment_labels),
+            },
+            target,
+            distill_config=StaticDistillConfig(
+                max_tokens=config.static_max_tokens, show_progress=config.show_progress
+            ),
+            log=progress,
+        )
+        summary = choice.as_dict()
+    except (KeelError, ImportError, OSError, ValueError) as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        progress(f"static tier not built ({type(exc).__name__}: {exc}); transformer only")
+        summary = {"enabled": False, "reason": f"build failed: {type(exc).__name__}: {exc}"}
+    meta_path = served / "keel.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta.setdefault("config", {})["static_tier"] = summary
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return summary
 
 
 def _remove_legacy_layout(models_dir: Path) -> None:
@@ -307,9 +365,17 @@ def _plain(config: PrepConfig) -> dict[str, Any]:
 
 
 def load_scoring_model(
-    model_dir: Path, num_threads: int | None = None, batch_size: int = 256
+    model_dir: Path,
+    num_threads: int | None = None,
+    batch_size: int = 256,
+    *,
+    static_tier: bool = True,
 ) -> ScoringModel:
     """Load the served model for scoring (one encoder pass feeds both heads).
+
+    When the folder has a static tier whose cascade is on (and ``static_tier``), the
+    predictor is the cascade: static heads for the rows they are sure of, the
+    transformer for the others (counted in ``finance_texts_scored_by_tier_total``).
 
     Raises:
         ModelPreparationError: the folder is missing or not a two-head artifact.
@@ -331,4 +397,20 @@ def load_scoring_model(
         topic, sentiment = head_labels(meta.heads)
     except KeyError as exc:
         raise ModelPreparationError(f"{model_dir}: artifact lacks the {exc} head") from exc
-    return ScoringModel(predictor, topic, sentiment)
+    tier = dict(meta.config.get("static_tier") or {}) or None
+    static_dir = Path(model_dir) / STATIC_DIR
+    if static_tier and tier and tier.get("enabled") and static_dir.is_dir():
+        from finance_monitor.metrics import record_tier_route
+        from keel.inference import load_cascade
+
+        try:
+            cascade = load_cascade(predictor, static_dir, on_route=record_tier_route)
+        except KeelError as exc:
+            raise ModelPreparationError(
+                f"cannot load the static tier from {static_dir}: {exc}"
+            ) from exc
+        if cascade is not None:
+            predictor = cascade
+    elif tier is not None and not static_tier:
+        tier = {**tier, "enabled": False, "reason": "KEEL_FM_STATIC_TIER=off"}
+    return ScoringModel(predictor, topic, sentiment, static_tier=tier)

@@ -11,6 +11,12 @@ from typing import Any
 
 from finance_monitor.config import Settings
 from finance_monitor.dispatcher import AlertDispatcher
+from finance_monitor.encoder_tuning import (
+    EncoderChoice,
+    choose_encoder,
+    export_choice,
+    sample_texts,
+)
 from finance_monitor.feed import HeadlineFeed
 from finance_monitor.kafka_io import ensure_topics, make_producer
 from finance_monitor.model_prep import PrepConfig, load_scoring_model, prepare_models
@@ -23,6 +29,7 @@ from finance_monitor.tickers import TickerExtractor, load_companies
 from finance_monitor.trend import default_window_specs
 from finance_monitor.trend_worker import TrendConfig, TrendWorker
 from keel_service import Budget
+from keel_service.threads import serving_threads
 from keel_service.upgrade import CandidateResult, ModelUpgrader, ServedModel
 
 log = logging.getLogger(__name__)
@@ -44,23 +51,41 @@ def prep_config(settings: Settings, show_progress: bool = True) -> PrepConfig:
         max_length=settings.model_max_length,
         num_threads=settings.num_threads,
         show_progress=show_progress,
+        static_tier=settings.static_tier,
     )
 
 
 def load_model(settings: Settings, progress: Callable[[str], None] = log.info) -> ScoringModel:
     """Prepare (or reuse) and load the served scoring model."""
+    return load_tuned_model(settings, progress)[0]
+
+
+def load_tuned_model(
+    settings: Settings, progress: Callable[[str], None] = log.info
+) -> tuple[ScoringModel, EncoderChoice]:
+    """Prepare (or reuse) and load the served scoring model, with the encoder threads and
+    batch size measured fastest on this machine (``finance_monitor.encoder_tuning``)."""
     served = prepare_models(prep_config(settings, show_progress=False), progress=progress)
-    model = load_scoring_model(served, settings.num_threads, settings.batch_size)
+    model, choice = choose_encoder(
+        lambda threads, batch: load_scoring_model(
+            served, threads, batch, static_tier=settings.static_tier
+        ),
+        cores=serving_threads(None),
+        num_threads=settings.num_threads,
+        batch_size=settings.batch_size,
+        encoder_batch_size=settings.encoder_batch_size,
+        texts=sample_texts() if settings.tune_encoder else [],
+        tune=settings.tune_encoder,
+    )
+    export_choice(choice)
     if settings.chinese:
         from finance_monitor.chinese import load_chinese_model, prepare_chinese_models
 
         zh_served = prepare_chinese_models(
             prep_config(settings, show_progress=False), progress=progress
         )
-        model.chinese = load_chinese_model(
-            zh_served, model, settings.num_threads, settings.batch_size
-        )
-    return model
+        model.chinese = load_chinese_model(zh_served, model, choice.threads, choice.batch_size)
+    return model, choice
 
 
 def all_topics(settings: Settings) -> dict[str, int]:
@@ -168,6 +193,8 @@ class MonitorRuntime:
         self.settings = settings
         self.store = open_store(settings)
         self.model: ScoringModel | None = None
+        # The encoder threads and batch size in use (measured at start-up).
+        self.encoder: EncoderChoice | None = None
         self.state = "starting"
         self.error: str | None = None
         self.scorer: ScorerWorker | None = None
@@ -200,7 +227,7 @@ class MonitorRuntime:
     def _start(self) -> None:
         try:
             self.state = "preparing models"
-            self.model = load_model(self.settings)
+            self.model, self.encoder = load_tuned_model(self.settings)
             if self.settings.run_workers:
                 self.state = "connecting to Kafka"
                 ensure_topics(
@@ -242,8 +269,13 @@ class MonitorRuntime:
             return str(prepare_models(prep_config(self.settings, False), progress=log.debug))
 
         def swap(folder: Path, result: CandidateResult) -> None:
+            # The settings measured at start-up (the upgraded model has the same encoder).
+            encoder = self.encoder
             model = load_scoring_model(
-                folder / SERVED_DIR, self.settings.num_threads, self.settings.batch_size
+                folder / SERVED_DIR,
+                encoder.threads if encoder else self.settings.num_threads,
+                encoder.batch_size if encoder else self.settings.batch_size,
+                static_tier=self.settings.static_tier,
             )
             old = self.model
             if old is not None:
@@ -262,10 +294,15 @@ class MonitorRuntime:
 
     def model_status(self) -> dict[str, Any]:
         """Tier, validation score and upgrade progress of the scoring model (``/healthz``)."""
+        from finance_monitor.scoring import tier_status
+
+        tier = {"static_tier": tier_status(self.model)} if self.model is not None else {}
+        if self.encoder is not None:
+            tier["encoder"] = self.encoder.as_dict()
         if self.upgrader is not None:
-            return {"name": "scoring", **self.upgrader.snapshot()}
+            return {"name": "scoring", **self.upgrader.snapshot(), **tier}
         served = ServedModel(self.settings.budget.value, None, "mean head accuracy")
-        return {"name": "scoring", **served.as_dict(), "upgrade": {"state": "off"}}
+        return {"name": "scoring", **served.as_dict(), "upgrade": {"state": "off"}, **tier}
 
     @property
     def ready(self) -> bool:

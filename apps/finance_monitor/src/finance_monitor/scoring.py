@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -36,6 +36,9 @@ class ScoringModel:
     sentiment_labels: list[str]
     #: Heads for Chinese text (``finance_monitor.chinese``); None: English heads score all.
     chinese: ScoringModel | None = None
+    #: The static tier's cascade as prepared (``keel.json`` ``config.static_tier``):
+    #: enabled, thresholds, expected static share; None when the model has no tier.
+    static_tier: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.sentiment_labels) - set(SENTIMENTS))
@@ -128,6 +131,28 @@ def _classify(
                 lang=langs[i] if langs is not None else "en",
             )
         )
+    return out
+
+
+def tier_status(model: ScoringModel) -> dict[str, Any]:
+    """The static tier as ``/healthz`` shows it: prepared thresholds and expected share,
+    whether the cascade serves, and the share of texts it has answered so far."""
+    tier = model.static_tier
+    if not tier:
+        return {"state": "absent"}
+    predictor = model.predictor
+    serving = hasattr(predictor, "static_share") and hasattr(predictor, "thresholds")
+    out: dict[str, Any] = {
+        "state": "on" if serving else "off",
+        "thresholds": tier.get("thresholds", {}),
+        "expected_static_share": tier.get("expected_static_share"),
+    }
+    if serving:
+        out["static_texts"] = int(getattr(predictor, "static_rows", 0))
+        out["transformer_texts"] = int(getattr(predictor, "fallback_rows", 0))
+        out["static_share"] = round(float(getattr(predictor, "static_share", 0.0)), 4)
+    elif tier.get("reason"):
+        out["reason"] = tier["reason"]
     return out
 
 

@@ -1,5 +1,5 @@
 """Compression: int8 quantization (torch, ONNX Runtime), layer / FFN pruning,
-distillation, the compression report and ``compress`` (pick the fastest good variant)."""
+distillation, static-embedding tiers, the compression report and ``compress`` (pick the fastest good variant)."""
 
 from keel.compression._student import DistillConfig
 from keel.compression.distillation import distill_classifier
@@ -15,15 +15,22 @@ from keel.compression.report import (
     passes_gate,
     plot_report,
 )
+from keel.compression.static import StaticDistillConfig, distill_static
+from keel.compression.static_tier import CascadeChoice, build_static_tier, choose_thresholds
 from keel.compression.torch_quant import quantize_dynamic_int8
 
 __all__ = [
+    "CascadeChoice",
     "DistillConfig",
     "OnnxQuantization",
+    "StaticDistillConfig",
+    "build_static_tier",
+    "choose_thresholds",
     "choose_variant",
     "compress",
     "compression_report",
     "distill_classifier",
+    "distill_static",
     "drop_layers",
     "export_onnx",
     "gate_data",

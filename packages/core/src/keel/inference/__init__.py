@@ -1,11 +1,19 @@
 """Inference runtime: one ``Predictor`` interface over torch and onnxruntime backends,
-micro-batching for servers, and a deterministic fake for unit tests."""
+micro-batching for servers, a static-embedding
+tier with its cascade, and a deterministic fake for unit tests."""
 
 from keel.inference._batcher import BatcherClosedError, MicroBatcher
 from keel.inference._cache import EmbeddingCache
 from keel.inference._encoder_base import EncoderPredictor
 from keel.inference._loader import Backend, load_predictor
 from keel.inference._protocol import Predictor
+from keel.inference._static import (
+    CascadePredictor,
+    StaticPredictor,
+    confident_rows,
+    load_cascade,
+    load_static_predictor,
+)
 from keel.inference.fake import FakePredictor
 from keel.models._heads import LinearHead
 from keel.models._pooling import mean_pool
@@ -13,12 +21,17 @@ from keel.models._pooling import mean_pool
 __all__ = [
     "Backend",
     "BatcherClosedError",
+    "CascadePredictor",
     "EmbeddingCache",
     "EncoderPredictor",
     "FakePredictor",
     "LinearHead",
     "MicroBatcher",
     "Predictor",
+    "StaticPredictor",
+    "confident_rows",
+    "load_cascade",
     "load_predictor",
+    "load_static_predictor",
     "mean_pool",
 ]
