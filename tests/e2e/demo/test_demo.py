@@ -96,6 +96,7 @@ class DemoProcess:
         # support bot's has its own test (tests/integration/customer_service/test_cs_upgrade.py).
         env["KEEL_CS_UPGRADE"] = "off"
         env["KEEL_FM_UPGRADE"] = "off"
+        env["KEEL_REC_UPGRADE"] = "off"  # tests/integration/recommender/test_rec_upgrade.py
         cmd = [
             KEEL_DEMO,
             "--state-dir",

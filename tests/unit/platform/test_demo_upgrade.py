@@ -25,6 +25,11 @@ def test_the_demo_turns_the_upgrade_on_and_a_setting_turns_it_off(
     fm = next(app for app in APPS if app.name == "finance_monitor")
     monkeypatch.delenv("KEEL_FM_UPGRADE", raising=False)
     assert Demo(DemoOptions())._env(fm)["KEEL_FM_UPGRADE"] == "on"
+    rec = next(app for app in APPS if app.name == "recommender")
+    monkeypatch.delenv("KEEL_REC_UPGRADE", raising=False)
+    assert Demo(DemoOptions())._env(rec)["KEEL_REC_UPGRADE"] == "on"
+    monkeypatch.setenv("KEEL_REC_UPGRADE", "off")
+    assert Demo(DemoOptions())._env(rec)["KEEL_REC_UPGRADE"] == "off"
 
 
 def _health_of(status: int, body: object) -> dict:

@@ -50,6 +50,15 @@ class Settings(ServiceSettings):
         max_past_skew_days: events older than this many days are rejected (0 = no bound).
         event_retention_days: stored events and served-ranking logs older than this are
             deleted by :meth:`RecommenderService.apply_retention` (0 = keep forever).
+        upgrade: the live upgrade (``KEEL_REC_UPGRADE``, off by default, on in the demo):
+            serve the ``fast`` model at once, build ``prepare --budget full``'s in a niced
+            background process and swap it in when it ranks the held-out interactions
+            better (:mod:`recommender.upgrade`). Only with ``budget`` ``fast``.
+        upgrade_max_pairs / upgrade_epochs: override the candidate's fine-tuning pairs and
+            epochs (None = the ``full`` budget's: every pair, two epochs; tests shrink it).
+        upgrade_min_gain: the candidate's nDCG@10 must beat the served one's by more.
+        upgrade_nice: the background build's niceness (0-19).
+        upgrade_delay_s: wait this long after start-up before building.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -75,6 +84,12 @@ class Settings(ServiceSettings):
     max_future_skew_s: float = Field(default=600.0, ge=0.0, le=366 * 86_400.0)
     max_past_skew_days: float = Field(default=3650.0, ge=0.0, le=36_500.0)
     event_retention_days: float = Field(default=0.0, ge=0.0, le=36_500.0)
+    upgrade: bool = False
+    upgrade_max_pairs: int | None = Field(default=None, ge=2)
+    upgrade_epochs: int | None = Field(default=None, ge=1)
+    upgrade_min_gain: float = Field(default=0.0, ge=0.0, le=1.0)
+    upgrade_nice: int = Field(default=15, ge=0, le=19)
+    upgrade_delay_s: float = Field(default=0.0, ge=0.0)
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         validation_alias=AliasChoices(

@@ -30,6 +30,9 @@ def _start_service(app: FastAPI, settings: Settings) -> None:
             "rec-maintenance", settings.retention_interval_s, service.run_maintenance
         )
         app.state.maintenance.start()
+        # The live upgrade (``upgrade`` setting): build the production model in the
+        # background and swap it in when it ranks better (recommender.upgrade).
+        service.start_upgrade()
     except Exception as exc:  # reported on /healthz (type only) and in the log
         log.exception("recommender failed to start")
         app.state.startup_error = public_error("start-up failed", exc)

@@ -8,13 +8,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keel_service import PeriodicJob
+from keel_service import Budget, PeriodicJob
 from keel_service.threads import limit_faiss_threads
 from recommender.artifacts import StateLayout, load_signals, resolve_model
 from recommender.buckets import RankingConfig, assign_bucket
@@ -33,6 +33,7 @@ from recommender.storage import CatalogueStore, Database, EventStore, RankingLog
 
 if TYPE_CHECKING:
     from keel.inference import Predictor
+    from keel_service.upgrade import ModelUpgrader
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,29 @@ class RankingResponse:
     took_ms: float
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """What a request ranks with: the encoder, the catalogue embedded by it and the
+    learned signals, swapped together (a live upgrade replaces all three at once).
+
+    Attributes:
+        predictor: the encoder of uncatalogued texts.
+        catalogue: catalogue items with this encoder's vectors, and their index.
+        signals: popularity, co-occurrence and the blend.
+        choice: the encoder's kernel and thread count, and why.
+        tier: ``fast`` or ``full`` (the budget it was trained with).
+        manifest: the prepared version's manifest.
+    """
+
+    predictor: Predictor
+    catalogue: Catalogue
+    signals: Signals
+    choice: EncoderChoice | None = None
+    tier: str = "fast"
+    manifest: dict = field(default_factory=dict)
+    signals_dir: Path | None = None
+
+
 class RecommenderService:
     """Holds the encoder, catalogue, signals and stores of one running app.
 
@@ -118,9 +142,14 @@ class RecommenderService:
         demo_histories: dict[str, list[str]],
     ) -> None:
         self.settings = settings
-        self.predictor = predictor
-        self.catalogue = catalogue
-        self.signals = signals
+        self._served = ServedModel(
+            predictor,
+            catalogue,
+            signals,
+            tier=settings.budget.value,
+            manifest=manifest,
+            signals_dir=StateLayout(settings.state_dir).signals,
+        )
         self.db = db
         # Writers of the in-memory signals (events, catalogue changes, reloads) take this
         # lock; readers never do: they take one reference to ``signals`` / the catalogue
@@ -130,7 +159,6 @@ class RecommenderService:
         self._sync_job: PeriodicJob | None = None
         self.events = EventStore(db)
         self.ranking_log = RankingLog(db)
-        self.manifest = manifest
         self.users: dict[str, str] = dict(manifest.get("users", {}))
         self.demo_histories = demo_histories
         self.metrics = ServiceMetrics()
@@ -138,13 +166,45 @@ class RecommenderService:
         self._clamp_reference(signals)
         self._applied_event_id = self._fold_stored_positives(signals, 0)
         self.metrics.reference_time.set(signals.stats.reference_time)
-        #: The kernel and thread count the encoder runs on (set by :meth:`start`).
-        self.encoder_choice: EncoderChoice | None = None
+        #: The live upgrade (``upgrade`` setting, :mod:`recommender.upgrade`), if on.
+        self.upgrader: ModelUpgrader | None = None
         self.cross_encoder: Predictor | None = None
         if settings.cross_encoder_dir is not None:
             from keel.inference import load_predictor
 
             self.cross_encoder = load_predictor(settings.cross_encoder_dir)
+
+    # -- the served model (one reference, replaced whole) ----------------------------------
+    @property
+    def served(self) -> ServedModel:
+        """The model requests rank with now (take it once per request)."""
+        return self._served
+
+    @property
+    def predictor(self) -> Predictor:
+        return self._served.predictor
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._served.catalogue
+
+    @property
+    def signals(self) -> Signals:
+        return self._served.signals
+
+    @signals.setter
+    def signals(self, value: Signals) -> None:
+        self._served = replace(self._served, signals=value)
+
+    @property
+    def manifest(self) -> dict:
+        """The served version's manifest (paths, training report)."""
+        return self._served.manifest
+
+    @property
+    def encoder_choice(self) -> EncoderChoice | None:
+        """The encoder's kernel and thread count, and why (``/healthz``)."""
+        return self._served.choice
 
     @classmethod
     def start(cls, settings: Settings, show_progress: bool = False) -> RecommenderService:
@@ -186,7 +246,7 @@ class RecommenderService:
             for user, rows in by_user(dataset.interactions).items()
         }
         service = cls(settings, predictor, catalogue, signals, db, manifest, histories)
-        service.encoder_choice = encoder_choice
+        service._served = replace(service._served, choice=encoder_choice)
         service.start_sync()
         return service
 
@@ -200,7 +260,10 @@ class RecommenderService:
             self._sync_job.start()
 
     def close(self) -> None:
-        """Stop the sync job, flush logs and close the database."""
+        """Stop the upgrade and the sync job, flush logs and close the database."""
+        if self.upgrader is not None:
+            self.upgrader.close()
+            self.upgrader = None
         if self._sync_job is not None:
             self._sync_job.stop()
             self._sync_job = None
@@ -291,7 +354,11 @@ class RecommenderService:
         return items[-limit:]
 
     def _embed_refs(
-        self, refs: list[ItemRef], field_name: str, snap: CatalogueSnapshot
+        self,
+        refs: list[ItemRef],
+        field_name: str,
+        snap: CatalogueSnapshot,
+        predictor: Predictor,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Vectors and catalogue rows of request items: catalogue vectors for ids, the
         encoder (with its text LRU cache) for items sent with text."""
@@ -314,14 +381,14 @@ class RecommenderService:
                 for k in need_text
             ]
             self.metrics.uncached_texts.inc(len(docs))
-            vectors[need_text] = self.predictor.embed(docs)
+            vectors[need_text] = predictor.embed(docs)
             rows[need_text] = -1  # the caller's text wins over the catalogue's
         return vectors, rows
 
     def _history_batch(
-        self, refs: list[ItemRef], snap: CatalogueSnapshot, signals: Signals
+        self, refs: list[ItemRef], snap: CatalogueSnapshot, signals: Signals, predictor: Predictor
     ) -> HistoryBatch:
-        vectors, rows = self._embed_refs(refs, "history", snap)
+        vectors, rows = self._embed_refs(refs, "history", snap, predictor)
         ids = [r.id for r in refs]
         cats = [
             frozenset(r.categories)
@@ -367,6 +434,7 @@ class RecommenderService:
         as_of: float | None = None,
         endpoint: str = "rerank",
         snapshot: CatalogueSnapshot | None = None,
+        served: ServedModel | None = None,
     ) -> RankingResponse:
         """Score, order and explain ``candidates`` for a user.
 
@@ -384,15 +452,19 @@ class RecommenderService:
             snapshot: the catalogue version to rank against (default: the current one;
                 ``recommend`` passes the one it retrieved from, so an item deleted
                 meanwhile cannot turn into an unknown-item error).
+            served: the model to rank with (default: the current one; ``recommend``
+                passes the one it retrieved with, so a live upgrade swapping the model
+                meanwhile cannot mix two encoders' vectors).
 
         Raises:
             UnknownItemError: an id without text is not in the catalogue.
         """
         started = time.perf_counter()
-        # One snapshot and one signals object for the whole request: concurrent catalogue
-        # changes or reloads swap in new ones and never mix rows of two versions.
-        snap = self.catalogue.snapshot if snapshot is None else snapshot
-        signals = self.signals
+        # One model, snapshot and signals object for the whole request: concurrent catalogue
+        # changes, reloads or a live upgrade swap in new ones and never mix two versions.
+        model = self._served if served is None else served
+        snap = model.catalogue.snapshot if snapshot is None else snapshot
+        signals = model.signals
         bucket = self.bucket_for(user_id)
         if not history and user_id:
             history = [ItemRef(i) for i in self.stored_history(user_id, self.settings.max_history)]
@@ -400,8 +472,8 @@ class RecommenderService:
         lam = bucket.mmr_lambda if mmr_lambda is None else mmr_lambda
         opts = options or RankOptions()
         opts = RankOptions(**{**opts.__dict__, "mmr_lambda": lam})
-        hist = self._history_batch(history, snap, signals)
-        vectors, rows = self._embed_refs(candidates, "candidates", snap)
+        hist = self._history_batch(history, snap, signals, model.predictor)
+        vectors, rows = self._embed_refs(candidates, "candidates", snap, model.predictor)
         numeric_names = sorted({k for c in candidates for k in c.features})
         numeric = {
             name: np.array([c.features.get(name, 0.0) for c in candidates], dtype=np.float64)
@@ -468,20 +540,21 @@ class RecommenderService:
     ) -> RankingResponse:
         """Retrieve candidates from the FAISS index by the user's interest vector, then
         rerank them (seen items excluded unless ``options.exclude_seen`` is False)."""
-        snap = self.catalogue.snapshot
+        model = self._served
+        snap = model.catalogue.snapshot
         if not history and user_id:
             history = [ItemRef(i) for i in self.stored_history(user_id, self.settings.max_history)]
             history = [h for h in history if h.id in snap.rows]
-        if self.catalogue.index is None:
+        if model.catalogue.index is None:
             raise ModelNotReadyError("the catalogue index is not loaded")
         if history:
-            hist = self._history_batch(history, snap, self.signals)
+            hist = self._history_batch(history, snap, model.signals, model.predictor)
             profile = (hist.weights[:, None] * hist.vectors).sum(axis=0)
             profile /= max(float(np.linalg.norm(profile)), 1e-12)
-            hits = self.catalogue.search(profile, k=pool_size + len(history))
+            hits = model.catalogue.search(profile, k=pool_size + len(history))
             ids = [h.id for h in hits if h.id in snap.rows]  # same catalogue version
         else:  # cold start: the most popular items, then the rest of the catalogue
-            ranked = dict.fromkeys(i for i in self.signals.by_popularity() if i in snap.rows)
+            ranked = dict.fromkeys(i for i in model.signals.by_popularity() if i in snap.rows)
             ranked.update(dict.fromkeys(it.id for it in snap.items[: pool_size + len(ranked)]))
             ids = list(ranked)[:pool_size]
         if not ids:
@@ -494,6 +567,7 @@ class RecommenderService:
             mmr_lambda,
             endpoint="recommend",
             snapshot=snap,
+            served=model,
         )
 
     def check_event(
@@ -601,7 +675,8 @@ class RecommenderService:
         """
         self.catalogue.load()
         with self._signals_lock:
-            signals = load_signals(StateLayout(self.settings.state_dir).signals)
+            folder = self._served.signals_dir or StateLayout(self.settings.state_dir).signals
+            signals = load_signals(folder)
             self._clamp_reference(signals)
             applied = self._fold_stored_positives(signals, 0)
             self.signals = signals
@@ -637,3 +712,80 @@ class RecommenderService:
         """The periodic job: fold other processes' events in, then apply retention."""
         self.sync_events()
         return self.apply_retention()
+
+    # -- live upgrade (recommender.upgrade) ------------------------------------------------
+    def start_upgrade(self) -> None:
+        """Build the production model in the background (``upgrade`` on, ``fast`` budget)."""
+        if self.upgrader is not None or not self.settings.upgrade:
+            return
+        if self.settings.budget is not Budget.FAST:
+            log.info(
+                "live upgrade: off (the served model already has budget %s)", self.settings.budget
+            )
+            return
+        from recommender.upgrade import make_upgrader
+
+        served_model = self.manifest["serving_model"]
+        root = StateLayout(self.settings.state_dir).root
+        model = resolve_model(served_model, root)
+        self.upgrader = make_upgrader(
+            self.settings, lambda: str(model), lambda folder, _result: self.swap_model(folder)
+        )
+        self.upgrader.start()
+
+    def swap_model(self, folder: Path) -> None:
+        """Serve the prepared version in ``folder`` (a live upgrade's accepted candidate).
+
+        Everything is loaded aside first: the encoder (its kernel and threads timed as at
+        start-up), the catalogue re-embedded by it (its index in ``folder/index``) and the
+        signals with the stored positive events folded in; then the served model is
+        replaced in one assignment. Requests in flight finish on the old model.
+        """
+        from recommender.upgrade import read_candidate
+
+        manifest = read_candidate(folder)
+        predictor, choice = load_serving_encoder(
+            manifest,
+            folder,
+            self.settings.num_threads,
+            [it.document for it in self.catalogue.snapshot.items[:SAMPLE_TEXTS]],
+            cache_size=self.settings.embed_cache_size,
+        )
+        serving = resolve_model(manifest["serving_model"], folder)
+        tag = encoder_tag(serving) if isinstance(serving, Path) else str(serving)
+        catalogue = Catalogue(CatalogueStore(self.db), predictor, tag, folder / "index")
+        embedded = catalogue.load()
+        with self._signals_lock:
+            signals = load_signals(folder / "signals")
+            for item_id in catalogue.snapshot.rows:
+                signals.ensure_row(item_id)
+            self._clamp_reference(signals)
+            applied = self._fold_stored_positives(signals, 0)
+            self._served = ServedModel(
+                predictor,
+                catalogue,
+                signals,
+                choice,
+                tier=str(manifest.get("tier", "full")),
+                manifest={**self.manifest, **manifest, "serving_model": str(serving)},
+                signals_dir=folder / "signals",
+            )
+            self._applied_event_id = applied
+            self.metrics.reference_time.set(signals.stats.reference_time)
+        self.metrics.catalogue_size.set(len(catalogue.snapshot))
+        log.info(
+            "live upgrade: serving %s (%s tier; %d catalogue items re-embedded)",
+            serving,
+            self._served.tier,
+            embedded,
+        )
+
+    def model_status(self) -> dict[str, Any]:
+        """Tier, validation score and upgrade progress of the served model (``/healthz``)."""
+        from keel_service.upgrade import ServedModel as ServedTier
+        from recommender.upgrade import METRIC, MODEL_NAME
+
+        if self.upgrader is not None:
+            return {"name": MODEL_NAME, **self.upgrader.snapshot()}
+        tier = ServedTier(self._served.tier, None, METRIC)
+        return {"name": MODEL_NAME, **tier.as_dict(), "upgrade": {"state": "off"}}

@@ -70,5 +70,6 @@ APPS: tuple[AppService, ...] = (
         port_offset=3,
         pages=(Page("Playground", "/"),),
         key_names=("API", "WRITER"),
+        defaults=(("KEEL_REC_UPGRADE", "on"),),
     ),
 )

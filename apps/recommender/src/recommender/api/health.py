@@ -24,6 +24,8 @@ def readiness(request: Request) -> Readiness:
             "encoder": service.encoder_choice.as_dict() if service.encoder_choice else None,
             "buckets": service.settings.bucket_configs,
             "events": service.events.count(),
+            # Tier, validation score and live-upgrade progress (keel_service.upgrade).
+            "model": service.model_status(),
         },
     )
 
