@@ -37,6 +37,7 @@ _XDIST_GROUPS = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each integration and e2e test with its app's ``xdist_group``."""
     for item in items:
