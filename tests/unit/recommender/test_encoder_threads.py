@@ -85,3 +85,11 @@ def test_serving_kernels_reads_the_manifest(tmp_path: Path) -> None:
     # A state prepared before the kernels were recorded serves its one model.
     older = serving_kernels({"serving_model": "prepared/v/models/serving"}, tmp_path)
     assert older == {"served": tmp_path / "prepared/v/models/serving"}
+
+
+def test_a_packaged_or_uncompressed_encoder_is_the_only_kernel(tmp_path: Path) -> None:
+    from recommender.prepare import serving_kernels_of
+
+    # Not fine-tuned (a packaged name): nothing to export.
+    assert serving_kernels_of("minilm", "minilm", tmp_path) == {"served": "minilm"}
+    assert not (tmp_path / "serving-fp32").exists()
