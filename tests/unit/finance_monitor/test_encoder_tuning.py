@@ -143,6 +143,31 @@ def test_a_predictor_without_batch_size_keeps_its_batching(clock: _Clock) -> Non
     assert model.predictor.calls == 0  # type: ignore[attr-defined]  # nothing to compare
 
 
+class _Cascade:
+    """The static tier's cascade: routing counted, the transformer as ``fallback``."""
+
+    def __init__(self, fallback: _Predictor) -> None:
+        self.fallback = fallback
+        self.routed = 0
+
+    def classify_heads(self, texts: list[str]) -> dict[str, np.ndarray]:
+        self.routed += len(texts)
+        return self.fallback.classify_heads(texts)
+
+
+def test_a_cascade_is_timed_on_its_transformer(clock: _Clock) -> None:
+    def load(threads: int | None, batch: int) -> ScoringModel:
+        return ScoringModel(_Cascade(_Predictor(clock, threads, batch)), ["Earnings"], ["neutral"])
+
+    model, choice = choose_encoder(
+        load, cores=2, num_threads=None, batch_size=64, encoder_batch_size=None, texts=["a"]
+    )
+    cascade = model.predictor
+    assert (choice.threads, choice.batch_size) == (2, 32)
+    assert cascade.fallback.batch_size == 32  # type: ignore[attr-defined]
+    assert cascade.routed == 0  # type: ignore[attr-defined]  # no sample text in its metrics
+
+
 def test_an_empty_sample_is_refused(clock: _Clock) -> None:
     with pytest.raises(ValueError, match="non-empty sample"):
         choose_encoder(

@@ -88,6 +88,13 @@ def sample_texts(count: int = SAMPLE_TEXTS) -> list[str]:
     return texts[::step][:count]
 
 
+def encoder_of(model: ScoringModel) -> Any:
+    """The transformer predictor of a scoring model: the cascade's fallback when the
+    static tier serves (the tier itself has no threads or batches to tune, and timing
+    through the cascade would count the sample in its routing metrics)."""
+    return getattr(model.predictor, "fallback", model.predictor)
+
+
 def _batch_candidates(configured: int) -> list[int]:
     return list(dict.fromkeys([configured, *(b for b in BATCH_CANDIDATES if b < configured)]))
 
@@ -133,9 +140,12 @@ def choose_encoder(
     models = {n: load(n, batch) for n in counts}
 
     def run(model: ScoringModel, size: int) -> Callable[[], object]:
+        encoder = encoder_of(model)
+
         def call() -> object:
-            model.predictor.batch_size = size  # type: ignore[attr-defined]
-            return model.predictor.classify_heads(sample)
+            if hasattr(encoder, "batch_size"):
+                encoder.batch_size = size
+            return encoder.classify_heads(sample)
 
         return call
 
@@ -150,7 +160,7 @@ def choose_encoder(
     model = models[threads]
     # A predictor without a ``batch_size`` (a wrapper) keeps its own batching.
     sizes = [batch]
-    if encoder_batch_size is None and hasattr(model.predictor, "batch_size"):
+    if encoder_batch_size is None and hasattr(encoder_of(model), "batch_size"):
         sizes = _batch_candidates(batch)
     if len(sizes) > 1:
         step = fastest(
@@ -162,8 +172,8 @@ def choose_encoder(
         batch = step.choice
         timings.update({f"batch={b}": round(s * 1000, 1) for b, s in step.seconds.items()})
         elapsed += step.elapsed_s
-    if hasattr(model.predictor, "batch_size"):
-        model.predictor.batch_size = batch
+    if hasattr(encoder_of(model), "batch_size"):
+        encoder_of(model).batch_size = batch
     choice = EncoderChoice(threads, batch, "measured", timings, len(sample), elapsed)
     log.info(
         "scorer encoder: %s threads, batch %d (measured in %.2f s on %d texts: %s)",
