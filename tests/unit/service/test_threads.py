@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from keel_service import threads
@@ -63,7 +65,7 @@ def test_fastest_keeps_the_candidate_with_the_best_round(monkeypatch: pytest.Mon
     # "b" has one slow round (a disturbed one); its best round still wins.
     costs = {"a": [3.0, 3.0, 3.0], "b": [1.0, 9.0, 1.0], "c": [2.0, 2.0, 2.0]}
 
-    def make(name: str) -> object:
+    def make(name: str) -> Callable[[], None]:
         def call() -> None:
             calls.append(name)
             clock.work(costs[name][sum(c == name for c in calls) - 1])
@@ -88,6 +90,18 @@ def test_fastest_stops_at_the_budget_after_a_full_round(monkeypatch: pytest.Monk
         warm_up=False,
     )
     assert (result.choice, result.rounds) == (1, 1)
+
+
+def test_fastest_keeps_the_default_within_the_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _FakeClock()
+    monkeypatch.setattr(threads.time, "perf_counter", clock)
+    near = {"default": lambda: clock.work(1.0), "other": lambda: clock.work(0.97)}
+    assert threads.fastest(near, margin=0.05).choice == "default"  # 3% faster: noise
+    assert threads.fastest(near).choice == "other"
+    far = {"default": lambda: clock.work(1.0), "other": lambda: clock.work(0.5)}
+    assert threads.fastest(far, margin=0.05).choice == "other"
+    with pytest.raises(ValueError, match="margin"):
+        threads.fastest(far, margin=1.0)
 
 
 def test_fastest_with_one_candidate_times_nothing() -> None:

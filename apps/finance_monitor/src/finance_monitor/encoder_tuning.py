@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 SAMPLE_TEXTS = 64
 ROUNDS = 2
 BUDGET_S = 0.3
+#: A candidate replaces the default (the first) only when this much faster.
+MARGIN = 0.05
 #: Batch sizes tried besides the configured one (only those below it).
 BATCH_CANDIDATES = (32, 16)
 
@@ -153,7 +155,12 @@ def choose_encoder(
     elapsed = 0.0
     threads = counts[0]
     if len(counts) > 1:
-        step = fastest({n: run(models[n], batch) for n in counts}, rounds=rounds, budget_s=budget_s)
+        step = fastest(
+            {n: run(models[n], batch) for n in counts},
+            rounds=rounds,
+            budget_s=budget_s,
+            margin=MARGIN,
+        )
         threads = step.choice
         timings.update({f"threads={n}": round(s * 1000, 1) for n, s in step.seconds.items()})
         elapsed += step.elapsed_s
@@ -168,6 +175,7 @@ def choose_encoder(
             rounds=rounds,
             budget_s=budget_s,
             warm_up=len(counts) == 1,  # the thread step has warmed this model up
+            margin=MARGIN,
         )
         batch = step.choice
         timings.update({f"batch={b}": round(s * 1000, 1) for b, s in step.seconds.items()})

@@ -92,6 +92,7 @@ def fastest(
     rounds: int = 2,
     budget_s: float | None = None,
     warm_up: bool = True,
+    margin: float = 0.0,
 ) -> Measured[K]:
     """Time each candidate's call and keep the fastest: a choice that depends on the CPU
     (thread counts, batch sizes, kernels) made at run time from a quick measurement.
@@ -109,6 +110,9 @@ def fastest(
             limit.
         warm_up: call each candidate once untimed first (lazy initialisation, memory
             arenas).
+        margin: another candidate replaces the default only when it is faster by more
+            than this fraction of the default's time (0.05: 5%), so noise on a busy
+            machine does not move the choice.
 
     Raises:
         ValueError: no candidate, or ``rounds`` < 1.
@@ -117,6 +121,8 @@ def fastest(
         raise ValueError("fastest needs at least one candidate")
     if rounds < 1:
         raise ValueError(f"rounds={rounds}: must be >= 1")
+    if not 0.0 <= margin < 1.0:
+        raise ValueError(f"margin={margin}: must be in [0, 1)")
     keys = list(candidates)
     if len(keys) == 1:
         return Measured(keys[0])
@@ -135,4 +141,6 @@ def fastest(
         if budget_s is not None and time.perf_counter() - started > budget_s:
             break
     chosen = min(keys, key=lambda k: best[k])
+    if best[chosen] > best[keys[0]] * (1.0 - margin):
+        chosen = keys[0]
     return Measured(chosen, best, done, time.perf_counter() - started)
