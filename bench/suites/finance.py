@@ -277,6 +277,9 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
     fp32 = load_predictor(served.parent / "fp32", backend="torch")
     profile: dict[str, Any] = {}
     cache_counts: dict[str, list[int]] = {}
+    # The static tier's cascade (when served): texts it answered vs sent to the transformer.
+    cascade = model.predictor if hasattr(model.predictor, "static_share") else None
+    tier_counts: dict[str, list[int]] = {}
     with LocalBroker() as bootstrap:
         names = _topics(bootstrap, "tput")
         worker = _scorer(bootstrap, names, model)
@@ -286,7 +289,12 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             def run() -> None:
                 before = dict(worker.stage_s)
                 hits, misses = worker.score_cache.hits, worker.score_cache.misses
+                routed = (cascade.static_rows, cascade.fallback_rows) if cascade else (0, 0)
                 fn()
+                if cascade is not None:
+                    tiers = tier_counts.setdefault(name, [0, 0])
+                    tiers[0] += cascade.static_rows - routed[0]
+                    tiers[1] += cascade.fallback_rows - routed[1]
                 step = _stage_profile(before, worker.stage_s)
                 for stage, value in step.items():
                     total = profile.setdefault(name, {}).setdefault(stage, 0.0)
@@ -361,6 +369,19 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
         f"uncached {uncached['median']:.0f} msgs/s, {vs_batched_uncached['median']:.1f}x batched"
     )
     meta = json.loads((served / "keel.json").read_text())
+    tier_meta = dict((meta.get("config") or {}).get("static_tier") or {})
+    static_share = {
+        name: round(static / max(1, static + rest), 4)
+        for name, (static, rest) in tier_counts.items()
+    }
+    static_tier = {
+        "served": cascade is not None,
+        "thresholds": tier_meta.get("thresholds", {}),
+        "expected_static_share": tier_meta.get("expected_static_share"),
+        "static_share": static_share,
+        "texts_by_tier": {n: {"static": a, "transformer": b} for n, (a, b) in tier_counts.items()},
+        "reason": tier_meta.get("reason") or None,
+    }
     return SuiteResult(
         metrics={
             "msgs_per_s": round(pipeline["median"], 1),
@@ -375,8 +396,15 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "msgs_per_s_uncached.min": round(uncached["min"], 1),
             "msgs_per_s_uncached.max": round(uncached["max"], 1),
             "speedup_vs_batched_uncached": round(vs_batched_uncached["median"], 2),
+            "static_share_uncached": static_share.get("pipeline_uncached", 0.0),
         },
         details={
+            "static_tier": {
+                **static_tier,
+                "what": "static-embedding first tier (finance_monitor.model_prep.build_static): "
+                "the share of model-scored texts (repeat-cache misses) its heads answered, "
+                "per kind of window; the rest went to the int8 transformer in one batch",
+            },
             "window_messages": window,
             "window_messages_uncached": window_uncached,
             "pipeline_msgs_per_s": pipeline,
@@ -420,6 +448,8 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "max_length": meta.get("max_length"),
             "scorer_batch_size": 256,
             "score_cache_size": worker.config.score_cache_size,
+            "static_tier": "on" if cascade is not None else "off",
+            "static_tier_thresholds": tier_meta.get("thresholds", {}),
             "window_messages": window,
             "window_messages_uncached": window_uncached,
             "batched_baseline_texts": len(batched_texts),
@@ -692,7 +722,9 @@ def finance_accuracy(ctx: SuiteContext) -> SuiteResult:
     from keel.data import load_labelled
 
     served = _prepare(ctx, shared=True)
+    # What the app serves: the static tier's cascade when it is on.
     served_model = load_scoring_model(served)
+    transformer_model = load_scoring_model(served, static_tier=False)
     fp32_model = load_scoring_model(served.parent / "fp32")
     pb = load_labelled(
         ctx.data_file("financial_phrasebank", valid="valid.csv", test="test.csv"), label_col="label"
@@ -726,10 +758,33 @@ def finance_accuracy(ctx: SuiteContext) -> SuiteResult:
             fp32_model, list(tp.texts), [str(x) for x in tp.labels], "topic"
         ),
     }
+    cascade = served_model.predictor if hasattr(served_model.predictor, "static_share") else None
+    transformer_only = {
+        "phrasebank_accuracy": _accuracy(
+            transformer_model, list(pb.texts), [str(x) for x in pb.labels], "sentiment"
+        ),
+        "twitter_sentiment_accuracy": _accuracy(
+            transformer_model, list(tw.texts), tw_labels, "sentiment"
+        ),
+        "twitter_topic_accuracy": _accuracy(
+            transformer_model, list(tp.texts), [str(x) for x in tp.labels], "topic"
+        ),
+    }
     meta = json.loads((served / "keel.json").read_text())
+    tier_meta = dict((meta.get("config") or {}).get("static_tier") or {})
     return SuiteResult(
         metrics={k: round(v, 4) for k, v in metrics.items()},
         details={
+            "served": "static tier cascade (static heads when sure, int8 transformer otherwise)"
+            if cascade is not None
+            else "int8 transformer only (static tier off or absent)",
+            "transformer_only_accuracy": {k: round(v, 4) for k, v in transformer_only.items()},
+            "static_tier": {
+                "thresholds": tier_meta.get("thresholds", {}),
+                "expected_static_share": tier_meta.get("expected_static_share"),
+                "static_share_on_valid": round(cascade.static_share, 4) if cascade else 0.0,
+                "reason": tier_meta.get("reason") or None,
+            },
             "fp32_accuracy": {k: round(v, 4) for k, v in fp32.items()},
             "served_variant": meta.get("variant"),
             "training": "keel train_multi_head, "
