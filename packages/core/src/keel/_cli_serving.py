@@ -132,6 +132,13 @@ def compress_command(
     text_col: TextColOpt = "text",
     label_col: LabelColOpt = "label",
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads.")] = None,
+    static_tier: Annotated[
+        bool,
+        typer.Option(
+            "--static-tier",
+            help="Also report a static-embedding tier and its cascade (needs a labelled --train).",
+        ),
+    ] = False,
 ) -> None:
     """Build every compressed variant, measure it, and keep the fastest within --max-drop."""
     from keel.compression import compress
@@ -144,6 +151,14 @@ def compress_command(
         return
     validation = load_labelled(val, text_col=text_col, label_col=label_col)
     train_texts = _read_texts(train, text_col) if train else None
+    if static_tier and train is None:
+        fail("--static-tier needs --train (labelled rows to fit the static heads on)")
+        return
+    static_train = (
+        load_labelled(train, text_col=text_col, label_col=label_col)
+        if static_tier and train is not None
+        else None
+    )
     target = out or model.with_name(model.name + "-compressed")
     folder = compress(
         model,
@@ -153,6 +168,7 @@ def compress_command(
         train_texts=train_texts,
         student_layers=layers,
         num_threads=threads,
+        static_train=static_train,
         log=_log,
     )
     meta = json.loads((folder / "keel.json").read_text())

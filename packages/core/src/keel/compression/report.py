@@ -180,9 +180,14 @@ def measure_variants(
     *,
     num_threads: int | None = None,
     latency_inputs: int = 64,
+    extra: Mapping[str, tuple[Any, Path]] | None = None,
     log: Any = print,
 ) -> dict[str, dict[str, Any]]:
     """Size, speed and validation accuracy of every variant (same threads, same inputs).
+
+    ``extra`` adds already-loaded predictors as rows (``{name: (predictor, folder)}``,
+    measured after the variants): the static tier and its cascade, which are not
+    artifacts ``load_predictor`` opens.
 
     Each entry has ``size_mb``, ``size_ratio``, ``p50_ms_batch1``, ``p95_ms_batch1``
     (16-word inputs), ``throughput_batch32``, ``speedup`` (throughput / fp32's),
@@ -199,9 +204,14 @@ def measure_variants(
     rows: dict[str, dict[str, Any]] = {}
     reference_predictions: dict[str | None, list[Any]] = {}
     reference_embeddings: np.ndarray | None = None
-    for name, folder in variants.items():
+    loaded: list[tuple[str, Path, Any]] = [
+        (name, folder, None) for name, folder in variants.items()
+    ] + [(name, Path(folder), p) for name, (p, folder) in (extra or {}).items()]
+    for name, folder, given in loaded:
         log(f"measure {name}")
-        predictor: Any = load_predictor(folder, num_threads=num_threads)
+        predictor: Any = given or load_predictor(folder, num_threads=num_threads)
+        if hasattr(predictor, "static_rows"):  # a cascade: its share on the gate texts
+            predictor.static_rows = predictor.fallback_rows = 0
         has_heads = bool(predictor.heads)
         timing = measure_speed(predictor, short, gate.texts, classify=has_heads)
         row: dict[str, Any] = {
@@ -230,6 +240,12 @@ def measure_variants(
             row["cosine"] = float(np.mean((embeddings * reference_embeddings).sum(axis=1)))
             row["accuracy"] = row["cosine"]
             row["agreement"] = row["cosine"]
+        if hasattr(predictor, "static_share"):
+            row["tier"] = "cascade"
+            row["static_share"] = round(float(predictor.static_share), 4)
+            row["thresholds"] = dict(predictor.thresholds)
+        elif getattr(predictor, "backend", "") == "static":
+            row["tier"] = "static"
         rows[name] = row
         del predictor
     base = rows[next(iter(rows))]
@@ -258,7 +274,10 @@ def plot_report(rows: dict[str, dict[str, Any]], path: Path, title: str = "") ->
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for name, row in rows.items():
-        ax.scatter(row["p50_ms_batch1"], row["accuracy"] * 100, s=30 + row["size_mb"] * 2)
+        marker = {"static": "s", "cascade": "D"}.get(str(row.get("tier")), "o")
+        ax.scatter(
+            row["p50_ms_batch1"], row["accuracy"] * 100, s=30 + row["size_mb"] * 2, marker=marker
+        )
         ax.annotate(
             f"{name}\n{row['speedup']:.1f}x, {row['size_mb']:.0f} MB",
             (row["p50_ms_batch1"], row["accuracy"] * 100),
@@ -269,7 +288,10 @@ def plot_report(rows: dict[str, dict[str, Any]], path: Path, title: str = "") ->
     ax.set_xscale("log")
     ax.set_xlabel("latency p50, batch 1, 16-word input (ms, log scale)")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(title or "Keel compression: accuracy vs latency (marker size = MB)")
+    ax.set_title(
+        title
+        or "Keel compression: accuracy vs latency (size = MB; square: static, diamond: cascade)"
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,6 +311,8 @@ def compression_report(
     num_threads: int | None = None,
     latency_inputs: int = 64,
     candidates: Sequence[str] | None = None,
+    static_train: Any = None,
+    static_config: Any = None,
     log: Any = print,
 ) -> dict[str, Any]:
     """Build every variant of a torch fp32 artifact and measure them side by side.
@@ -305,6 +329,13 @@ def compression_report(
         num_threads: CPU threads for every variant (None: library default).
         latency_inputs: how many 16-word inputs the batch-1 latency is timed on.
         candidates: build only these variants (besides the fp32 baseline).
+        static_train: labelled training rows (``LabelledTexts`` or ``{head:
+            LabelledTexts}``) to build the static-embedding tier from
+            (``keel.compression.static_tier``): adds the rows ``static`` (static heads
+            alone) and ``cascade:<variant>`` (static first, the fastest int8 ONNX variant
+            built, else fp32, for the unsure rows), marked ``tier`` and never chosen
+            by ``compress``.
+        static_config: ``StaticDistillConfig`` of the static table.
 
     Returns:
         ``{"model": ..., "variants": {name: row}, "report": path, "plot": path}``.
@@ -323,8 +354,18 @@ def compression_report(
         candidates=candidates,
         log=log,
     )
+    extra = (
+        _static_rows(source, variants, static_train, static_config, target, num_threads, log)
+        if static_train is not None
+        else None
+    )
     rows = measure_variants(
-        variants, val, num_threads=num_threads, latency_inputs=latency_inputs, log=log
+        variants,
+        val,
+        num_threads=num_threads,
+        latency_inputs=latency_inputs,
+        extra=extra,
+        log=log,
     )
     report = {
         "model": str(source),
@@ -338,6 +379,39 @@ def compression_report(
     report["report"] = str(report_path)
     report["plot"] = str(plot_path)
     return report
+
+
+def _static_rows(
+    source: Path,
+    variants: dict[str, Path],
+    train: Any,
+    config: Any,
+    target: Path,
+    num_threads: int | None,
+    log: Any,
+) -> dict[str, tuple[Any, Path]]:
+    """Build the static tier (teacher: the fp32 source) and load it and its cascade."""
+    from keel.compression.static_tier import build_static_tier
+    from keel.inference import CascadePredictor, load_predictor, load_static_predictor
+
+    fallback_name = next((n for n in ("onnx-int8", "onnx-int8-static") if n in variants), BASELINE)
+    fallback: Any = load_predictor(variants[fallback_name], num_threads=num_threads)
+    if isinstance(train, Mapping):
+        heads = {str(name): data for name, data in train.items()}
+    else:
+        _texts_and_labels(train, "static_train")
+        heads = {fallback.heads[0]: train}
+    folder = target / "variants" / "static"
+    log("variant static (static-embedding tier)")
+    choice = build_static_tier(source, fallback, heads, folder, distill_config=config, log=log)
+    static = load_static_predictor(folder)
+    out: dict[str, tuple[Any, Path]] = {"static": (static, folder)}
+    if choice.enabled:
+        cascade = CascadePredictor(static, fallback, choice.thresholds)
+        out[f"cascade:{fallback_name}"] = (cascade, folder)
+    else:
+        log(f"cascade off: {choice.reason}")
+    return out
 
 
 def passes_gate(
@@ -391,6 +465,7 @@ def compress(
     min_cosine: float | None = None,
     candidates: Sequence[str] | None = None,
     prefer: str | None = None,
+    static_train: Any = None,
     log: Any = print,
 ) -> Path:
     """Build and measure every variant, keep the fastest within the accuracy gate.
@@ -411,6 +486,9 @@ def compress(
             embeddings allowed (replaces ``max_drop_points`` for such rows).
         candidates: build and measure only these variants (plus fp32).
         prefer: serve this variant whenever it passes the gate.
+        static_train: labelled training rows: the report also measures the static tier
+            and its cascade (see ``compression_report``); they are never the chosen
+            variant.
 
     Returns:
         ``out_dir``.
@@ -435,9 +513,11 @@ def compress(
         num_threads=num_threads,
         latency_inputs=latency_inputs,
         candidates=candidates,
+        static_train=static_train,
         log=log,
     )
-    rows = report["variants"]
+    # The static tier and its cascade are reported, not served by ``compress``.
+    rows = {n: r for n, r in report["variants"].items() if "tier" not in r}
     for name, candidate in rows.items():
         if name != BASELINE and not passes_gate(candidate, max_drop_points, min_cosine):
             log(f"rejected: {name} (drop {candidate['accuracy_drop_points']} points)")
