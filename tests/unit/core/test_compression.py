@@ -383,3 +383,36 @@ def test_compress_rejects_a_val_of_no_supported_shape(small_artifact: Path, tmp_
         compress(small_artifact, tmp_path / "x", 42, log=lambda _: None)
     with pytest.raises(ConfigError, match="min_cosine"):
         compress(small_artifact, tmp_path / "x", ["a text"], min_cosine=2.0, log=lambda _: None)
+
+
+def test_report_adds_the_static_tier_and_its_cascade(small_artifact: Path, tmp_path: Path) -> None:
+    from keel.compression import StaticDistillConfig, compression_report
+
+    texts, labels = all_example_texts()
+    val = {"default": SimpleNamespace(texts=texts, labels=labels), "sentiment": _sentiment_val()}
+    report = compression_report(
+        small_artifact,
+        val,
+        tmp_path / "report",
+        candidates=["onnx-int8"],
+        static_train=val,
+        # A capped vocabulary keeps the test quick; the default distils every token.
+        static_config=StaticDistillConfig(max_tokens=3000, show_progress=False),
+        latency_inputs=4,
+        log=lambda _: None,
+    )
+    rows = report["variants"]
+    assert rows["static"]["tier"] == "static"
+    assert set(rows["static"]["head_accuracy"]) == {"default", "sentiment"}
+    cascades = [name for name, row in rows.items() if row.get("tier") == "cascade"]
+    tier = json.loads(
+        (tmp_path / "report" / "variants" / "static" / "static_tier.json").read_text()
+    )
+    assert tier["cascade"]["enabled"] == bool(cascades)
+    for name in cascades:
+        assert name == "cascade:onnx-int8"
+        assert 0.0 <= rows[name]["static_share"] <= 1.0
+        assert set(rows[name]["thresholds"]) == {"default", "sentiment"}
+    assert Path(report["plot"]).is_file()
+    # Reported, never chosen: compress picks among the artifact variants only.
+    assert choose_variant({k: v for k, v in rows.items() if "tier" not in v}, 100.0) in rows

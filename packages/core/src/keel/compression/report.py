@@ -290,7 +290,7 @@ def plot_report(rows: dict[str, dict[str, Any]], path: Path, title: str = "") ->
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(
         title
-        or "Keel compression: accuracy vs latency (size = MB; square: static, diamond: cascade)"
+        or "Keel compression: accuracy vs latency\n(marker size = MB; square: static tier, diamond: cascade)"
     )
     ax.grid(alpha=0.3)
     fig.tight_layout()
