@@ -27,7 +27,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # separate session with its own broker, PostgreSQL, Alertmanager and prepared states, so
 # every test of one app's integration and e2e folders goes to one worker as one group and
 # the app's models are prepared once, not once per worker. Unit tests are spread one by
-# one; the demo's test is a group of its own (it starts its own broker and apps).
+# one; the demo's test is a group of its own (it starts its own broker and apps). The
+# groups are made here from the test paths: pytest-xdist's `xdist_group` marker no longer
+# groups anything under pytest 9 (xdist renames the test ids through an attribute that
+# pytest 9 stopped reading).
 _XDIST_GROUPS = {
     "customer_service": "customer_service",
     "recommender": "recommender",
@@ -37,15 +40,29 @@ _XDIST_GROUPS = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each integration and e2e test with its app's ``xdist_group``."""
-    for item in items:
-        parts = item.path.relative_to(REPO_ROOT).parts
-        if len(parts) >= 3 and parts[0] == "tests" and parts[1] in ("integration", "e2e"):
-            group = _XDIST_GROUPS.get(parts[2])
-            if group:
-                item.add_marker(pytest.mark.xdist_group(group))
+def xdist_group_of(nodeid: str) -> str | None:
+    """The worker group of a test id: its app for ``tests/{integration,e2e}/<app>/...``,
+    else None (the test is scheduled on its own)."""
+    parts = nodeid.split("::", 1)[0].split("/")
+    if len(parts) >= 4 and parts[0] == "tests" and parts[1] in ("integration", "e2e"):
+        return _XDIST_GROUPS.get(parts[2])
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With ``--dist loadgroup``: xdist's scope scheduler, the scopes being the app groups
+    above (each test outside them its own scope)."""
+    if config.getoption("dist", None) != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class AppGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            group = xdist_group_of(nodeid)
+            return f"group:{group}" if group else nodeid
+
+    return AppGroupScheduling(config, log)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
