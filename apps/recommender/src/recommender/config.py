@@ -37,6 +37,9 @@ class Settings(ServiceSettings):
             epochs).
         max_pairs: explicit cap on fine-tuning pairs (tests use a handful).
         compress: export the fine-tuned encoder to ONNX int8 for serving.
+        student_layers: serve a shallower student of the fine-tuned encoder (its
+            ``student_layers`` layers spread over the 6, their embeddings distilled back
+            to the encoder's on the catalogue documents); None serves every layer.
         max_candidates / max_history: list-size limits of the API.
         mmr_lambda: default MMR trade-off (1.0 = pure relevance, lower = more diverse).
         bucket_configs: A/B ranking configurations, picked by a stable hash of the user id.
@@ -71,6 +74,7 @@ class Settings(ServiceSettings):
     budget: Budget = Budget.FAST
     max_pairs: int | None = Field(default=None, ge=2)
     compress: bool = True
+    student_layers: int | None = Field(default=None, ge=1, le=12)
     max_candidates: int = Field(default=1000, ge=1, le=100_000)
     max_history: int = Field(default=200, ge=1, le=10_000)
     default_top_k: int = Field(default=10, ge=1)

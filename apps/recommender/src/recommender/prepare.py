@@ -39,6 +39,8 @@ PIPELINE_VERSION = "rec-5"
 #: The compression gate: mean cosine of the int8 embeddings to the fp32 ones.
 MIN_COSINE = 0.95
 GATE_TEXTS = 128
+#: Optimizer steps distilling a student's embeddings back to the fine-tuned encoder's.
+STUDENT_RECOVERY_STEPS = 300
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
@@ -134,6 +136,54 @@ def serving_kernels_of(
     return {"onnx-int8": serving, "onnx-fp32": fp32}
 
 
+def distil_student(
+    encoder_dir: Path | str, out_dir: Path, layers: int, documents: list[str]
+) -> tuple[Path | str, str]:
+    """A ``layers``-layer student of the fine-tuned encoder: the teacher's layers spread
+    over its depth (``keel.compression.drop_layers``), then ``STUDENT_RECOVERY_STEPS``
+    steps distilling its embeddings of the catalogue documents back to the teacher's.
+
+    Returns:
+        The student folder (the encoder itself when it is not a fine-tuned folder) and a
+        one-line note.
+    """
+    if not isinstance(encoder_dir, Path):
+        return encoder_dir, "base encoder: no student"
+    from keel.compression import drop_layers
+
+    drop_layers(
+        encoder_dir,
+        out_dir,
+        keep=f"spread:{layers}",
+        recovery_texts=documents,
+        recovery_steps=STUDENT_RECOVERY_STEPS,
+        show_progress=False,
+    )
+    return out_dir, f"{layers}-layer student, {STUDENT_RECOVERY_STEPS} distillation steps"
+
+
+def serving_form(
+    encoder: Path | str, models: Path, settings: Settings, documents: list[str]
+) -> tuple[Path | str, str]:
+    """The fine-tuned encoder as served: the student (``student_layers``), then the int8
+    gate (``compress``), in ``models/student`` and ``models/serving``; and a note."""
+    notes = []
+    if settings.student_layers is not None:
+        encoder, note = distil_student(
+            encoder, models / "student", settings.student_layers, documents
+        )
+        notes.append(note)
+    if settings.compress:
+        encoder, note = compress_encoder(encoder, models / "serving", gate_texts(documents))
+        notes.append(note)
+    return encoder, "; ".join(notes) or "not compressed"
+
+
+def student_or(encoder: Path | str, models: Path) -> Path | str:
+    """The student ``serving_form`` distilled into ``models``, else ``encoder``."""
+    return models / "student" if (models / "student").is_dir() else encoder
+
+
 def prepare(settings: Settings, force: bool = False, show_progress: bool = True) -> dict[str, Any]:
     """Make the state directory ready: models, catalogue embeddings, signals, index.
 
@@ -153,6 +203,8 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
     fingerprint = (
         f"{dataset_fingerprint(dataset)}:{config_fingerprint(config)}:compress={settings.compress}"
     )
+    if settings.student_layers is not None:
+        fingerprint += f":student={settings.student_layers}x{STUDENT_RECOVERY_STEPS}"
     built: list[bool] = []
 
     def build(folder: Path) -> None:
@@ -190,14 +242,12 @@ def _build_version(
         models,
         config,
         predictor_threads=settings.num_threads,
-        compress=(
-            (lambda enc: compress_encoder(enc, models / "serving", gate_texts(documents)))
-            if settings.compress
-            else None
-        ),
+        compress=lambda encoder: serving_form(encoder, models, settings, documents),
     )
     save_signals(trained.signals, folder / "signals")
-    kernels = serving_kernels_of(trained.encoder_dir, trained.serving_model, models)
+    kernels = serving_kernels_of(
+        student_or(trained.encoder_dir, models), trained.serving_model, models
+    )
     db = Database(settings.resolved_database_url)
     try:
         serving = trained.serving_model

@@ -75,6 +75,7 @@ def candidate_job(settings: Settings, served_model: str) -> CandidateJob:
         "budget": "full",
         "max_pairs": settings.upgrade_max_pairs,
         "epochs": settings.upgrade_epochs,
+        "student_layers": settings.student_layers,
         "format": 1,
     }
     return CandidateJob(TARGET, spec, fingerprint_hash(recipe))
@@ -107,9 +108,9 @@ def build_recommender_candidate(spec: dict[str, Any], out_dir: Path, progress: P
     from recommender.catalogue import CatalogueSnapshot
     from recommender.datasets import load_dataset
     from recommender.prepare import (
-        compress_encoder,
-        gate_texts,
+        serving_form,
         serving_kernels_of,
+        student_or,
         train_config_from,
     )
     from recommender.splits import temporal_split
@@ -139,12 +140,9 @@ def build_recommender_candidate(spec: dict[str, Any], out_dir: Path, progress: P
     finally:
         set_progress_listener(None)
     progress(0.72, "compressing")
-    serving: Path | str = encoder_dir
-    compression = "not compressed"
-    if settings.compress:
-        serving, compression = compress_encoder(
-            encoder_dir, models / "serving", gate_texts([it.document for it in items])
-        )
+    serving, compression = serving_form(
+        encoder_dir, models, settings, [it.document for it in items]
+    )
     progress(0.8, "embedding the catalogue with both models")
     threads = settings.num_threads
 
@@ -162,7 +160,7 @@ def build_recommender_candidate(spec: dict[str, Any], out_dir: Path, progress: P
     save_signals(
         learn_signals(candidate_snapshot, dataset.interactions, blend), out_dir / "signals"
     )
-    kernels = serving_kernels_of(encoder_dir, serving, models)
+    kernels = serving_kernels_of(student_or(encoder_dir, models), serving, models)
 
     def ref(model: Path | str) -> str:
         return str(model.relative_to(out_dir)) if isinstance(model, Path) else model
