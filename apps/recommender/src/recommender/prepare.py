@@ -173,10 +173,42 @@ def serving_form(
             encoder, models / "student", settings.student_layers, documents
         )
         notes.append(note)
-    if settings.compress:
+    if settings.compress and settings.student_layers is not None:
+        encoder, note = compress_student(encoder, models / "serving", gate_texts(documents))
+        notes.append(note)
+    elif settings.compress:
         encoder, note = compress_encoder(encoder, models / "serving", gate_texts(documents))
         notes.append(note)
     return encoder, "; ".join(notes) or "not compressed"
+
+
+def compress_student(
+    student: Path | str, out_dir: Path, sample_texts: list[str]
+) -> tuple[Path | str, str]:
+    """The student's ONNX int8 export when its embeddings of ``sample_texts`` keep a mean
+    cosine of at least ``MIN_COSINE`` to the student's own (torch fp32), else the student
+    (``keel.compress``'s report starts from an fp32 parent, not from a derived one)."""
+    if not isinstance(student, Path):
+        return student, "base encoder: not compressed"
+    import numpy as np
+
+    from keel.compression import export_onnx
+    from keel.inference import load_predictor
+
+    export_onnx(student, out_dir, quantize="dynamic")
+    reference = np.asarray(load_predictor(student).embed(sample_texts))
+    quantized = np.asarray(load_predictor(out_dir).embed(sample_texts))
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(quantized, axis=1)
+    cosine = float(np.mean((reference * quantized).sum(axis=1) / np.maximum(norms, 1e-12)))
+    meta_path = out_dir / "keel.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta.setdefault("config", {})["compress"] = {"chosen": "onnx-int8", "min_cosine": MIN_COSINE}
+    meta.setdefault("metrics", {})["val_cosine_to_fp32"] = cosine
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    if cosine < MIN_COSINE:
+        shutil.rmtree(out_dir)
+        return student, f"student int8 below cosine {MIN_COSINE} to fp32; serving fp32"
+    return out_dir, f"onnx-int8 student, mean cosine to fp32 {cosine:.3f}"
 
 
 def student_or(encoder: Path | str, models: Path) -> Path | str:
