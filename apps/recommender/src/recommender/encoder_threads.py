@@ -20,7 +20,6 @@ are used with the other.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,16 +94,16 @@ def choose_encoder(
     pairs = [(k, n) for k in names for n in counts]
     if len(pairs) == 1 or not texts:
         return EncoderChoice(names[0], counts[0], reason="nothing to choose between")
+    from keel_service.threads import fastest
+
     predictors = {pair: load(*pair) for pair in pairs}
-    for predictor in predictors.values():
-        predictor.embed(list(texts))  # warm-up: lazy initialisation, memory arenas
-    best = dict.fromkeys(pairs, float("inf"))
-    for _ in range(max(1, rounds)):
-        for pair, predictor in predictors.items():
-            started = time.perf_counter()
-            predictor.embed(list(texts))
-            best[pair] = min(best[pair], time.perf_counter() - started)
-    kernel, threads = min(pairs, key=lambda p: best[p])
+    sample = list(texts)
+    measured = fastest(
+        {pair: (lambda p=predictor: p.embed(sample)) for pair, predictor in predictors.items()},
+        rounds=max(1, rounds),
+    )
+    best = measured.seconds
+    kernel, threads = measured.choice
     seconds = {f"{k}/{n}": best[(k, n)] for k, n in pairs}
     runner_up = min((p for p in pairs if p != (kernel, threads)), key=lambda p: best[p])
     reason = (
