@@ -262,11 +262,22 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
     on other texts of that pool. The JSON's ``profile`` splits each kind of window's
     scorer time into its stages (poll, parse, score, records, acks, commit).
     """
+    from finance_monitor.encoder_tuning import choose_encoder, sample_texts
     from finance_monitor.model_prep import load_scoring_model
     from keel.inference import load_predictor
+    from keel_service.threads import serving_threads
 
     served = _prepare(ctx, shared=False)
-    model = load_scoring_model(served, batch_size=256)
+    # As the served scorer loads it: threads and batch size measured fastest at start-up.
+    model, choice = choose_encoder(
+        lambda threads, batch: load_scoring_model(served, threads, batch),
+        cores=serving_threads(None),
+        num_threads=None,
+        batch_size=256,
+        encoder_batch_size=None,
+        texts=sample_texts(),
+    )
+    ctx.log(f"encoder setting chosen at start-up: {choice.as_dict()}")
     window = 400 if ctx.quick else 4000
     window_uncached = 200 if ctx.quick else 2000
     texts = [i.message["text"] for i in _demo_items(512, "baseline")]
@@ -438,8 +449,9 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "served_variant": meta.get("variant"),
             "served_backend": meta.get("backend"),
             "max_length": meta.get("max_length"),
-            "scorer": "one ScorerWorker (kafka-python, acks=all, commit after acks), batch "
-            f"256, repeat cache of {worker.config.score_cache_size} texts",
+            "scorer": "one ScorerWorker (kafka-python, acks=all, commit after acks), poll "
+            f"batch 256, repeat cache of {worker.config.score_cache_size} texts",
+            "encoder_choice": choice.as_dict(),
             "partitions": PARTITIONS,
         },
         recipe={
@@ -447,6 +459,8 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "served_backend": meta.get("backend"),
             "max_length": meta.get("max_length"),
             "scorer_batch_size": 256,
+            "encoder_threads": choice.threads,
+            "encoder_batch_size": choice.batch_size,
             "score_cache_size": worker.config.score_cache_size,
             "static_tier": "on" if cascade is not None else "off",
             "static_tier_thresholds": tier_meta.get("thresholds", {}),
