@@ -839,6 +839,10 @@ def _group_members(admin: Any, group: str) -> int:
         described = admin.describe_consumer_groups([group])
     except KafkaError:  # coordinator loading or group not created yet: ask again
         return 0
+    except ValueError:
+        # kafka-python 2.3 cannot parse the reply for a group that does not exist yet
+        # (its authorized-operations field decodes as ACL operation 31): ask again.
+        return 0
     return len(described[0].members) if described else 0
 
 
