@@ -840,8 +840,8 @@ def _group_members(admin: Any, group: str) -> int:
     except KafkaError:  # coordinator loading or group not created yet: ask again
         return 0
     except ValueError:
-        # kafka-python 2.3 cannot parse the reply for a group that does not exist yet
-        # (its authorized-operations field decodes as ACL operation 31): ask again.
+        # kafka-python 2.3 sometimes cannot parse the reply ("31 is not a valid
+        # ACLOperation", seen while the scorers were still joining the group): ask again.
         return 0
     return len(described[0].members) if described else 0
 
