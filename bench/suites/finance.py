@@ -752,38 +752,21 @@ def finance_accuracy(ctx: SuiteContext) -> SuiteResult:
         label_col="label_name",
     )
     tw_labels = [TWITTER_SENTIMENT[str(label).lower()] for label in tw.labels]
-    metrics = {
-        "phrasebank_accuracy": _accuracy(
-            served_model, list(pb.texts), [str(x) for x in pb.labels], "sentiment"
-        ),
-        "twitter_sentiment_accuracy": _accuracy(
-            served_model, list(tw.texts), tw_labels, "sentiment"
-        ),
-        "twitter_topic_accuracy": _accuracy(
-            served_model, list(tp.texts), [str(x) for x in tp.labels], "topic"
-        ),
-    }
-    fp32 = {
-        "phrasebank_accuracy": _accuracy(
-            fp32_model, list(pb.texts), [str(x) for x in pb.labels], "sentiment"
-        ),
-        "twitter_sentiment_accuracy": _accuracy(fp32_model, list(tw.texts), tw_labels, "sentiment"),
-        "twitter_topic_accuracy": _accuracy(
-            fp32_model, list(tp.texts), [str(x) for x in tp.labels], "topic"
-        ),
-    }
+    pb_labels = [str(x) for x in pb.labels]
+    tp_labels = [str(x) for x in tp.labels]
+
+    def scores(model: Any) -> dict[str, float]:
+        """The three valid accuracies of one model (the served one and its references)."""
+        return {
+            "phrasebank_accuracy": _accuracy(model, list(pb.texts), pb_labels, "sentiment"),
+            "twitter_sentiment_accuracy": _accuracy(model, list(tw.texts), tw_labels, "sentiment"),
+            "twitter_topic_accuracy": _accuracy(model, list(tp.texts), tp_labels, "topic"),
+        }
+
+    metrics = scores(served_model)
+    fp32 = scores(fp32_model)
     cascade = served_model.predictor if hasattr(served_model.predictor, "static_share") else None
-    transformer_only = {
-        "phrasebank_accuracy": _accuracy(
-            transformer_model, list(pb.texts), [str(x) for x in pb.labels], "sentiment"
-        ),
-        "twitter_sentiment_accuracy": _accuracy(
-            transformer_model, list(tw.texts), tw_labels, "sentiment"
-        ),
-        "twitter_topic_accuracy": _accuracy(
-            transformer_model, list(tp.texts), [str(x) for x in tp.labels], "topic"
-        ),
-    }
+    transformer_only = scores(transformer_model)
     meta = json.loads((served / "keel.json").read_text())
     tier_meta = dict((meta.get("config") or {}).get("static_tier") or {})
     return SuiteResult(
