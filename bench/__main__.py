@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
             "--budget",
             choices=BUDGETS,
             default="standard",
-            help="quick: smoke run; standard (default): fits 90 min on 2 CPU cores; "
-            "full: every recipe in full (GPU), results in bench/results/full",
+            help="quick: smoke run (tiny data, one epoch; not results); standard "
+            "(default): the accuracy suites run the apps' production recipe (full "
+            "fine-tuning, then ONNX int8 within 1 point) on CPU or GPU and report the "
+            "served model, several hours on 2 CPU cores; full: standard plus the "
+            "GPU-sized research strategies (contrastive few-shot, 3 seeds), results in "
+            "bench/results/full",
         )
         p.add_argument("--quick", action="store_true", help="same as --budget quick")
     sub.add_parser("report", help="write docs/benchmarks.md from bench/results/*.json")

@@ -283,13 +283,22 @@ class SuiteContext:
 
     ``budget``:
 
-    - ``quick``: tiny data and one epoch; a smoke run, its numbers are not results;
-    - ``standard`` (default, what ``make bench`` runs): every suite on the real data, sized
-      so the whole run fits in 90 minutes on 2 CPU cores; encoder fine-tuning in the
-      accuracy suites runs only when a GPU is present, otherwise they report the
-      frozen-encoder strategies;
-    - ``full``: every strategy with its full recipe (encoder fine-tuning included), for a
-      GPU machine or a long CPU run; results go to ``bench/results/full``.
+    - ``quick``: tiny data (a few rows per label) and one epoch of every recipe, the
+      production one included; a smoke run, its numbers are not results (written to
+      ``var/bench/results-quick``);
+    - ``standard`` (default, what ``make bench`` runs): every suite on the real data; the
+      accuracy suites run the apps' production recipe on any machine, GPU or CPU alone:
+      ``keel.training`` ``full`` fine-tuning (LP-FT, keel's default epochs and learning
+      rate, as ``prepare --budget full`` trains) and ``keel.compression.compress`` to the
+      ONNX int8 variant within 1 accuracy point of its fp32 parent (on validation). The
+      served (compressed) model's score is the headline metric, the parent's is beside it,
+      with the training and compression seconds. Several hours on 2 CPU cores;
+    - ``full``: ``standard`` plus the research strategies that only a GPU makes
+      affordable (``banking77-fewshot``'s contrastive ``fewshot`` strategy and its seeds
+      14-15); results go to ``bench/results/full``.
+
+    The Chinese suites keep their own rule (``fine_tune``): their encoder fine-tuning
+    runs under ``full``, or ``standard`` on a GPU.
     """
 
     data_dir: Path
@@ -311,8 +320,15 @@ class SuiteContext:
 
     @property
     def fine_tune(self) -> bool:
-        """Whether suites fine-tune encoders: the full budget, or standard on a GPU."""
+        """Whether the Chinese suites (``bench/suites/chinese.py``) add their encoder
+        fine-tuning: the full budget, or standard on a GPU. The English accuracy suites
+        run the production recipe (fine-tuning included) under every budget."""
         return self.budget == "full" or (self.budget == "standard" and gpu_available())
+
+    @property
+    def research(self) -> bool:
+        """Whether suites add their GPU-sized research strategies: the ``full`` budget."""
+        return self.budget == "full"
 
     @property
     def is_test(self) -> bool:

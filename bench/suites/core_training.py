@@ -5,34 +5,41 @@ Suites: ``banking77``, ``banking77-fewshot``, ``clinc150``, ``phrasebank``,
 strategy) and ``trainer-throughput`` (end-to-end samples/s of Keel's ``full`` training
 against ``transformers.Trainer`` with length grouping, same model, batch and length).
 
-Models train on the ``train`` file only, with fixed recipes (no early stopping on the
-evaluation split). The strategy is chosen on the validation file; the chosen model is
-then scored once on ``--split`` (``valid``, or the held-back ``test``).
-``--budget quick`` trains on a few examples per label for one epoch: a smoke run, not a
-result. Under ``--budget standard`` on a machine without a GPU, the encoder fine-tuning
-strategies (``full``, ``fewshot``) are not run (about an hour of CPU per data set): the
-suites report the frozen-encoder ``head`` strategy and say so in ``details``.
+Every accuracy suite runs the apps' production recipe, on a GPU or on CPU alone:
+``keel.training`` ``full`` fine-tuning with keel's defaults (LP-FT, as ``prepare --budget
+full`` trains; early stopping on the validation file), then ``keel.compression.compress``
+to the ONNX int8 variant within ``SERVED_MAX_DROP_POINTS`` of its fp32 parent on the
+validation file. The served (compressed) model's score is the headline; the parent's
+(``full.*``), the drop (``served.accuracy_drop_points``) and the seconds of training
+(``full.train_seconds``) and compression (``served.compress_seconds``) stand beside it.
+The frozen-encoder ``head`` strategy is trained too; the strategy (``head`` or the
+production ``full``) is chosen on the validation file, and the chosen model is then
+scored once on ``--split`` (``valid``, or the held-back ``test``).
+``--budget quick`` runs the same recipes on a few examples per label for one epoch: a
+smoke run, not a result.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from bench.harness import SuiteContext, SuiteResult, Target, paired_ratio, suite
+from bench.harness import REPO_ROOT, SuiteContext, SuiteResult, Target, paired_ratio, suite
 
 MAX_LENGTH = 64
 # The packaged MiniLM by default; a folder path (e.g. a copy of it) where the package is absent.
 BASE_MODEL = os.environ.get("KEEL_BENCH_BASE_MODEL", "minilm")
 SEEDS_FEWSHOT = (13, 14, 15)
-SKIPPED_NOTE = (
-    "encoder fine-tuning not run: --budget standard on a machine without a GPU "
-    "(run --budget full for it; its results are in bench/results/full)"
-)
+# The served model stays within 1 accuracy point of its uncompressed parent (issue 13),
+# checked on the validation file by keel.compression's gate.
+SERVED_MAX_DROP_POINTS = 1.0
+# Trained and compressed production models of the accuracy suites (git-ignored var/).
+PRODUCTION_DIR = REPO_ROOT / "var" / "bench" / "production"
 
 
 @dataclass(frozen=True)
@@ -97,33 +104,115 @@ def _load(ctx: SuiteContext, name: str) -> tuple[Any, Any, Any]:
     return train, valid, evaluation
 
 
-def _recipes(
-    ctx: SuiteContext,
-    full_epochs: int,
-    learning_rate: float = 1e-4,
-    init_head_l2: float | None = None,
-) -> dict[str, Any]:
-    """The strategies every classification suite compares."""
+def _head_config() -> Any:
+    """The frozen-encoder strategy (the apps' ``fast`` budget before compression)."""
     from keel.training import ClassifierConfig
 
-    head = ClassifierConfig(strategy="head", max_length=MAX_LENGTH, base_model=BASE_MODEL)
-    if not ctx.fine_tune:
-        return {"head": head}
-    full = ClassifierConfig(
+    return ClassifierConfig(strategy="head", max_length=MAX_LENGTH, base_model=BASE_MODEL)
+
+
+def production_config(ctx: SuiteContext, seed: int | None = None) -> Any:
+    """The apps' ``full`` budget: ``full`` fine-tuning (LP-FT) with keel's default epochs
+    and learning rate, as ``customer_service.engine.train_intent_classifier`` trains it
+    (the validation rows given for early stopping); one epoch under ``--budget quick``."""
+    from keel.training import ClassifierConfig
+
+    config = ClassifierConfig(
         strategy="full",
         base_model=BASE_MODEL,
         max_length=MAX_LENGTH,
-        epochs=1 if ctx.quick else full_epochs,
-        learning_rate=learning_rate,
-        init_head_l2=init_head_l2,
-        head_learning_rate=2e-3,
-        batch_size=32,
-        warmup_ratio=0.1,
-        weight_decay=0.01,
-        early_stopping_patience=0,
-        mixed_precision=True,
+        epochs=1 if ctx.quick else None,
+        show_progress=False,
     )
-    return {"head": head, "full": full}
+    return config if seed is None else replace(config, seed=seed)
+
+
+class ServedModel:
+    """The compressed artifact behind ``predict`` / ``predict_logits`` like a trained model."""
+
+    def __init__(self, folder: Any, variant: str) -> None:
+        from keel.inference import load_predictor
+
+        self.predictor = load_predictor(folder, backend="auto")
+        self.labels = list(self.predictor.labels)
+        self.variant = variant
+
+    def predict_logits(self, texts: Any) -> np.ndarray:
+        # log-probabilities: softmax gives the served probabilities back.
+        probs = self.predictor.classify(list(texts))
+        return np.log(np.clip(probs, 1e-12, 1.0))
+
+    def predict(self, texts: Any) -> list[str]:
+        probs = self.predictor.classify(list(texts))
+        return [self.labels[j] for j in probs.argmax(axis=1)]
+
+
+@dataclass
+class Production:
+    """One run of the production recipe: the fp32 parent, the served model, the costs."""
+
+    parent: Any
+    served: ServedModel
+    train_seconds: float
+    compress_seconds: float
+    config: Any
+    compress: dict[str, Any]
+
+
+def run_production(
+    ctx: SuiteContext, name: str, train: Any, valid: Any, seed: int | None = None
+) -> Production:
+    """Train with the apps' ``full`` recipe, compress as the apps do, load the served model.
+
+    ``keel.compression.compress`` keeps the ONNX int8 variant when its validation
+    accuracy is within ``SERVED_MAX_DROP_POINTS`` of the fp32 parent's, else the parent
+    (the gate and early stopping see the validation rows only).
+    """
+    from keel.compression import compress
+    from keel.models import read_meta
+    from keel.training import train_classifier
+
+    work = PRODUCTION_DIR / ctx.budget / (name if seed is None else f"{name}-seed{seed}")
+    shutil.rmtree(work, ignore_errors=True)
+    config = production_config(ctx, seed)
+    started = time.perf_counter()
+    parent = train_classifier(train, config, val=valid)
+    train_seconds = time.perf_counter() - started
+    parent.save(work / "fp32")
+    started = time.perf_counter()
+    compress(
+        work / "fp32",
+        work / "served",
+        valid,
+        max_drop_points=SERVED_MAX_DROP_POINTS,
+        candidates=["onnx-int8"],
+        prefer="onnx-int8",
+        work_dir=work / "variants",
+        latency_inputs=16,
+        log=ctx.log,
+    )
+    compress_seconds = time.perf_counter() - started
+    shutil.rmtree(work / "variants" / "variants", ignore_errors=True)
+    meta = read_meta(work / "served")
+    chosen = str(meta.config.get("compress", {}).get("chosen", "fp32"))
+    ctx.log(
+        f"{name} production: trained in {train_seconds:.0f}s, compressed ({chosen}) "
+        f"in {compress_seconds:.0f}s"
+    )
+    return Production(
+        parent=parent,
+        served=ServedModel(work / "served", chosen),
+        train_seconds=train_seconds,
+        compress_seconds=compress_seconds,
+        config=config,
+        compress={
+            "chosen": chosen,
+            "candidates": ["onnx-int8"],
+            "max_drop_points": SERVED_MAX_DROP_POINTS,
+            "gate_rows": "validation file",
+            "folder": str(work.relative_to(REPO_ROOT)),
+        },
+    )
 
 
 def _score(model: Any, evaluation: Any) -> dict[str, float]:
@@ -134,20 +223,16 @@ def _score(model: Any, evaluation: Any) -> dict[str, float]:
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def _classification_suite(
-    ctx: SuiteContext,
-    name: str,
-    *,
-    full_epochs: int,
-    learning_rate: float = 1e-4,
-    init_head_l2: float | None = None,
-) -> SuiteResult:
-    """Train each strategy on ``name``'s train file, pick the best on validation, report it.
+def _classification_suite(ctx: SuiteContext, name: str) -> SuiteResult:
+    """Train ``head`` and the production recipe on ``name``'s train file, choose on valid.
 
-    Under ``--split valid`` the per-strategy ``{strategy}.accuracy`` figures are valid
-    scores and the headline is the chosen one's. Under ``--split test`` every strategy is
-    scored on valid only (``{strategy}.valid_accuracy``), and the chosen one alone is
-    then scored once on test (``accuracy``, ``macro_f1``).
+    Per strategy: ``head.accuracy`` (frozen encoder, uncompressed), ``full.accuracy``
+    (the fine-tuned fp32 parent) and ``served.accuracy`` (its compressed, served copy).
+    The choice is between ``head`` and the production ``full`` (judged by its served
+    copy). Under ``--split valid`` these are valid scores and the headline is the chosen
+    one's. Under ``--split test`` every strategy is scored on valid only
+    (``{strategy}.valid_accuracy``) and the chosen one alone is then scored once on test
+    (``accuracy``, ``macro_f1``; with the production recipe, its parent beside it).
     """
     from keel.training import train_classifier
 
@@ -158,45 +243,65 @@ def _classification_suite(
         "valid_rows": len(valid),
         "eval_rows": len(evaluation),
     }
-    recipes = _recipes(ctx, full_epochs, learning_rate, init_head_l2)
-    if "full" not in recipes:
-        details["skipped"] = SKIPPED_NOTE
     prefix = "valid_" if ctx.is_test else ""
-    models: dict[str, Any] = {}
-    for strategy, config in recipes.items():
-        started = time.perf_counter()
-        model = train_classifier(train, config)
-        seconds = time.perf_counter() - started
-        scores = _score(model, valid)
-        ctx.log(f"{name} {strategy}: valid accuracy {scores['accuracy']:.4f} in {seconds:.0f}s")
+    head_config = _head_config()
+    started = time.perf_counter()
+    head = train_classifier(train, head_config)
+    head_seconds = time.perf_counter() - started
+    head_valid = _score(head, valid)
+    ctx.log(f"{name} head: valid accuracy {head_valid['accuracy']:.4f} in {head_seconds:.0f}s")
+    production = run_production(ctx, name, train, valid)
+    parent_valid = _score(production.parent, valid)
+    served_valid = _score(production.served, valid)
+    ctx.log(
+        f"{name} production: valid accuracy {served_valid['accuracy']:.4f} served "
+        f"({production.served.variant}), {parent_valid['accuracy']:.4f} fp32"
+    )
+    for strategy, scores in (
+        ("head", head_valid),
+        ("full", parent_valid),
+        ("served", served_valid),
+    ):
         metrics[f"{strategy}.{prefix}accuracy"] = scores["accuracy"]
         metrics[f"{strategy}.{prefix}macro_f1"] = scores["macro_f1"]
-        metrics[f"{strategy}.train_seconds"] = round(seconds, 1)
-        details[strategy] = {
-            "config": config.to_dict(),
-            "device": model.device,
-            "history": model.history,
-        }
-        models[strategy] = model
-    best = max(recipes, key=lambda s: metrics[f"{s}.{prefix}accuracy"])
-    for strategy in [s for s in models if s != best]:
-        del models[strategy]  # the others are never scored on the reported split
-    reported = (
-        _score(models[best], evaluation)
-        if ctx.is_test
-        else {
-            "accuracy": metrics[f"{best}.accuracy"],
-            "macro_f1": metrics[f"{best}.macro_f1"],
-        }
-    )
+    metrics["head.train_seconds"] = round(head_seconds, 1)
+    metrics["full.train_seconds"] = round(production.train_seconds, 1)
+    metrics["served.compress_seconds"] = round(production.compress_seconds, 1)
+    best = "full" if served_valid["accuracy"] >= head_valid["accuracy"] else "head"
+    if best == "head":
+        reported = _score(head, evaluation) if ctx.is_test else head_valid
+    else:
+        reported = _score(production.served, evaluation) if ctx.is_test else served_valid
+        if ctx.is_test:
+            parent_test = _score(production.parent, evaluation)
+            metrics["full.accuracy"] = parent_test["accuracy"]
+            metrics["full.macro_f1"] = parent_test["macro_f1"]
+            metrics["served.accuracy"] = reported["accuracy"]
+            metrics["served.macro_f1"] = reported["macro_f1"]
+        metrics["served.accuracy_drop_points"] = round(
+            100 * (metrics["full.accuracy"] - metrics["served.accuracy"]), 2
+        )
     metrics = {"accuracy": reported["accuracy"], "macro_f1": reported["macro_f1"], **metrics}
+    details["head"] = {"config": head_config.to_dict(), "device": head.device}
+    details["full"] = {
+        "config": production.config.to_dict(),
+        "device": production.parent.device,
+        "history": production.parent.history,
+    }
+    details["served"] = production.compress
     details["best_strategy"] = best
+    details["served_model"] = (
+        "served (compressed) copy of full"
+        if best == "full"
+        else ("head (uncompressed): it beat the served production model on valid")
+    )
     details["chosen_on"] = "valid"
     return SuiteResult(
         metrics=metrics,
         details=details,
         recipe={
-            "strategies": {k: v.to_dict() for k, v in recipes.items()},
+            "strategies": {"head": head_config.to_dict(), "full": production.config.to_dict()},
+            "production": {"train": "full", "compress": production.compress},
             "chosen_strategy": best,
             "chosen_on": "valid",
             "max_length": MAX_LENGTH,
@@ -216,7 +321,7 @@ def _classification_suite(
 )
 def banking77(ctx: SuiteContext) -> SuiteResult:
     """Banking77 (77 intents)."""
-    return _classification_suite(ctx, "banking77", full_epochs=6)
+    return _classification_suite(ctx, "banking77")
 
 
 @suite(
@@ -227,7 +332,7 @@ def banking77(ctx: SuiteContext) -> SuiteResult:
 )
 def phrasebank(ctx: SuiteContext) -> SuiteResult:
     """Financial PhraseBank, 50%-agreement set (3 labels)."""
-    return _classification_suite(ctx, "phrasebank", full_epochs=5)
+    return _classification_suite(ctx, "phrasebank")
 
 
 @suite(
@@ -240,7 +345,7 @@ def phrasebank(ctx: SuiteContext) -> SuiteResult:
 )
 def twitter_sentiment(ctx: SuiteContext) -> SuiteResult:
     """Twitter Financial News sentiment (bearish / bullish / neutral)."""
-    return _classification_suite(ctx, "twitter-sentiment", full_epochs=4)
+    return _classification_suite(ctx, "twitter-sentiment")
 
 
 @suite(
@@ -251,101 +356,115 @@ def twitter_sentiment(ctx: SuiteContext) -> SuiteResult:
 )
 def twitter_topic(ctx: SuiteContext) -> SuiteResult:
     """Twitter Financial News topic (20 topics)."""
-    return _classification_suite(ctx, "twitter-topic", full_epochs=4)
+    return _classification_suite(ctx, "twitter-topic")
 
 
 @suite(
     "banking77-fewshot",
     area="core-training",
-    description="Banking77 with 10 examples per intent, mean of 3 seeds",
+    description="Banking77 with 10 examples per intent (3 seeds under --budget full)",
     targets=[Target("accuracy", ">=", 0.85, anchor="issue 3 target; IntentBERT 83.9%")],
 )
 def banking77_fewshot(ctx: SuiteContext) -> SuiteResult:
-    """SetFit-style few-shot (and frozen head) on 10 examples per label, seeds 13-15.
+    """The frozen head and the production recipe (and, under ``--budget full``, the
+    SetFit-style contrastive ``fewshot`` strategy) on 10 examples per label.
 
-    The strategy is chosen by its mean valid accuracy over the seeds; under
-    ``--split test`` only the chosen strategy's models are then scored on test.
+    ``--budget standard`` trains seed 13; ``--budget full`` seeds 13-15 (figures are means
+    over the seeds). The production recipe reports its fp32 parent (``full.*``) and its
+    compressed copy (``served.*``). The strategy is chosen by its mean valid accuracy
+    (the production recipe by its served copy's); under ``--split test`` only the chosen
+    strategy's models are then scored on test.
     """
     from keel.data import sample_k_shot
     from keel.training import ClassifierConfig, train_classifier
 
     full_train, valid, evaluation = _load(ctx, "banking77")
     k = 10
-    fewshot = ClassifierConfig(
-        strategy="fewshot",
-        base_model=BASE_MODEL,
-        max_length=MAX_LENGTH,
-        epochs=1,
-        learning_rate=2e-5,
-        batch_size=16,
-        fewshot_pairs_per_example=4 if ctx.quick else 20,
-        mixed_precision=True,
-    )
-    head = ClassifierConfig(strategy="head", max_length=MAX_LENGTH, base_model=BASE_MODEL)
-    full = ClassifierConfig(
-        strategy="full",
-        base_model=BASE_MODEL,
-        max_length=MAX_LENGTH,
-        epochs=1 if ctx.quick else 10,
-        learning_rate=3e-5,
-        batch_size=16,
-        init_head_l2=1e-3,
-        early_stopping_patience=0,
-        mixed_precision=True,
-    )
-    recipes = {"head": head, "fewshot": fewshot, "full": full}
-    seeds = SEEDS_FEWSHOT[:1] if ctx.quick else SEEDS_FEWSHOT
-    skipped = ""
-    if not ctx.fine_tune:
-        # 2 CPU cores: one seed; the 10-epoch ``full`` recipe (the best on the GPU run)
-        # fits, the contrastive ``fewshot`` one (20 pairs per example) does not.
-        recipes = {"head": head, "full": full}
-        seeds = SEEDS_FEWSHOT[:1]
-        skipped = "fewshot strategy and seeds 14-15 not run: --budget standard without a GPU"
-    runs: dict[str, list[float]] = {name: [] for name in recipes}
-    seconds: dict[str, list[float]] = {name: [] for name in recipes}
-    models: dict[str, list[Any]] = {name: [] for name in recipes}
+    configs: dict[str, Any] = {"head": _head_config()}
+    if ctx.research:
+        configs["fewshot"] = ClassifierConfig(
+            strategy="fewshot",
+            base_model=BASE_MODEL,
+            max_length=MAX_LENGTH,
+            epochs=1,
+            learning_rate=2e-5,
+            batch_size=16,
+            fewshot_pairs_per_example=4 if ctx.quick else 20,
+            mixed_precision=True,
+        )
+    configs["full"] = production_config(ctx)
+    seeds = SEEDS_FEWSHOT if (ctx.research and not ctx.quick) else SEEDS_FEWSHOT[:1]
+    names = [*configs, "served"]
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    seconds: dict[str, list[float]] = {name: [] for name in [*configs, "compress"]}
+    models: dict[str, list[Any]] = {name: [] for name in names}
+    compress_info: dict[str, Any] = {}
     for seed in seeds:
         sample = sample_k_shot(full_train, k, seed=seed)
-        for strategy, config in recipes.items():
-            started = time.perf_counter()
-            model = train_classifier(sample, replace(config, seed=seed))
-            seconds[strategy].append(time.perf_counter() - started)
-            runs[strategy].append(_score(model, valid)["accuracy"])
-            if ctx.is_test:
-                models[strategy].append(model)
-            ctx.log(f"seed {seed} {strategy}: valid accuracy {runs[strategy][-1]:.4f}")
-    best = max(recipes, key=lambda name: float(np.mean(runs[name])))
-    reported = runs[best]
+        for strategy, config in configs.items():
+            if strategy == "full":
+                production = run_production(ctx, "banking77-fewshot", sample, valid, seed=seed)
+                trained = {"full": production.parent, "served": production.served}
+                seconds["full"].append(production.train_seconds)
+                seconds["compress"].append(production.compress_seconds)
+                compress_info = production.compress
+            else:
+                started = time.perf_counter()
+                trained = {strategy: train_classifier(sample, replace(config, seed=seed))}
+                seconds[strategy].append(time.perf_counter() - started)
+            for name, model in trained.items():
+                runs[name].append(_score(model, valid)["accuracy"])
+                if ctx.is_test:
+                    models[name].append(model)
+                ctx.log(f"seed {seed} {name}: valid accuracy {runs[name][-1]:.4f}")
+    mean = {name: float(np.mean(values)) for name, values in runs.items()}
+    candidates = {name: mean["served" if name == "full" else name] for name in configs}
+    best = max(candidates, key=lambda name: candidates[name])
+    chosen = "served" if best == "full" else best
+    prefix = "valid_" if ctx.is_test else ""
+    metrics: dict[str, float] = {}
+    for name in names:
+        metrics[f"{name}.{prefix}accuracy"] = mean[name]
+    reported = runs[chosen]
     if ctx.is_test:
         # Only the strategy chosen on valid is scored on test, once per seed.
-        reported = [_score(model, evaluation)["accuracy"] for model in models[best]]
+        reported = [_score(model, evaluation)["accuracy"] for model in models[chosen]]
+        if best == "full":
+            metrics["served.accuracy"] = float(np.mean(reported))
+            metrics["full.accuracy"] = float(
+                np.mean([_score(model, evaluation)["accuracy"] for model in models["full"]])
+            )
         models.clear()
-    prefix = "valid_" if ctx.is_test else ""
+    if best == "full":
+        metrics["served.accuracy_drop_points"] = round(
+            100 * (metrics["full.accuracy"] - metrics["served.accuracy"]), 2
+        )
+    for name in configs:
+        metrics[f"{name}.train_seconds"] = round(float(np.mean(seconds[name])), 1)
+    metrics["served.compress_seconds"] = round(float(np.mean(seconds["compress"])), 1)
     metrics = {
         "accuracy": float(np.mean(reported)),
         "accuracy_std": float(np.std(reported)),
+        **metrics,
     }
-    for name in recipes:
-        metrics[f"{name}.{prefix}accuracy"] = float(np.mean(runs[name]))
-        metrics[f"{name}.train_seconds"] = round(float(np.mean(seconds[name])), 1)
-    configs = {name: config.to_dict() for name, config in recipes.items()}
+    recipe_configs = {name: config.to_dict() for name, config in configs.items()}
     return SuiteResult(
         metrics=metrics,
         details={
             "k": k,
             "seeds": list(seeds),
-            "skipped": skipped,
             "best_strategy": best,
             "chosen_on": "valid",
             "per_seed_valid": runs,
             "per_seed_reported": reported,
-            "configs": configs,
+            "configs": recipe_configs,
+            "served": compress_info,
         },
         recipe={
             "k": k,
             "seeds": list(seeds),
-            "strategies": configs,
+            "strategies": recipe_configs,
+            "production": {"train": "full", "compress": compress_info},
             "chosen_strategy": best,
             "chosen_on": "valid",
             "budget": ctx.budget,
@@ -414,8 +533,11 @@ def clinc150(ctx: SuiteContext) -> SuiteResult:
     (an in-scope query predicted ``oos`` counts as wrong). The out-of-scope score is the
     highest in-scope probability. ECE is measured before and after a temperature fitted
     on one half of the split and applied to the other half (so no row is both fitted
-    and scored). The strategy is chosen by valid in-scope accuracy; under ``--split
-    test`` only the chosen model is scored on test.
+    and scored). The strategies are ``head`` and the production recipe (``full``, the
+    fp32 parent, and ``served``, its compressed copy; see the module docstring); the
+    choice, by valid in-scope accuracy, is between ``head`` and the served copy. Under
+    ``--split test`` only the chosen model (and, for the production recipe, its parent)
+    is scored on test.
     """
     from keel.training import train_classifier
 
@@ -426,35 +548,49 @@ def clinc150(ctx: SuiteContext) -> SuiteResult:
         "valid_rows": len(valid),
         "eval_rows": len(evaluation),
     }
-    recipes = _recipes(ctx, full_epochs=5)
-    if "full" not in recipes:
-        details["skipped"] = SKIPPED_NOTE
     prefix = "valid_" if ctx.is_test else ""
-    models: dict[str, Any] = {}
-    for strategy, config in recipes.items():
-        started = time.perf_counter()
-        model = train_classifier(train, config)
-        seconds = time.perf_counter() - started
+    head_config = _head_config()
+    started = time.perf_counter()
+    head = train_classifier(train, head_config)
+    head_seconds = time.perf_counter() - started
+    production = run_production(ctx, "clinc150", train, valid)
+    models: dict[str, Any] = {"head": head, "full": production.parent, "served": production.served}
+    for strategy, model in models.items():
         scores, extra = _clinc_scores(model, valid)
         for key, value in scores.items():
             metrics[f"{strategy}.{prefix}{key}"] = value
-        metrics[f"{strategy}.train_seconds"] = round(seconds, 1)
-        details[strategy] = {
-            **extra,
-            "config": config.to_dict(),
-            "device": model.device,
-            "history": model.history,
-        }
-        models[strategy] = model
+        details[strategy] = extra
         ctx.log(
             f"clinc150 {strategy}: valid in-scope {scores['in_scope_accuracy']:.4f} "
-            f"AUROC {scores['oos_auroc']:.4f} in {seconds:.0f}s"
+            f"AUROC {scores['oos_auroc']:.4f}"
         )
-    best = max(recipes, key=lambda s: metrics[f"{s}.{prefix}in_scope_accuracy"])
+    metrics["head.train_seconds"] = round(head_seconds, 1)
+    metrics["full.train_seconds"] = round(production.train_seconds, 1)
+    metrics["served.compress_seconds"] = round(production.compress_seconds, 1)
+    details["head"]["config"] = head_config.to_dict()
+    details["full"].update(
+        config=production.config.to_dict(),
+        device=production.parent.device,
+        history=production.parent.history,
+    )
+    details["served"].update(production.compress)
+    key = "in_scope_accuracy"
+    best = "full" if metrics[f"served.{prefix}{key}"] >= metrics[f"head.{prefix}{key}"] else "head"
+    chosen = "served" if best == "full" else "head"
     if ctx.is_test:
-        reported, details[f"{best}.test"] = _clinc_scores(models[best], evaluation)
+        reported, details[f"{chosen}.test"] = _clinc_scores(models[chosen], evaluation)
+        if best == "full":
+            parent_test, details["full.test"] = _clinc_scores(production.parent, evaluation)
+            for name, value in parent_test.items():
+                metrics[f"full.{name}"] = value
+            for name, value in reported.items():
+                metrics[f"served.{name}"] = value
     else:
-        reported = {k: metrics[f"{best}.{k}"] for k in ("in_scope_accuracy", "oos_auroc")}
+        reported = {k: metrics[f"{chosen}.{k}"] for k in ("in_scope_accuracy", "oos_auroc")}
+    if best == "full":
+        metrics["served.in_scope_accuracy_drop_points"] = round(
+            100 * (metrics["full.in_scope_accuracy"] - metrics["served.in_scope_accuracy"]), 2
+        )
     models.clear()
     metrics = {
         "in_scope_accuracy": reported["in_scope_accuracy"],
@@ -467,7 +603,8 @@ def clinc150(ctx: SuiteContext) -> SuiteResult:
         metrics=metrics,
         details=details,
         recipe={
-            "strategies": {k: v.to_dict() for k, v in recipes.items()},
+            "strategies": {"head": head_config.to_dict(), "full": production.config.to_dict()},
+            "production": {"train": "full", "compress": production.compress},
             "chosen_strategy": best,
             "chosen_on": "valid",
             "max_length": MAX_LENGTH,

@@ -20,12 +20,35 @@ def test_budget_is_validated_and_full_results_go_to_their_own_folder(tmp_path: P
     full = SuiteContext(data_dir=tmp_path, budget="full")
     quick = SuiteContext(data_dir=tmp_path, budget="quick")
     assert standard.results_dir == harness.RESULTS_DIR and not standard.quick
-    assert full.results_dir == harness.RESULTS_DIR / "full" and full.fine_tune
-    assert quick.quick and not quick.fine_tune
+    assert full.results_dir == harness.RESULTS_DIR / "full"
+    assert quick.quick
     # Smoke runs never overwrite the published results.
     assert quick.results_dir == harness.QUICK_RESULTS_DIR
     assert not quick.results_dir.is_relative_to(harness.RESULTS_DIR)
+    # Only the full budget adds the GPU-sized research strategies.
+    assert full.research and not standard.research and not quick.research
+    # The Chinese suites keep their rule: fine-tuning under full, or standard on a GPU.
+    assert full.fine_tune and not quick.fine_tune
     assert standard.fine_tune == harness.gpu_available()
+
+
+def test_every_budget_trains_the_production_recipe_quick_for_one_epoch(tmp_path: Path) -> None:
+    from bench.suites.core_training import SERVED_MAX_DROP_POINTS, production_config
+    from keel.training import ClassifierConfig
+
+    # The apps' ``full`` budget: keel's ``full`` strategy with its default epochs and
+    # learning rate (customer_service.engine.train_intent_classifier), on a CPU as well.
+    app_full = ClassifierConfig(strategy="full")
+    for budget in ("standard", "full"):
+        config = production_config(SuiteContext(data_dir=tmp_path, budget=budget))
+        assert config.strategy == "full"
+        assert (config.epochs, config.learning_rate) == (app_full.epochs, app_full.learning_rate)
+        assert config.head_learning_rate == app_full.head_learning_rate
+        assert config.early_stopping_patience == app_full.early_stopping_patience
+    quick = production_config(SuiteContext(data_dir=tmp_path, budget="quick"), seed=14)
+    assert quick.strategy == "full" and quick.epochs == 1 and quick.seed == 14
+    # Issue 13: the served model stays within 1 point of its uncompressed parent.
+    assert SERVED_MAX_DROP_POINTS == 1.0
 
 
 def _toy_suite(ctx: SuiteContext) -> SuiteResult:
