@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -55,7 +55,8 @@ def _options(
 
 def _render(resp: RankingResponse, explain: bool) -> Response:
     """Serialise directly (the response model documents the shape; skipping its
-    re-validation keeps 100-item responses cheap)."""
+    re-validation keeps 100-item responses cheap). With ``explain`` a 100-item body holds
+    about 2,500 floats: orjson writes it several times faster than ``json.dumps``."""
     items: list[dict[str, Any]] = []
     for it in resp.result.items:
         entry: dict[str, Any] = {
@@ -90,7 +91,10 @@ def _render(resp: RankingResponse, explain: bool) -> Response:
         "items": items,
         "filtered": [{"id": f.id, "reason": f.reason} for f in resp.result.filtered],
     }
-    return Response(content=json.dumps(body), media_type="application/json")
+    return Response(
+        content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        media_type="application/json",
+    )
 
 
 @router.post("/rerank", response_model=RankingOut, summary="Rerank candidates for a user")
