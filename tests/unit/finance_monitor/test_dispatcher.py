@@ -167,6 +167,30 @@ def test_backoff_grows_and_the_delivery_survives_a_restart(
         other.close()
 
 
+def test_a_round_attempts_a_failing_delivery_once_however_short_the_backoff(
+    store: MonitorStore,
+) -> None:
+    """A failed delivery is due again only after the round started: with no backoff at
+    all (as with a short one on a loaded machine) the round neither retries it at once
+    nor goes on forever; the next round does retry it."""
+    receivers = Receivers()
+    receivers.release.set()
+    store.commit_trend_batch("g", "t", {}, [], [_alert("a1")])
+    dispatcher = _dispatcher(store, receivers, max_backoff_s=0.0)
+    one_round = threading.Thread(target=dispatcher.deliver_once, daemon=True)
+    one_round.start()
+    one_round.join(timeout=60)
+    round_ended = not one_round.is_alive()
+    dispatcher.stop()  # ends a round that would not end by itself
+    one_round.join(timeout=30)
+    assert round_ended and receivers.dead_calls == 1
+    (dead,) = store.list_deliveries(receiver_id(DEAD))
+    assert dead["state"] == "pending" and dead["attempts"] == 1
+    _dispatcher(store, receivers, max_backoff_s=0.0).deliver_once()
+    assert receivers.dead_calls == 2
+    assert store.list_deliveries(receiver_id(DEAD))[0]["attempts"] == 2
+
+
 def test_claims_are_exclusive_across_connections_and_expire(
     store: MonitorStore, database_url: str
 ) -> None:

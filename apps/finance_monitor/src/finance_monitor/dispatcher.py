@@ -273,10 +273,18 @@ class AlertDispatcher:
         return result
 
     def drain(self, receiver: str) -> int:
-        """Attempt every due delivery of one receiver once; returns how many were attempted."""
+        """Attempt every due delivery of one receiver once; returns how many were attempted.
+
+        Only deliveries due when the round starts are claimed: a failed one is rescheduled
+        after that, so a short backoff (or a slow, loaded round) cannot make the round
+        attempt it again, and the round ends even while the receiver keeps failing.
+        """
+        started = time.time()
         done = 0
         while not self._stop.is_set():
-            delivery = self.store.claim_delivery(receiver, self.owner, self.claim_timeout_s)
+            delivery = self.store.claim_delivery(
+                receiver, self.owner, self.claim_timeout_s, due_by=started
+            )
             if delivery is None:
                 break
             self.attempt(delivery)

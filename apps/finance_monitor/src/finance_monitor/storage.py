@@ -940,15 +940,23 @@ class MonitorStore:
             )
 
     def claim_delivery(
-        self, receiver: str, owner: str, claim_timeout_s: float, now: float | None = None
+        self,
+        receiver: str,
+        owner: str,
+        claim_timeout_s: float,
+        now: float | None = None,
+        due_by: float | None = None,
     ) -> Delivery | None:
         """Claim the next due delivery of ``receiver`` for ``owner``, or None.
 
         The claim is a conditional UPDATE (still pending, and unclaimed or its claim
         older than ``claim_timeout_s``), so of two dispatchers racing for one row exactly
         one wins; a dispatcher that died mid-delivery loses its claim after the timeout.
+        ``due_by`` (default ``now``) limits the claim to deliveries due by then: a round
+        that passes its start time does not take a delivery it rescheduled itself.
         """
         now = time.time() if now is None else now
+        due = now if due_by is None else min(due_by, now)
         stale = now - claim_timeout_s
         d = deliveries_table.c
         claimable = (d.state == "pending") & (d.claimed_by.is_(None) | (d.claimed_at < stale))
@@ -958,7 +966,7 @@ class MonitorStore:
             candidates = (
                 db.execute(
                     sa.select(d.id)
-                    .where((d.receiver == receiver) & (d.next_attempt_at <= now) & claimable)
+                    .where((d.receiver == receiver) & (d.next_attempt_at <= due) & claimable)
                     .order_by(d.next_attempt_at, d.id)
                     .limit(5)
                 )
