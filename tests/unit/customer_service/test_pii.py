@@ -1,9 +1,13 @@
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from customer_service.pii import (
     PiiMaskingFilter,
+    _Document,
+    _may_hold_pii,
     iban_valid,
     luhn_valid,
     mask_pii,
@@ -182,3 +186,39 @@ def test_a_wall_of_numbers_is_masked_without_verifying_each_phone_number() -> No
     text = "call +44 20 7946 0958 or card 4111.1111.1111.1111, " * 80
     masked = mask_pii(text)
     assert masked == "call [PHONE] or card [CARD], " * 80
+
+
+@given(
+    st.text(
+        st.one_of(st.characters(), st.sampled_from("@\uff200\uff11\u0663\U0001d7ce\u2460\u00b9")),
+        max_size=40,
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_the_quick_pre_check_never_skips_text_a_detector_could_match(text: str) -> None:
+    # mask_pii skips texts the pre-check clears; the detectors see _Document's folded
+    # text, so the pre-check must pass every text whose folded form has an @ or a digit.
+    folded = _Document(text).text
+    if "@" in folded or any(c in "0123456789" for c in folded):
+        assert _may_hold_pii(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\uff20",  # fullwidth @
+        "\u0663",  # Arabic-Indic three
+        "\U0001d7ce",  # mathematical bold digit zero
+        "\u2460",  # circled one (NFKC: 1)
+        "e\u0301\u00b9",  # superscript one after a combining accent
+        "电话\u200b13812345678",  # a zero-width space inside
+    ],
+)
+def test_the_pre_check_passes_digits_and_at_signs_in_other_forms(text: str) -> None:
+    assert _may_hold_pii(text)
+
+
+def test_text_without_digits_or_at_signs_is_returned_as_is() -> None:
+    for text in ("I lost my card yesterday", "我的卡丢了，怎么办？", "café — “quoted”"):
+        assert not _may_hold_pii(text)
+        assert mask_pii(text) is text

@@ -58,6 +58,7 @@ _CN_MOBILE = re.compile(
     r"(?<![0-9+])(?:(?:\+|00)86" + _SEP_OPT + r")?1[3-9](?:" + _SEP_OPT + r"[0-9]){9}(?![0-9])"
 )
 _ANY_DIGIT = re.compile(r"[0-9]")
+_ANY_UNICODE_DIGIT = re.compile(r"\d")  # str patterns: every Unicode decimal digit (Nd)
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
 
 # Lengths of the IBANs of the countries that issue them (SWIFT IBAN registry).
@@ -284,7 +285,11 @@ class _Document:
         # (flat text, original start, original end, is a mask) per piece.
         self.pieces: list[tuple[str, int, int, bool]] = []
         if not self.ascii:
-            self.pieces = [(_normalise_char(c), i, i + 1, False) for i, c in enumerate(text)]
+            # ASCII characters are their own normal form (most of a mixed text).
+            self.pieces = [
+                (c if c.isascii() else _normalise_char(c), i, i + 1, False)
+                for i, c in enumerate(text)
+            ]
             self.text = "".join(piece[0] for piece in self.pieces)
 
     def replace(self, spans: list[Span]) -> None:
@@ -319,6 +324,20 @@ class _Document:
         )
 
 
+def _may_hold_pii(text: str) -> bool:
+    """Whether any detector could match: an ``@`` or a digit, after normalisation.
+
+    Every detector needs one of them. For non-ASCII text the check runs on the whole
+    string's NFKC form (fullwidth and other compatibility forms fold to ``@`` and digits;
+    ``\\d`` matches every Unicode decimal digit), so most text, Chinese included, skips
+    the character-by-character normalisation of :class:`_Document`.
+    """
+    if text.isascii():
+        return "@" in text or _ANY_DIGIT.search(text) is not None
+    folded = unicodedata.normalize("NFKC", text)
+    return "@" in folded or _ANY_UNICODE_DIGIT.search(folded) is not None
+
+
 def mask_pii(text: str) -> str:
     """Replace personal data with placeholders.
 
@@ -332,11 +351,11 @@ def mask_pii(text: str) -> str:
         numbers (MOD 11-2). Amounts, dates, order numbers and short numbers are kept,
         and so is every character outside a masked span.
     """
-    if not text:
-        return text
+    if not text or not _may_hold_pii(text):
+        return text  # nothing any detector could match
     document = _Document(text)
     if "@" not in document.text and not _ANY_DIGIT.search(document.text):
-        return text  # nothing any detector could match
+        return text
     for detect in _DETECTORS:
         spans = detect(document.text)
         if spans:
