@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -25,6 +23,14 @@ from safetensors.numpy import load_file, save_file
 
 from keel_service.servers import start_app_server
 from tests.integration.customer_service.cs_support import APP, server_env
+from tests.support.live_upgrade import (
+    assert_swap_metrics,
+    assert_swapped,
+    assert_upgrading_from_fast,
+    calling_throughout,
+    served_model,
+    wait_for_outcome,
+)
 
 pytestmark = pytest.mark.integration
 DEADLINE_S = 1200.0  # one fine-tuning epoch on 2 busy cores, with generous margin
@@ -64,78 +70,34 @@ def _own_state(prepared: Path, target: Path, *, break_head: bool) -> Path:
     return target
 
 
-def _model(client: httpx.Client) -> dict:
-    response = client.get("/healthz")
-    assert response.status_code == 200, response.text
-    return response.json()["model"]
-
-
-def _wait_for_outcome(client: httpx.Client) -> dict:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        model = _model(client)
-        if model["upgrade"]["state"] in {"swapped", "refused", "failed"}:
-            return model
-        time.sleep(1.0)
-    raise AssertionError(f"no upgrade outcome within {DEADLINE_S:.0f} s: {model}")
-
-
 @pytest.mark.timeout(DEADLINE_S + 300)
 def test_upgrade_swaps_the_production_model_in_without_a_failed_request(
     cs_state_dir: Path, tmp_path: Path
 ) -> None:
     state = _own_state(cs_state_dir, tmp_path / "state", break_head=True)
     env = server_env(state, KEEL_CS_UPGRADE="on", KEEL_CS_UPGRADE_EPOCHS="1")
-    statuses: list[int] = []
-    phases: list[str] = []
-    stop = threading.Event()
-
     with (
         start_app_server(APP, env=env, timeout_s=240) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
-        first = _model(client)
-        assert first["tier"] == "fast"
-        assert first["upgrade"]["state"] in {"pending", "training", "evaluating"}
+        assert_upgrading_from_fast(served_model(client))
+        session = client.post("/sessions").json()["session_id"]
 
-        def chat_loop() -> None:
-            with httpx.Client(base_url=url, timeout=60) as chat:
-                session = chat.post("/sessions").json()["session_id"]
-                while not stop.is_set():
-                    reply = chat.post("/chat", json={"session_id": session, "message": QUESTION})
-                    statuses.append(reply.status_code)
-                    phases.append(_model(chat)["tier"])
-                    time.sleep(0.05)
+        def chat(http: httpx.Client, k: int) -> httpx.Response:
+            return http.post("/chat", json={"session_id": session, "message": QUESTION})
 
-        loop = threading.Thread(target=chat_loop)
-        loop.start()
-        try:
-            outcome = _wait_for_outcome(client)
-            # Keep chatting a little on the new model.
-            after = len(statuses)
-            deadline = time.monotonic() + 120
-            while len(statuses) < after + 10 and time.monotonic() < deadline:
-                time.sleep(0.1)
-        finally:
-            stop.set()
-            loop.join(120)
+        # A client chats throughout, and a little on the new model once it is in.
+        with calling_throughout(url, chat) as chats:
+            outcome = wait_for_outcome(client, DEADLINE_S)
 
-        assert outcome["upgrade"]["state"] == "swapped", outcome
-        assert outcome["tier"] == "full"
-        upgrade = outcome["upgrade"]
-        assert upgrade["fraction"] == 1.0
-        assert upgrade["candidate_score"] > upgrade["served_score"]
-        assert outcome["validation_score"] == upgrade["candidate_score"]
+        upgrade = assert_swapped(outcome)
         # A client chatted throughout: on the old model, then on the new, never an error.
-        assert statuses and set(statuses) == {200}, statuses
-        assert phases[0] == "fast" and phases[-1] == "full"
+        chats.assert_never_failed(first_tier="fast", last_tier="full")
         # The new model serves: the broken head said one intent for everything.
         session = client.post("/sessions").json()["session_id"]
         reply = client.post("/chat", json={"session_id": session, "message": QUESTION}).json()
         assert reply["intent"] == "card_arrival", reply
-        metrics = client.get("/metrics").text
-        assert 'keel_model_validation_score{model="intent",tier="full"}' in metrics
-        assert 'keel_model_upgrade_state{model="intent",state="swapped"} 1.0' in metrics
+        assert_swap_metrics(client, "intent")
 
     accepted = list((state / "models" / "intent-upgrade" / "accepted").iterdir())
     assert len(accepted) == 1
@@ -160,7 +122,7 @@ def test_a_candidate_known_to_be_worse_is_refused_and_kept_aside(
         start_app_server(APP, env=env, timeout_s=240) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
-        outcome = _wait_for_outcome(client)
+        outcome = wait_for_outcome(client, DEADLINE_S)
         assert outcome["upgrade"]["state"] == "refused", outcome
         assert outcome["tier"] == "fast"
         assert "does not beat the served model" in outcome["upgrade"]["reason"]

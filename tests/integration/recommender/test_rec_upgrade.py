@@ -12,8 +12,6 @@ vector). A candidate that is not better enough is refused with its reason and ke
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +21,14 @@ from safetensors.numpy import load_file, save_file
 
 from keel_service.servers import start_app_server
 from tests.integration.recommender.rec_support import APP, copy_state, server_env
+from tests.support.live_upgrade import (
+    assert_swap_metrics,
+    assert_swapped,
+    assert_upgrading_from_fast,
+    calling_throughout,
+    served_model,
+    wait_for_outcome,
+)
 
 pytestmark = pytest.mark.integration
 DEADLINE_S = 900.0  # a 2-step fine-tune and two catalogue embeddings on 2 busy cores
@@ -44,23 +50,6 @@ def _break_served_encoder(state: Path) -> None:
         save_file({k: np.zeros_like(v) for k, v in load_file(path).items()}, path)
 
 
-def _model(client: httpx.Client) -> dict:
-    response = client.get("/healthz")
-    assert response.status_code == 200, response.text
-    return response.json()["model"]
-
-
-def _wait_for_outcome(client: httpx.Client) -> dict:
-    deadline = time.monotonic() + DEADLINE_S
-    model: dict = {}
-    while time.monotonic() < deadline:
-        model = _model(client)
-        if model["upgrade"]["state"] in {"swapped", "refused", "failed"}:
-            return model
-        time.sleep(1.0)
-    raise AssertionError(f"no upgrade outcome within {DEADLINE_S:.0f} s: {model}")
-
-
 @pytest.mark.timeout(DEADLINE_S + 300)
 def test_upgrade_swaps_the_production_model_in_without_a_failed_request(
     rec_prepared: Path, tmp_path: Path
@@ -68,56 +57,26 @@ def test_upgrade_swaps_the_production_model_in_without_a_failed_request(
     state = copy_state(rec_prepared, tmp_path / "state")
     _break_served_encoder(state)
     env = {**server_env(state), **UPGRADE_ENV}
-    statuses: list[int] = []
-    tiers: list[str] = []
-    stop = threading.Event()
-
     with (
         start_app_server(APP, env=env, timeout_s=240) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
-        first = _model(client)
-        assert first["name"] == "reranker" and first["tier"] == "fast"
-        assert first["upgrade"]["state"] in {"pending", "training", "evaluating"}
+        first = served_model(client)
+        assert first["name"] == "reranker"
+        assert_upgrading_from_fast(first)
 
-        def rerank_loop() -> None:
-            with httpx.Client(base_url=url, timeout=60) as http:
-                k = 0
-                while not stop.is_set():
-                    k += 1
-                    body = {
-                        "history": HISTORY,
-                        "candidates": [
-                            "c005",
-                            "c061",
-                            {"id": f"new-{k}", "title": "Pytest fixtures", "text": f"part {k}"},
-                        ],
-                    }
-                    statuses.append(http.post("/rerank", json=body).status_code)
-                    tiers.append(_model(http)["tier"])
-                    time.sleep(0.05)
+        def rerank(http: httpx.Client, k: int) -> httpx.Response:
+            new_text = {"id": f"new-{k}", "title": "Pytest fixtures", "text": f"part {k}"}
+            body = {"history": HISTORY, "candidates": ["c005", "c061", new_text]}
+            return http.post("/rerank", json=body)
 
-        loop = threading.Thread(target=rerank_loop)
-        loop.start()
-        try:
-            outcome = _wait_for_outcome(client)
-            after = len(statuses)
-            deadline = time.monotonic() + 120
-            while len(statuses) < after + 10 and time.monotonic() < deadline:
-                time.sleep(0.1)
-        finally:
-            stop.set()
-            loop.join(120)
+        # A client reranks throughout, and a little on the new model once it is in.
+        with calling_throughout(url, rerank) as reranks:
+            outcome = wait_for_outcome(client, DEADLINE_S)
 
-        assert outcome["upgrade"]["state"] == "swapped", outcome
-        assert outcome["tier"] == "full"
-        upgrade = outcome["upgrade"]
-        assert upgrade["fraction"] == 1.0
-        assert upgrade["candidate_score"] > upgrade["served_score"]
-        assert outcome["validation_score"] == upgrade["candidate_score"]
+        upgrade = assert_swapped(outcome)
         # A client reranked throughout: on the old model, then on the new, never an error.
-        assert statuses and set(statuses) == {200}, statuses
-        assert tiers[0] == "fast" and tiers[-1] == "full"
+        reranks.assert_never_failed(first_tier="fast", last_tier="full")
         health = client.get("/healthz").json()
         assert health["encoder"]["kernel"] == "served"  # no ONNX export in this recipe
         assert "upgrade/accepted" in health["serving_model"]
@@ -129,9 +88,7 @@ def test_upgrade_swaps_the_production_model_in_without_a_failed_request(
         ranked = client.post("/rerank", json={"history": HISTORY, "candidates": texts}).json()
         semantic = {item["id"]: item["features"]["semantic"] for item in ranked["items"]}
         assert semantic["t-py"] > semantic["t-bread"], ranked
-        metrics = client.get("/metrics").text
-        assert 'keel_model_validation_score{model="reranker",tier="full"}' in metrics
-        assert 'keel_model_upgrade_state{model="reranker",state="swapped"} 1.0' in metrics
+        assert_swap_metrics(client, "reranker")
 
     accepted = list((state / "upgrade" / "accepted").iterdir())
     assert len(accepted) == 1
@@ -153,7 +110,7 @@ def test_a_candidate_that_is_not_better_enough_is_refused_and_kept_aside(
         start_app_server(APP, env=env, timeout_s=240) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
-        outcome = _wait_for_outcome(client)
+        outcome = wait_for_outcome(client, DEADLINE_S)
         assert outcome["upgrade"]["state"] == "refused", outcome
         assert outcome["tier"] == "fast"
         assert outcome["upgrade"]["reason"]
