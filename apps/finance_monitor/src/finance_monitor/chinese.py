@@ -5,8 +5,9 @@ trained with ``keel.training.train_multi_head`` on ``me5-small`` over the bundle
 Chinese demo headlines (``demo_data/headlines_zh.jsonl``, written for this project) and
 predicting the same label sets as the English heads, so rules, trends, alerts and the
 dashboard see no difference. ``prepare_chinese_models`` goes through the same
-``keel.models.prepare_artifact`` path as ``model_prep.prepare_models`` (own folder
-``models_dir/scoring-zh/<fingerprint>/``, cached, published atomically):
+``model_prep.prepare_served_model`` path (``keel.models.prepare_artifact``) as
+``model_prep.prepare_models``, with the same training and compression steps (own
+folder ``models_dir/scoring-zh/<fingerprint>/``, cached, published atomically):
 
 1. the me5-small vocabulary is pruned to the pieces of the training headlines (plus
    every one-character piece, so unseen Chinese falls back to characters): 250k pieces
@@ -38,6 +39,9 @@ from finance_monitor.model_prep import (
     compression_available,
     gate_sample,
     load_scoring_model,
+    prepare_served_model,
+    serve_variant,
+    train_fp32,
 )
 from finance_monitor.scoring import SENTIMENT_HEAD, TOPIC_HEAD, ScoringModel
 
@@ -112,36 +116,20 @@ def prepare_chinese_models(config: PrepConfig, progress: Callable[[str], None] =
     Raises:
         ModelPreparationError: me5-small is unavailable, or training / compression failed.
     """
-    from keel import KeelError
-    from keel.models import prepare_artifact
-
     started = time.perf_counter()
     rows = split_rows(load_demo_headlines_zh())
-    fingerprint = zh_fingerprint(rows, config)
-    built: list[str] = []
-
-    def build(folder: Path) -> None:
-        built.append(_build(folder, rows, config, progress))
-
-    try:
-        version = prepare_artifact(zh_scoring_root(config.models_dir), fingerprint, build)
-    except KeelError as exc:
-        raise ModelPreparationError(
-            f"Chinese model preparation failed: {exc} (KEEL_FM_CHINESE=false runs English-only)"
-        ) from exc
-    except OSError as exc:
-        raise ModelPreparationError(
-            f"{config.models_dir}: cannot write the Chinese models: {exc}"
-        ) from exc
-    served = version / SERVED_DIR
-    if not built:
-        progress(f"Chinese models up to date in {served}; {heldout_summary(version)}")
-    else:
-        progress(
-            f"Chinese served model ({built[0]}) ready in {served} after "
-            f"{time.perf_counter() - started:.0f}s; {heldout_summary(version)}"
-        )
-    return served
+    return prepare_served_model(
+        zh_scoring_root(config.models_dir),
+        zh_fingerprint(rows, config),
+        lambda folder: _build(folder, rows, config, progress),
+        config,
+        progress,
+        started=started,
+        label="Chinese ",
+        failure_hint=" (KEEL_FM_CHINESE=false runs English-only)",
+        up_to_date_note=lambda version: f"; {heldout_summary(version)}",
+        ready_note=lambda version: f"; {heldout_summary(version)}",
+    )
 
 
 def _build(
@@ -149,7 +137,6 @@ def _build(
 ) -> str:
     from keel.data import LabelledTexts
     from keel.models import model_path, prune_vocabulary
-    from keel.training import ClassifierConfig, train_multi_head
 
     texts = [r["text"] for r in rows.train]
     topics = [r["topic"] for r in rows.train]
@@ -162,52 +149,28 @@ def _build(
         f"training Chinese topic ({len(set(topics))} labels) and sentiment heads on "
         f"{len(texts)} headlines, budget={config.budget}"
     )
-    strategy = BUDGETS[config.budget]
-    classifier = train_multi_head(
-        {
-            TOPIC_HEAD: LabelledTexts(texts, topics, source=DEMO_FILE),
-            SENTIMENT_HEAD: LabelledTexts(texts, sentiments, source=DEMO_FILE),
-        },
-        ClassifierConfig(
-            strategy=strategy,
-            base_model=str(encoder),
-            max_length=config.max_length,
-            num_threads=config.num_threads,
-            show_progress=config.show_progress,
-            epochs=3 if strategy == "full" else None,
-        ),
+    heads = {
+        TOPIC_HEAD: LabelledTexts(texts, topics, source=DEMO_FILE),
+        SENTIMENT_HEAD: LabelledTexts(texts, sentiments, source=DEMO_FILE),
+    }
+    fp32 = train_fp32(
+        folder,
+        heads,
+        config,
+        progress,
+        started=started,
+        full_epochs=3,
+        base_model=str(encoder),
     )
-    fp32 = folder / "fp32"
-    classifier.save(fp32)
     shutil.rmtree(encoder, ignore_errors=True)
-    progress(f"trained in {time.perf_counter() - started:.0f}s; saved {fp32}")
-    served = folder / SERVED_DIR
-    variant = "fp32"
-    if config.compress and compression_available():
-        from keel.compression import compress
-        from keel.models import read_meta
-
-        compress(
-            fp32,
-            served,
-            {
-                TOPIC_HEAD: gate_sample(texts, topics, ZH_GATE_ROWS),
-                SENTIMENT_HEAD: gate_sample(texts, sentiments, ZH_GATE_ROWS),
-            },
-            max_drop_points=config.max_accuracy_drop_points,
-            candidates=["onnx-int8"],
-            prefer="onnx-int8",
-            work_dir=folder / "variants",
-            num_threads=config.num_threads,
-            latency_inputs=16,
-            log=progress,
-        )
-        shutil.rmtree(folder / "variants" / "variants", ignore_errors=True)
-        variant = str(read_meta(served).config.get("compress", {}).get("chosen", "fp32"))
-    else:
-        shutil.copytree(fp32, served)
+    gate = {
+        TOPIC_HEAD: gate_sample(texts, topics, ZH_GATE_ROWS),
+        SENTIMENT_HEAD: gate_sample(texts, sentiments, ZH_GATE_ROWS),
+    }
+    variant = serve_variant(folder, fp32, gate, config, progress)
     if variant != "fp32":
         shutil.rmtree(fp32, ignore_errors=True)  # the served variant is what runs
+    served = folder / SERVED_DIR
     report = evaluate_heldout(load_scoring_model(served, config.num_threads), rows.test)
     report.update(
         {

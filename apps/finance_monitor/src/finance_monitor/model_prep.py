@@ -202,92 +202,142 @@ def prepare_models(config: PrepConfig, progress: Callable[[str], None] = print) 
     Raises:
         ModelPreparationError: data missing or training / compression failed.
     """
-    from keel import KeelError
-    from keel.models import prepare_artifact
-
     started = time.perf_counter()
     models_dir = Path(config.models_dir)
     sets = load_training_sets(config.data_dir, config.max_train_rows)
     fingerprint = fingerprint_inputs(sets, config)
-    built: list[str] = []
 
-    def build(folder: Path) -> None:
-        built.append(_build_models(folder, sets, config, progress))
+    def build(folder: Path) -> str:
+        variant = _build_models(folder, sets, config, progress)
         (folder / "prep.json").write_text(
             json.dumps(
-                {"fingerprint": fingerprint, "variant": built[0], "config": _plain(config)},
+                {"fingerprint": fingerprint, "variant": variant, "config": _plain(config)},
                 indent=2,
             )
         )
+        return variant
 
+    return prepare_served_model(
+        scoring_root(models_dir),
+        fingerprint,
+        build,
+        config,
+        progress,
+        started=started,
+        up_to_date_note=lambda version: f" (fingerprint {fingerprint[:12]})",
+        cleanup=lambda: _remove_legacy_layout(models_dir),
+    )
+
+
+def prepare_served_model(
+    root: Path,
+    fingerprint: str | dict[str, Any],
+    build: Callable[[Path], str],
+    config: PrepConfig,
+    progress: Callable[[str], None],
+    *,
+    started: float,
+    label: str = "",
+    failure_hint: str = "",
+    up_to_date_note: Callable[[Path], str] = lambda version: "",
+    ready_note: Callable[[Path], str] = lambda version: "",
+    cleanup: Callable[[], None] | None = None,
+) -> Path:
+    """Prepare one scoring model (English or Chinese) under ``root`` with
+    ``keel.models.prepare_artifact`` unless the version for ``fingerprint`` is there.
+
+    ``build(folder)`` fills the version's folder and returns the served variant's name;
+    ``label`` ("Chinese ") and the notes shape the progress lines and errors; ``cleanup``
+    runs once the version is in place.
+
+    Returns:
+        The served folder (``root/<fingerprint>/served``).
+
+    Raises:
+        ModelPreparationError: the build failed, or the folder cannot be written.
+    """
+    from keel import KeelError
+    from keel.models import prepare_artifact
+
+    built: list[str] = []
     try:
-        version = prepare_artifact(scoring_root(models_dir), fingerprint, build)
+        version = prepare_artifact(root, fingerprint, lambda folder: built.append(build(folder)))
     except KeelError as exc:
-        raise ModelPreparationError(f"model preparation failed: {exc}") from exc
+        raise ModelPreparationError(
+            f"{label}model preparation failed: {exc}{failure_hint}"
+        ) from exc
     except OSError as exc:
-        raise ModelPreparationError(f"{models_dir}: cannot write the models: {exc}") from exc
-    _remove_legacy_layout(models_dir)
+        raise ModelPreparationError(
+            f"{config.models_dir}: cannot write the {label}models: {exc}"
+        ) from exc
+    if cleanup is not None:
+        cleanup()
     served = version / SERVED_DIR
     if not built:
-        progress(f"models up to date in {served} (fingerprint {fingerprint[:12]})")
+        progress(f"{label}models up to date in {served}{up_to_date_note(version)}")
     else:
         progress(
-            f"served model ({built[0]}) ready in {served} after "
-            f"{time.perf_counter() - started:.0f}s"
+            f"{label}served model ({built[0]}) ready in {served} after "
+            f"{time.perf_counter() - started:.0f}s{ready_note(version)}"
         )
     return served
 
 
-def _build_models(
-    folder: Path, sets: TrainingSets, config: PrepConfig, progress: Callable[[str], None]
-) -> str:
-    """Train into ``folder/fp32`` and put the served variant in ``folder/served``.
-
-    Returns:
-        The served variant's name (``onnx-int8`` or ``fp32``).
-    """
-    from keel.data import LabelledTexts
+def train_fp32(
+    folder: Path,
+    heads: dict[str, Any],
+    config: PrepConfig,
+    progress: Callable[[str], None],
+    *,
+    started: float,
+    full_epochs: int,
+    base_model: str | None = None,
+) -> Path:
+    """Train the topic and sentiment heads (``heads``: ``LabelledTexts`` per head) with
+    the budget's strategy (``full_epochs`` epochs for ``full``) and save the classifier to
+    ``folder/fp32``; returns that folder."""
     from keel.training import ClassifierConfig, train_multi_head
 
-    started = time.perf_counter()
-    progress(
-        f"training topic ({len(set(sets.topic_labels))} labels, {len(sets.topic_texts)} rows) "
-        f"and sentiment ({len(sets.sentiment_texts)} rows) heads, budget={config.budget}"
-    )
-    train_cfg = ClassifierConfig(
-        strategy=BUDGETS[config.budget],
-        max_length=config.max_length,
-        num_threads=config.num_threads,
-        show_progress=config.show_progress,
-        epochs=2 if BUDGETS[config.budget] == "full" else None,
-    )
+    strategy = BUDGETS[config.budget]
+    options: dict[str, Any] = {} if base_model is None else {"base_model": base_model}
     classifier = train_multi_head(
-        {
-            TOPIC_HEAD: LabelledTexts(sets.topic_texts, sets.topic_labels, source=sets.sources[0]),
-            SENTIMENT_HEAD: LabelledTexts(
-                sets.sentiment_texts, sets.sentiment_labels, source=sets.sources[-1]
-            ),
-        },
-        train_cfg,
+        heads,
+        ClassifierConfig(
+            strategy=strategy,
+            max_length=config.max_length,
+            num_threads=config.num_threads,
+            show_progress=config.show_progress,
+            epochs=full_epochs if strategy == "full" else None,
+            **options,
+        ),
     )
     fp32 = folder / "fp32"
     classifier.save(fp32)
     progress(f"trained in {time.perf_counter() - started:.0f}s; saved {fp32}")
+    return fp32
+
+
+def serve_variant(
+    folder: Path,
+    fp32: Path,
+    gate: dict[str, Any],
+    config: PrepConfig,
+    progress: Callable[[str], None],
+) -> str:
+    """Put the served variant of ``fp32`` in ``folder/served``: the ONNX int8 model when
+    compression is on and every head's accuracy on ``gate`` stays within
+    ``max_accuracy_drop_points``, else a copy of the fp32 model. Returns its name."""
     served = folder / SERVED_DIR
     if not (config.compress and compression_available()):
         shutil.copytree(fp32, served)
-        if config.static_tier:
-            build_static(served, sets, config, progress)
         return "fp32"
     from keel.compression import compress
+    from keel.models import read_meta
 
     compress(
         fp32,
         served,
-        {
-            TOPIC_HEAD: gate_sample(sets.topic_texts, sets.topic_labels),
-            SENTIMENT_HEAD: gate_sample(sets.sentiment_texts, sets.sentiment_labels),
-        },
+        gate,
         max_drop_points=config.max_accuracy_drop_points,
         candidates=["onnx-int8"],
         prefer="onnx-int8",
@@ -299,11 +349,39 @@ def _build_models(
     # Keep the report, drop the measured copies of the variants (the chosen one is in
     # ``served``): they would double the folder's size.
     shutil.rmtree(folder / "variants" / "variants", ignore_errors=True)
-    if config.static_tier:
-        build_static(served, sets, config, progress)
-    from keel.models import read_meta
-
     return str(read_meta(served).config.get("compress", {}).get("chosen", "fp32"))
+
+
+def _build_models(
+    folder: Path, sets: TrainingSets, config: PrepConfig, progress: Callable[[str], None]
+) -> str:
+    """Train into ``folder/fp32`` and put the served variant in ``folder/served``.
+
+    Returns:
+        The served variant's name (``onnx-int8`` or ``fp32``).
+    """
+    from keel.data import LabelledTexts
+
+    started = time.perf_counter()
+    progress(
+        f"training topic ({len(set(sets.topic_labels))} labels, {len(sets.topic_texts)} rows) "
+        f"and sentiment ({len(sets.sentiment_texts)} rows) heads, budget={config.budget}"
+    )
+    heads = {
+        TOPIC_HEAD: LabelledTexts(sets.topic_texts, sets.topic_labels, source=sets.sources[0]),
+        SENTIMENT_HEAD: LabelledTexts(
+            sets.sentiment_texts, sets.sentiment_labels, source=sets.sources[-1]
+        ),
+    }
+    fp32 = train_fp32(folder, heads, config, progress, started=started, full_epochs=2)
+    gate = {
+        TOPIC_HEAD: gate_sample(sets.topic_texts, sets.topic_labels),
+        SENTIMENT_HEAD: gate_sample(sets.sentiment_texts, sets.sentiment_labels),
+    }
+    variant = serve_variant(folder, fp32, gate, config, progress)
+    if config.static_tier:
+        build_static(folder / SERVED_DIR, sets, config, progress)
+    return variant
 
 
 def build_static(
