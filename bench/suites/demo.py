@@ -53,8 +53,12 @@ def _port_block(count: int = 4) -> int:
     raise BenchError("no block of 4 free ports for the demo")
 
 
-def _start_and_stop(state_dir: Path, timeout_s: float, ctx: SuiteContext) -> dict[str, float]:
-    """Launch the demo, time it until its URL is printed, then Ctrl-C it and time the stop."""
+def _start_and_stop(state_dir: Path, timeout_s: float, ctx: SuiteContext) -> dict[str, Any]:
+    """Launch the demo, time it until its URL is printed, then Ctrl-C it and time the stop.
+
+    Returns ``ready_s``, ``stop_s`` and ``steps``: (seconds since launch, line) of each of
+    the demo's ``[demo]`` step lines up to the URL.
+    """
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     cmd = [str(KEEL_DEMO), "--state-dir", str(state_dir), "--port", str(_port_block())]
     if ctx.quick:
@@ -74,6 +78,9 @@ def _start_and_stop(state_dir: Path, timeout_s: float, ctx: SuiteContext) -> dic
 
     threading.Thread(target=pump, daemon=True).start()
     ready_s = None
+    # When each of the demo's own step lines ("[demo] preparing ...", "[demo] ... ready at
+    # ...") appeared: where the start-up time goes.
+    steps: list[tuple[float, str]] = []
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and ready_s is None:
@@ -83,6 +90,8 @@ def _start_and_stop(state_dir: Path, timeout_s: float, ctx: SuiteContext) -> dic
                 line = lines.get(timeout=1.0)
             except queue.Empty:
                 continue
+            if line.startswith("[demo] "):
+                steps.append((round(time.perf_counter() - started, 2), line.strip()[:120]))
             if line.startswith(READY_PREFIX):
                 ready_s = time.perf_counter() - started
                 ctx.log(f"demo ready in {ready_s:.1f}s: {line.strip()}")
@@ -101,7 +110,7 @@ def _start_and_stop(state_dir: Path, timeout_s: float, ctx: SuiteContext) -> dic
         raise BenchError(f"keel-demo did not print its URL within {timeout_s:.0f}s:\n{tail}")
     if code != 0:
         raise BenchError(f"keel-demo exited with {code} after Ctrl-C:\n{''.join(output)[-3000:]}")
-    return {"ready_s": ready_s, "stop_s": stop_s}
+    return {"ready_s": ready_s, "stop_s": stop_s, "steps": steps}
 
 
 @suite(
@@ -117,8 +126,8 @@ def demo_startup(ctx: SuiteContext) -> SuiteResult:
     if not KEEL_DEMO.is_file():
         raise BenchError(f"{KEEL_DEMO} not found; run `make install` first")
     rounds = 1 if ctx.quick else ctx.runs
-    cold: list[dict[str, float]] = []
-    warm: list[dict[str, float]] = []
+    cold: list[dict[str, Any]] = []
+    warm: list[dict[str, Any]] = []
     for index in range(rounds):
         state_dir = Path(tempfile.mkdtemp(prefix="keel-bench-demo-"))
         try:
@@ -148,7 +157,8 @@ def demo_startup(ctx: SuiteContext) -> SuiteResult:
             if ctx.quick
             else "default",
             "measured": "launch -> URL printed (broker, models, apps and landing page healthy); "
-            "stop = SIGINT -> exit",
+            "stop = SIGINT -> exit; cold/warm steps: seconds since launch at which each "
+            "of the demo's [demo] step lines appeared",
             "rounds": rounds,
             "order": "each round: a first run on a new empty folder, then a later run on it",
             "not_included": "make install (Python packages, Kafka jars, Chromium)",
