@@ -127,6 +127,7 @@ class Demo:
                 raise DemoError(f"`{app.cli} prepare` failed with exit code {code}")
 
     def start_apps(self) -> None:
+        print("[demo] starting the three apps...", flush=True)
         logs = self.options.state_dir / "logs"
         for app in APPS:
             port = self.options.base_port + app.port_offset
