@@ -354,8 +354,6 @@ def mask_pii(text: str) -> str:
     if not text or not _may_hold_pii(text):
         return text  # nothing any detector could match
     document = _Document(text)
-    if "@" not in document.text and not _ANY_DIGIT.search(document.text):
-        return text
     for detect in _DETECTORS:
         spans = detect(document.text)
         if spans:
