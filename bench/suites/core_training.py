@@ -164,12 +164,11 @@ def run_production(
 ) -> Production:
     """Train with the apps' ``full`` recipe, compress as the apps do, load the served model.
 
-    ``keel.compression.compress`` keeps the ONNX int8 variant when its validation
-    accuracy is within ``SERVED_MAX_DROP_POINTS`` of the fp32 parent's, else the parent
-    (the gate and early stopping see the validation rows only).
+    ``keel.compression.compress_for_serving`` keeps the ONNX int8 variant when its
+    validation accuracy is within ``SERVED_MAX_DROP_POINTS`` of the fp32 parent's, else
+    the parent (the gate and early stopping see the validation rows only).
     """
-    from keel.compression import compress
-    from keel.models import read_meta
+    from keel.compression import compress_for_serving
     from keel.training import train_classifier
 
     work = PRODUCTION_DIR / ctx.budget / (name if seed is None else f"{name}-seed{seed}")
@@ -180,21 +179,15 @@ def run_production(
     train_seconds = time.perf_counter() - started
     parent.save(work / "fp32")
     started = time.perf_counter()
-    compress(
+    chosen = compress_for_serving(
         work / "fp32",
         work / "served",
         valid,
         max_drop_points=SERVED_MAX_DROP_POINTS,
-        candidates=["onnx-int8"],
-        prefer="onnx-int8",
         work_dir=work / "variants",
-        latency_inputs=16,
         log=ctx.log,
-    )
+    ).chosen
     compress_seconds = time.perf_counter() - started
-    shutil.rmtree(work / "variants" / "variants", ignore_errors=True)
-    meta = read_meta(work / "served")
-    chosen = str(meta.config.get("compress", {}).get("chosen", "fp32"))
     ctx.log(
         f"{name} production: trained in {train_seconds:.0f}s, compressed ({chosen}) "
         f"in {compress_seconds:.0f}s"

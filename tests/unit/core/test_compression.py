@@ -15,9 +15,11 @@ import pytest
 
 from keel import ArtifactError, ConfigError
 from keel.compression import (
+    SERVING_VARIANT,
     DistillConfig,
     choose_variant,
     compress,
+    compress_for_serving,
     distill_classifier,
     drop_layers,
     export_onnx,
@@ -376,6 +378,50 @@ def test_embedding_gate_keeps_int8_within_the_cosine_bound(
     assert meta["metrics"]["val_cosine_to_fp32"] >= 0.9
     vectors = load_predictor(out).embed(texts[:2])
     assert vectors.shape == (2, 384)
+
+
+def test_compress_for_serving_prunes_the_measured_copies_and_names_the_served_variant(
+    small_artifact: Path, tmp_path: Path
+) -> None:
+    texts, labels = all_example_texts()
+    val = SimpleNamespace(texts=texts, labels=labels)
+    served = compress_for_serving(
+        small_artifact,
+        tmp_path / "served",
+        val,
+        max_drop_points=100.0,  # every variant passes: the preferred int8 one serves
+        work_dir=tmp_path / "work",
+        latency_inputs=4,
+        log=lambda _: None,
+    )
+    meta = json.loads((tmp_path / "served" / "keel.json").read_text())
+    assert served.path == tmp_path / "served"
+    assert served.chosen == meta["config"]["compress"]["chosen"] == SERVING_VARIANT
+    assert served.metrics == meta["metrics"]
+    assert not (tmp_path / "work" / "variants").exists()  # the measured copies are gone
+    assert served.report == tmp_path / "work" / "compression_report.json"
+    assert set(json.loads(served.report.read_text())["variants"]) == {"fp32", SERVING_VARIANT}
+    assert load_predictor(served.path).variant == SERVING_VARIANT
+
+
+def test_compress_for_serving_falls_back_to_fp32_and_can_keep_the_measured_copies(
+    encoder_artifact: Path, tmp_path: Path
+) -> None:
+    texts, _ = all_example_texts()
+    served = compress_for_serving(
+        encoder_artifact,
+        tmp_path / "served",
+        texts,
+        min_cosine=1.0,  # only an exact copy of the fp32 embeddings passes
+        keep_measured=True,
+        latency_inputs=4,
+        log=lambda _: None,
+    )
+    meta = json.loads((served.path / "keel.json").read_text())
+    assert served.chosen == meta["config"]["compress"]["chosen"] == "fp32"
+    assert served.metrics["val_cosine_to_fp32"] == meta["metrics"]["val_cosine_to_fp32"]
+    assert (tmp_path / "served-variants" / "variants" / SERVING_VARIANT / "keel.json").is_file()
+    assert served.report == tmp_path / "served-variants" / "compression_report.json"
 
 
 def test_compress_rejects_a_val_of_no_supported_shape(small_artifact: Path, tmp_path: Path) -> None:

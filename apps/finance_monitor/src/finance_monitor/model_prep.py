@@ -331,25 +331,19 @@ def serve_variant(
     if not (config.compress and compression_available()):
         shutil.copytree(fp32, served)
         return "fp32"
-    from keel.compression import compress
-    from keel.models import read_meta
+    from keel.compression import compress_for_serving
 
-    compress(
+    # Keeps the report, drops the measured copies of the variants (the chosen one is in
+    # ``served``): they would double the folder's size.
+    return compress_for_serving(
         fp32,
         served,
         gate,
         max_drop_points=config.max_accuracy_drop_points,
-        candidates=["onnx-int8"],
-        prefer="onnx-int8",
         work_dir=folder / "variants",
         num_threads=config.num_threads,
-        latency_inputs=16,
         log=progress,
-    )
-    # Keep the report, drop the measured copies of the variants (the chosen one is in
-    # ``served``): they would double the folder's size.
-    shutil.rmtree(folder / "variants" / "variants", ignore_errors=True)
-    return str(read_meta(served).config.get("compress", {}).get("chosen", "fp32"))
+    ).chosen
 
 
 def _build_models(

@@ -91,22 +91,18 @@ def compress_encoder(
     """
     if not isinstance(encoder_dir, Path):
         return encoder_dir, "base encoder: not compressed"
-    from keel.compression import compress
-    from keel.models import read_meta
+    from keel.compression import compress_for_serving
 
-    compress(
+    served = compress_for_serving(
         encoder_dir,
         out_dir,
         sample_texts,
         min_cosine=MIN_COSINE,
-        candidates=["onnx-int8"],
-        prefer="onnx-int8",
-        latency_inputs=16,
+        keep_measured=True,  # the prepared version has always kept them
         log=log.info,
     )
-    meta = read_meta(out_dir)
-    chosen = meta.config.get("compress", {}).get("chosen", "fp32")
-    cosine = float(meta.metrics.get("val_cosine_to_fp32", 1.0))
+    chosen = served.chosen
+    cosine = float(served.metrics.get("val_cosine_to_fp32", 1.0))
     if chosen == "fp32":
         return out_dir, f"onnx int8 below cosine {MIN_COSINE} to fp32; serving fp32"
     return out_dir, f"{chosen}, mean cosine to fp32 {cosine:.3f}"

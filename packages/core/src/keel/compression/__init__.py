@@ -1,5 +1,6 @@
 """Compression: int8 quantization (torch, ONNX Runtime), layer / FFN pruning,
-distillation, static-embedding tiers, the compression report and ``compress`` (pick the fastest good variant)."""
+distillation, static-embedding tiers, the compression report, ``compress`` (pick the fastest good
+variant) and ``compress_for_serving`` (the apps' gated ONNX int8 serving variant)."""
 
 from keel.compression._student import DistillConfig
 from keel.compression.distillation import distill_classifier
@@ -15,19 +16,23 @@ from keel.compression.report import (
     passes_gate,
     plot_report,
 )
+from keel.compression.serving import SERVING_VARIANT, ServedVariant, compress_for_serving
 from keel.compression.static import StaticDistillConfig, distill_static
 from keel.compression.static_tier import CascadeChoice, build_static_tier, choose_thresholds
 from keel.compression.torch_quant import quantize_dynamic_int8
 
 __all__ = [
+    "SERVING_VARIANT",
     "CascadeChoice",
     "DistillConfig",
     "OnnxQuantization",
+    "ServedVariant",
     "StaticDistillConfig",
     "build_static_tier",
     "choose_thresholds",
     "choose_variant",
     "compress",
+    "compress_for_serving",
     "compression_report",
     "distill_classifier",
     "distill_static",
