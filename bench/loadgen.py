@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson  # in the workspace's lock (the recommender serves with it)
@@ -418,3 +420,46 @@ class ClosedLoop:
             for conn in self.connections:
                 await conn.close()
         return self.windows
+
+
+# ------------------------------------------------------------------- CPU counters
+def server_pids(port: int) -> list[int]:
+    """The uvicorn server listening on ``port`` and its worker processes (its process
+    group: ``start_app_server`` starts it in a session of its own)."""
+    proc = Path("/proc")
+    master = None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"uvicorn" in argv and b"--port" in argv and str(port).encode() in argv:
+            master = int(entry.name)
+            break
+    if master is None:
+        return []
+    pids = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == master:  # field 5 of stat: the process group
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far (processes gone since count 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks

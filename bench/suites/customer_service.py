@@ -17,7 +17,10 @@ Suites:
   off; after a warm-up, 5 timed windows: ``p95_ms``, ``rps`` (medians of the windows, min
   and max in the JSON), ``errors`` (all windows, by kind), the CPU per request of the
   server and of the load generator, and, when a target is missed, an in-process profile
-  of the /chat turn (where the CPU goes).
+  of the /chat turn (where the CPU goes). The clients are ``bench/loadgen.py``'s lean
+  asyncio HTTP/1.1 generator (one keep-alive connection each, pre-encoded requests):
+  it runs on the same cores as the server, so it must cost far less CPU than a full
+  client library.
 
 ``--quick`` shrinks data and budgets for a smoke run; its numbers are not results.
 Work folders (models, indexes) live under ``var/bench/customer_service`` and are reused.
@@ -38,6 +41,15 @@ from typing import Any
 import numpy as np
 
 from bench.harness import REPO_ROOT, SuiteContext, SuiteResult, Target, suite
+from bench.loadgen import (
+    LOAD_GENERATOR,
+    ClosedLoop,
+    Connection,
+    Endpoint,
+    Response,
+    cpu_seconds,
+    server_pids,
+)
 
 AREA = "customer-service"
 ISSUE = "issue 5 target"
@@ -419,119 +431,66 @@ async def _run_clients(
     window_s: float,
     windows: int,
     on_window: Any = None,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Closed-loop load (no think time) for ``warmup_s``, then ``windows`` timed windows
-    of ``window_s`` each, back to back. A request counts in the window it started in if
-    it ended in it too (the rest are in no window). ``on_window(index)`` is called as
-    each window opens (``-1``: after the last one), e.g. to read CPU counters.
+    of ``window_s`` each, back to back, from ``clients`` clients of the lean load
+    generator (``bench/loadgen.py``: one keep-alive connection each). A request counts in
+    the window it started in if it ended in it too (the rest are in no window).
+    ``on_window(index)`` is called as each window opens (``-1``: after the last one),
+    e.g. to read CPU counters.
 
     Returns:
-        Per window: ``latencies`` (s), ``errors``, ``requests``, ``error_kinds``.
+        Per window: ``latencies`` (s), ``errors``, ``requests``, ``error_kinds``; and the
+        run's ``reconnects`` and the errors outside the windows (warm-up, straddling).
     """
-    import httpx
-
-    start = time.perf_counter()
-    bounds = [start + warmup_s + k * window_s for k in range(windows + 1)]
-    stop_at = bounds[-1]
-    results: list[dict[str, Any]] = [
-        {"latencies": [], "errors": 0, "requests": 0, "error_kinds": {}} for _ in range(windows)
-    ]
-    # Idle connections are dropped after 2 s, before uvicorn closes them (after 5 s, its
-    # keep-alive timeout): with the same 5 s on both sides (httpx's default), a request
-    # sent on a connection the server is closing fails with a ReadError, the client's
-    # pool race, not the server's answer.
-    limits = httpx.Limits(
-        max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0
+    host, port_text = base_url.removeprefix("http://").rsplit(":", 1)
+    port = int(port_text)
+    loop = ClosedLoop(
+        host, port, warmup_s=warmup_s, window_s=window_s, windows=windows, on_window=on_window
     )
+    authority = f"{host}:{port}"
+    start_session = Endpoint("POST", "/sessions", authority).request()
+    chat = Endpoint("POST", "/chat", authority)
+    # Each message's JSON once; a request is the session's prefix + the message + "}".
+    encoded = [json.dumps(text).encode() for text in messages]
 
-    def window_of(t0: float, t1: float) -> dict[str, Any] | None:
-        for k in range(windows):
-            if bounds[k] <= t0 and t1 <= bounds[k + 1]:
-                return results[k]
-        return None
+    def bot_answered(response: Response) -> str | None:
+        return None if isinstance(response.json()["state"], str) else "no state in the answer"
 
-    async def ticker() -> None:
-        for k in range(windows + 1):
-            await asyncio.sleep(max(0.0, bounds[k] - time.perf_counter()))
-            if on_window is not None:
-                on_window(k if k < windows else -1)
+    async def new_session(conn: Connection) -> bytes:
+        response = await conn.request(start_session)
+        if response.status != 200:
+            raise RuntimeError(f"POST /sessions answered {response.status}: {response.text()}")
+        return b'{"session_id":' + json.dumps(response.json()["session_id"]).encode()
 
-    async def client_loop(index: int, http: httpx.AsyncClient) -> None:
-        session = (await http.post("/sessions")).json()["session_id"]
+    async def client_loop(index: int) -> None:
+        conn = loop.connection()
+        prefix = await new_session(conn) + b',"message":'
         position = index * 997
-        while time.perf_counter() < stop_at:
-            text = messages[position % len(messages)]
+        while loop.running:
+            text = encoded[position % len(encoded)]
             position += 1
-            t0 = time.perf_counter()
-            handed_off = False
-            kind = None
-            try:
-                response = await http.post("/chat", json={"session_id": session, "message": text})
-                ok = response.status_code == 200
-                handed_off = ok and response.json()["state"] != "bot"
-                if not ok:
-                    kind = f"http {response.status_code}: {response.text[:120]}"
-            except httpx.HTTPError as exc:
-                ok = False
-                kind = type(exc).__name__
-            t1 = time.perf_counter()
-            window = window_of(t0, t1)
-            if window is not None:
-                window["requests"] += 1
-                window["latencies"].append(t1 - t0)
-                if not ok:
-                    window["errors"] += 1
-                    window["error_kinds"][kind] = window["error_kinds"].get(kind, 0) + 1
-            if handed_off:
+            response = await loop.send(conn, chat.request(prefix + text + b"}"), bot_answered)
+            if response is not None and response.json()["state"] != "bot":
                 # A handed-off conversation gets no bot answers: measure the bot, so
                 # start a new conversation (the silent path would flatter the numbers).
-                session = (await http.post("/sessions")).json()["session_id"]
+                prefix = await new_session(conn) + b',"message":'
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
-        await asyncio.gather(ticker(), *(client_loop(i, http) for i in range(clients)))
-    return results
-
-
-def _server_pids(port: int) -> list[int]:
-    """The uvicorn server listening on ``port`` and its worker processes (its process
-    group: ``start_app_server`` starts it in a session of its own)."""
-    proc = Path("/proc")
-    master = None
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"uvicorn" in argv and b"--port" in argv and str(port).encode() in argv:
-            master = int(entry.name)
-            break
-    if master is None:
-        return []
-    pids = []
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == master:  # field 5 of stat: the process group
-                pids.append(int(entry.name))
-    return pids
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of ``pids`` so far (processes gone since count 0)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+    per_window = await loop.run([client_loop(i) for i in range(clients)])
+    results = [
+        {
+            "latencies": w.latencies,
+            "errors": w.errors,
+            "requests": w.requests,
+            "error_kinds": w.error_kinds,
+        }
+        for w in per_window
+    ]
+    return results, {
+        "reconnects": loop.reconnects,
+        "errors_outside_windows": loop.unwindowed_errors,
+        "error_kinds_outside_windows": loop.unwindowed_error_kinds,
+    }
 
 
 def _chat_profile(state: Path, messages: list[str], count: int, workers: int) -> dict[str, Any]:
@@ -682,17 +641,17 @@ def chat_load(ctx: SuiteContext) -> SuiteResult:
         import httpx
 
         health = _all_workers_ready(url, workers)
-        pids = _server_pids(int(url.rsplit(":", 1)[1]))
+        pids = server_pids(int(url.rsplit(":", 1)[1]))
 
         def on_window(_index: int) -> None:
-            server_cpu.append(_cpu_seconds(pids))
+            server_cpu.append(cpu_seconds(pids))
             client_cpu.append(time.process_time())
 
         ctx.log(
             f"server ready ({health['intent_model']['variant']}, {workers} workers); "
             f"{clients} clients, {warmup_s:.0f} s warm-up + {windows} x {window_s:.0f} s"
         )
-        per_window = asyncio.run(
+        per_window, connections = asyncio.run(
             _run_clients(url, messages, clients, warmup_s, window_s, windows, on_window)
         )
         server_metrics = httpx.get(url + "/metrics", timeout=10).text
@@ -740,7 +699,10 @@ def chat_load(ctx: SuiteContext) -> SuiteResult:
         "cpu": cpu,
         "server": f"uvicorn, {workers} worker process(es) ({CHAT_WORKERS_ENV}; default one "
         "per core) sharing one SQLite database, on 127.0.0.1; the load generator "
-        "(httpx) runs on the same machine",
+        "(bench/loadgen.py: asyncio streams, one HTTP/1.1 keep-alive connection per "
+        "client) runs on the same machine",
+        "load_generator": LOAD_GENERATOR,
+        "connections": connections,
         "intent_model": health["intent_model"],
         "answer_kinds_served": kinds,
         "messages": f"{len(messages)} bundled demo utterances + Banking77 valid texts, "

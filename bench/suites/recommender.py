@@ -15,9 +15,11 @@ Suites:
   of each after a warm-up. Client-side p50/p95: the median of the runs' figures (min
   and max in the JSON); when the uncached p95 misses its target, a profile of the
   encoder on those texts.
-- ``rerank-load``: 32 concurrent keep-alive clients sending the cached-candidate request
-  for a fixed time; requests/s (median of 5 windows, min and max) and errors (non-200
-  or broken connections).
+- ``rerank-load``: 32 concurrent keep-alive clients (``bench/loadgen.py``'s lean asyncio
+  HTTP/1.1 generator, on the same cores as the server) sending the cached-candidate
+  request: a 2 s warm-up, then 5 timed windows; requests/s (median of the windows, min
+  and max), errors (non-2xx or broken connections, by kind), client-side p50/p95 and
+  the CPU per request of the server and of the load generator.
 
 Environment: ``KEEL_REC_BENCH_STATE`` (prepared state dir, default
 ``var/recommender-bench``), ``KEEL_REC_BENCH_WORKERS`` (uvicorn workers of
@@ -43,6 +45,14 @@ from typing import Any
 import numpy as np
 
 from bench.harness import REPO_ROOT, BenchError, SuiteContext, SuiteResult, Target, suite
+from bench.loadgen import (
+    LOAD_GENERATOR,
+    ClosedLoop,
+    Connection,
+    Endpoint,
+    cpu_seconds,
+    server_pids,
+)
 
 ISSUE = "issue 7 target"
 STATE_DIR = Path(os.environ.get("KEEL_REC_BENCH_STATE", REPO_ROOT / "var" / "recommender-bench"))
@@ -173,51 +183,20 @@ _TOPICS = [
 _ANGLES = ["weekly projects", "short videos", "a mentor", "live sessions", "worksheets"]
 
 
-class _KeepAliveClient:
-    """A minimal HTTP/1.1 keep-alive client (asyncio streams): far lighter than a full
-    client library, so the load generator does not starve the server of CPU."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        self.writer.write(head + body)
-        await self.writer.drain()
-        status_line = await self.reader.readline()
-        status = int(status_line.split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await self.reader.readexactly(length)
-        return status
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 async def _sequential(host: str, port: int, bodies: list[bytes]) -> tuple[list[float], int]:
-    client = _KeepAliveClient(host, port)
+    """One keep-alive connection, one request after another; latencies (ms) and errors
+    (non-2xx answers; a broken connection raises)."""
+    endpoint = Endpoint("POST", "/rerank", f"{host}:{port}")
+    conn = Connection(host, port)
     times, errors = [], 0
-    for body in bodies:
-        start = time.perf_counter()
-        status = await client.post("/rerank", body)
-        times.append((time.perf_counter() - start) * 1000)
-        errors += status != 200
-    await client.close()
+    try:
+        for raw in [endpoint.request(body) for body in bodies]:
+            start = time.perf_counter()
+            response = await conn.request(raw)
+            times.append((time.perf_counter() - start) * 1000)
+            errors += not response.ok
+    finally:
+        await conn.close()
     return times, errors
 
 
@@ -368,46 +347,60 @@ def _encoder_profile(state: Path, bodies: list[bytes], p50_ms: float) -> dict[st
 
 # ------------------------------------------------------------------------------- load
 async def _load(
-    host: str, port: int, bodies: list[bytes], clients: int, seconds: float, windows: int = 1
+    host: str,
+    port: int,
+    bodies: list[bytes],
+    clients: int,
+    warmup_s: float,
+    window_s: float,
+    windows: int,
+    on_window: Any = None,
 ) -> dict[str, Any]:
-    """``clients`` closed-loop keep-alive clients for ``seconds``, counted in ``windows``
-    equal windows (a request counts in the window it completed in)."""
-    done = [0] * windows
-    errors = 0
-    kinds: dict[str, int] = {}
-    started = time.perf_counter()
-    window_s = seconds / windows
-    stop = started + seconds
+    """``clients`` closed-loop clients of ``bench/loadgen.py`` (one keep-alive connection
+    each) sending ``bodies`` in turn: ``warmup_s``, then ``windows`` timed windows of
+    ``window_s`` back to back (a request counts in the window it started and ended in).
+    """
+    loop = ClosedLoop(
+        host, port, warmup_s=warmup_s, window_s=window_s, windows=windows, on_window=on_window
+    )
+    endpoint = Endpoint("POST", "/rerank", f"{host}:{port}")
+    requests = [endpoint.request(body) for body in bodies]
 
     async def worker(k: int) -> None:
-        nonlocal errors
-        client = _KeepAliveClient(host, port)
+        conn = loop.connection()
         i = k
-        while time.perf_counter() < stop:
-            try:
-                status = await client.post("/rerank", bodies[i % len(bodies)])
-                if status != 200:
-                    errors += 1
-                    kinds[f"http {status}"] = kinds.get(f"http {status}", 0) + 1
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                errors += 1
-                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
-                await client.close()
-                client = _KeepAliveClient(host, port)
-            window = int((time.perf_counter() - started) / window_s)
-            done[min(window, windows - 1)] += 1
+        while loop.running:
+            await loop.send(conn, requests[i % len(requests)])
             i += clients
-        await client.close()
 
-    await asyncio.gather(*(worker(k) for k in range(clients)))
-    elapsed = time.perf_counter() - started
+    per_window = await loop.run([worker(k) for k in range(clients)])
+    kinds: dict[str, int] = {}
+    for w in per_window:
+        for kind, n in w.error_kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + n
     return {
-        "rps": sum(done) / elapsed,
-        "window_rps": [n / window_s for n in done],
-        "errors": float(errors),
-        "requests": float(sum(done)),
-        "seconds": elapsed,
+        "window_rps": [w.requests / window_s for w in per_window],
+        "p50_ms": [_percentile_ms(w.latencies, 50) for w in per_window],
+        "p95_ms": [_percentile_ms(w.latencies, 95) for w in per_window],
+        "errors": float(sum(w.errors for w in per_window)),
+        "requests": float(sum(w.requests for w in per_window)),
         "error_kinds": kinds,
+        "reconnects": loop.reconnects,
+        "errors_outside_windows": loop.unwindowed_errors,
+        "error_kinds_outside_windows": loop.unwindowed_error_kinds,
+    }
+
+
+def _percentile_ms(latencies: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(latencies) * 1000, q)) if latencies else float("nan")
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {
+        "median": round(float(np.median(values)), 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+        "runs": [round(v, 2) for v in values],
     }
 
 
@@ -428,32 +421,60 @@ def rerank_load(ctx: SuiteContext) -> SuiteResult:
     bodies = _bodies(state, 200, uncached=False)
     windows = ctx.runs
     seconds = 5.0 if ctx.quick else 20.0
+    window_s = seconds / windows
+    warmup_s = 2.0  # every worker gets connections and warms up
+    server_cpu: list[float] = []
+    client_cpu: list[float] = []
     with _server(state, workers=workers) as (host, port):
-        asyncio.run(_load(host, port, bodies[:50], 4, 2.0))  # warm-up (every worker)
-        result = asyncio.run(_load(host, port, bodies, 32, seconds, windows))
+        pids = server_pids(port)
+
+        def on_window(_index: int) -> None:
+            server_cpu.append(cpu_seconds(pids))
+            client_cpu.append(time.process_time())
+
+        result = asyncio.run(_load(host, port, bodies, 32, warmup_s, window_s, windows, on_window))
     rates = result["window_rps"]
+    requests = result["requests"]
+
+    def per_request_ms(counters: list[float]) -> float | None:
+        if len(counters) < 2 or not requests:
+            return None
+        return round((counters[-1] - counters[0]) / requests * 1000, 3)
+
     return SuiteResult(
         metrics={"rps": float(np.median(rates)), "errors": result["errors"]},
         details={
-            "requests": result["requests"],
-            "seconds": round(result["seconds"], 1),
+            "requests": requests,
+            "seconds": round(seconds, 1),
+            "warmup_s": warmup_s,
             "clients": 32,
             "uvicorn_workers": workers,
             "windows": windows,
-            "per_window_rps": {
-                "median": round(float(np.median(rates)), 2),
-                "min": round(min(rates), 2),
-                "max": round(max(rates), 2),
-                "runs": [round(r, 2) for r in rates],
-            },
-            "overall_rps": round(result["rps"], 2),
+            "window_s": round(window_s, 3),
+            "per_window_rps": _spread(rates),
+            "per_window_p50_ms": _spread(result["p50_ms"]),
+            "per_window_p95_ms": _spread(result["p95_ms"]),
+            "overall_rps": round(requests / seconds, 2),
             "error_kinds": result["error_kinds"],
+            "connections": {
+                "reconnects": result["reconnects"],
+                "errors_outside_windows": result["errors_outside_windows"],
+                "error_kinds_outside_windows": result["error_kinds_outside_windows"],
+            },
+            "cpu": {
+                "server_cpu_ms_per_request": per_request_ms(server_cpu),
+                "load_generator_cpu_ms_per_request": per_request_ms(client_cpu),
+                "server_processes": len(pids),
+            },
+            "load_generator": LOAD_GENERATOR,
         },
         recipe={
             "clients": 32,
             "workers": workers,
             "seconds": seconds,
+            "warmup_s": warmup_s,
             "windows": windows,
-            "figures": "rps = median of the windows' rates (min and max in details)",
+            "figures": "rps = median of the windows' rates (min and max in details); a "
+            "request counts in the window it started and ended in",
         },
     )
