@@ -133,6 +133,18 @@ def load_model(
     return load_predictor(model_dir, backend="auto", num_threads=num_threads, cache_size=cache_size)
 
 
+def load_model_lazily(
+    model_dir: str | Path, num_threads: int | None = None, cache_size: int = 0
+) -> Predictor:
+    """``load_model``, deferred until the model is first used for more than its ``dim``
+    (``prepare`` on a cached state usually has nothing to embed)."""
+    from keel.inference import load_predictor_lazily
+
+    return load_predictor_lazily(
+        model_dir, backend="auto", num_threads=num_threads, cache_size=cache_size
+    )
+
+
 def new_retriever(embedder: Any) -> Any:
     """An empty hybrid (BM25 + vectors) retriever."""
     from keel.retrieval import HybridRetriever
@@ -250,19 +262,15 @@ def compress_encoder(
     """Serve a torch encoder artifact as ONNX (int8 by default) through ``keel.compress``:
     the variant is kept only when its embeddings of ``gate_texts`` have a mean cosine of
     at least ``min_cosine`` to the fp32 ones; otherwise the fp32 encoder serves."""
-    from keel.compression import compress
+    from keel.compression import compress_for_serving
 
-    variant = "onnx-int8" if quantize else "onnx-fp32"
-    return Path(
-        compress(
-            src,
-            out_dir,
-            list(gate_texts),
-            min_cosine=min_cosine,
-            candidates=[variant],
-            prefer=variant,
-            num_threads=num_threads,
-            latency_inputs=16,
-            log=log,
-        )
-    )
+    return compress_for_serving(
+        src,
+        out_dir,
+        list(gate_texts),
+        min_cosine=min_cosine,
+        variant="onnx-int8" if quantize else "onnx-fp32",
+        keep_measured=True,  # the retriever's prepared version has always kept them
+        num_threads=num_threads,
+        log=log,
+    ).path

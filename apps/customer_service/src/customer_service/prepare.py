@@ -250,20 +250,26 @@ class ServingModels:
 
 
 def load_serving_models(
-    settings: Settings, intent: IntentArtifacts, budget: Budget | None = None
+    settings: Settings,
+    intent: IntentArtifacts,
+    budget: Budget | None = None,
+    lazy: bool = False,
 ) -> ServingModels:
     """Load the intent model; with the ``head`` budget its encoder is the frozen base
     encoder, so it also embeds the knowledge base and a /chat message needs one encoder
     pass (the predictor's per-text cache serves the second use). A retrieval encoder
     fine-tuned with ``train-retriever`` takes the knowledge base over when present.
-    ``budget`` is the one ``intent`` was trained with (default: the setting's)."""
-    predictor = engine.load_model(
+    ``budget`` is the one ``intent`` was trained with (default: the setting's). With
+    ``lazy``, each model loads on its first use beyond its ``dim``: ``prepare`` on a
+    cached state opens the knowledge base without loading any."""
+    load = engine.load_model_lazily if lazy else engine.load_model
+    predictor = load(
         intent.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
     )
     retriever = read_retriever_manifest(settings.models_dir)
     if retriever is not None:
         # A domain-adapted encoder from ``train-retriever`` embeds the knowledge base.
-        embedder = engine.load_model(
+        embedder = load(
             retriever.model_dir, num_threads=settings.num_threads, cache_size=settings.cache_size
         )
         return ServingModels(
@@ -272,9 +278,7 @@ def load_serving_models(
     if (budget or settings.budget) is Budget.FAST:
         return ServingModels(predictor, predictor, f"intent-{intent.fingerprint}")
     base = settings.base_model or RETRIEVAL_MODEL
-    embedder = engine.load_model(
-        base, num_threads=settings.num_threads, cache_size=settings.cache_size
-    )
+    embedder = load(base, num_threads=settings.num_threads, cache_size=settings.cache_size)
     return ServingModels(predictor, embedder, base)
 
 
@@ -412,7 +416,8 @@ def _prepare_language(
     if language != "en":
         report(f"language {language}: base model {settings.base_model}")
     intent = prepare_intent_model(settings, force=force, report=report)
-    models = load_serving_models(settings, intent)
+    # Lazily: the encoders load only if a document is new or changed.
+    models = load_serving_models(settings, intent, lazy=True)
     knowledge_base = open_knowledge_base(
         settings, models.embedder, models.embedder_id, models.search_mode
     )

@@ -5,6 +5,7 @@ tier with its cascade, and a deterministic fake for unit tests."""
 from keel.inference._batcher import BatcherClosedError, MicroBatcher
 from keel.inference._cache import EmbeddingCache
 from keel.inference._encoder_base import EncoderPredictor
+from keel.inference._lazy import LazyPredictor, load_predictor_lazily, peek_dim
 from keel.inference._loader import Backend, load_predictor
 from keel.inference._protocol import Predictor
 from keel.inference._static import (
@@ -25,6 +26,7 @@ __all__ = [
     "EmbeddingCache",
     "EncoderPredictor",
     "FakePredictor",
+    "LazyPredictor",
     "LinearHead",
     "MicroBatcher",
     "Predictor",
@@ -32,6 +34,8 @@ __all__ = [
     "confident_rows",
     "load_cascade",
     "load_predictor",
+    "load_predictor_lazily",
     "load_static_predictor",
     "mean_pool",
+    "peek_dim",
 ]
