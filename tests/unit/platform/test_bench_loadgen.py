@@ -257,7 +257,7 @@ def test_closed_loop_counts_requests_errors_and_bad_bodies() -> None:
     async def scenario() -> ClosedLoop:
         async with uvicorn_server() as port:
             loop = ClosedLoop(
-                HOST, port, warmup_s=0.2, window_s=0.5, windows=2, on_window=opened.append
+                HOST, port, warmup_s=0.2, window_s=1.0, windows=2, on_window=opened.append
             )
             endpoint = Endpoint("POST", "/echo", f"{HOST}:{port}")
 
