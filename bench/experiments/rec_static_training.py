@@ -138,7 +138,9 @@ class Experiment:
         snap = CatalogueSnapshot.build(self.items, vectors)
         blend = fit_blend(snap, self.train_log, self.config)
         signals = learn_signals(snap, self.train_log, blend)
-        metrics = evaluate_methods(snap, signals, self.train_log, self.valid_log, show_progress=False)
+        metrics = evaluate_methods(
+            snap, signals, self.train_log, self.valid_log, show_progress=False
+        )
         return lift_of(metrics)
 
     def embed_ms(self, models: dict[str, Any], runs: int) -> dict[str, float]:
@@ -271,7 +273,9 @@ def main() -> None:
     if not args.skip_transformer_eval:
         clock = time.perf_counter()
         out["variants"]["transformer"] = exp.evaluate(target_raw)
-        print("transformer", out["variants"]["transformer"], round(time.perf_counter() - clock), "s")
+        print(
+            "transformer", out["variants"]["transformer"], round(time.perf_counter() - clock), "s"
+        )
     # One distillation at full width without SIF (the centred raw table); the 256-dim PCA
     # and the SIF weights are applied here exactly as distill_table does.
     folder = distill_static(
