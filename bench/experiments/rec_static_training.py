@@ -19,6 +19,12 @@ This script tries, on top of the distilled table (``keel.compression.static``):
   (MultipleNegativesRanking, scale 20), with the regression loss kept as an anchor.
 * dims 256 (PCA, the distilled default) vs 384 (the encoder's full width).
 
+Variants (suffix ``-<dims>``): ``distilled`` (no training), ``regress`` (regression
+only), ``contrastive`` (contrastive from the distilled table, regression loss as an anchor
+term), ``regress+contrastive`` (regression epochs first, then the contrastive ones).
+``--save DIR --save-variant NAME`` writes one of them as a static artifact (model2vec
+folder + a head-less ``static_tier.json``) and checks that it reloads to the same vectors.
+
 Every variant is scored with the app's own pipeline: ``CatalogueSnapshot`` of the static
 vectors, ``fit_blend`` + ``learn_signals`` on the training log, ``evaluate_methods`` on
 the held-out tail of ``temporal_split(interactions, 0.1)``. That tail is a VALIDATION
@@ -134,14 +140,22 @@ class Experiment:
         return vectors
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate(self, vectors: np.ndarray) -> dict[str, float]:
+    def evaluate(self, vectors: np.ndarray) -> dict[str, Any]:
+        """Lift and nDCGs on the validation tail (negatives seed 13, as the app's
+        evaluation), plus the lift under the ``--eval-seeds`` other negative samples."""
         snap = CatalogueSnapshot.build(self.items, vectors)
         blend = fit_blend(snap, self.train_log, self.config)
         signals = learn_signals(snap, self.train_log, blend)
-        metrics = evaluate_methods(
-            snap, signals, self.train_log, self.valid_log, show_progress=False
-        )
-        return lift_of(metrics)
+        row: dict[str, Any] = {}
+        for seed in (13, *self.args.eval_seeds):
+            metrics = evaluate_methods(
+                snap, signals, self.train_log, self.valid_log, seed=seed, show_progress=False
+            )
+            if seed == 13:
+                row |= lift_of(metrics)
+            else:
+                row.setdefault("lift_other_seeds", []).append(lift_of(metrics)["lift"])
+        return row
 
     def embed_ms(self, models: dict[str, Any], runs: int) -> dict[str, float]:
         """Median ms per 100 documents of each model, the models interleaved per run."""
@@ -237,6 +251,35 @@ def train_table(
     return out + bias.detach().numpy()[None, :]
 
 
+def save_variant(folder: Path, model: Any, docs: list[str], out: dict[str, Any]) -> dict[str, Any]:
+    """Write a trained table as a plain static artifact: model2vec's folder
+    (``keel.compression.static.save_static``), loadable with
+    ``model2vec.StaticModel.from_pretrained(folder)``, plus a head-less
+    ``static_tier.json`` (cascade off) so ``keel.inference._static.load_static_predictor``
+    loads it as an embedding-only ``StaticPredictor``; checks the round trip."""
+    from keel.compression.static import save_static
+    from keel.inference._static import TIER_FILE, load_static_predictor
+
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"--save {folder}: exists and is not empty")
+    save_static(folder, np.asarray(model.embedding), model.tokenizer, dict(model.config))
+    meta = {
+        "format": 1,
+        "heads": {},
+        "cascade": {"enabled": False, "reason": "embedding-only table (no heads)"},
+        "trained_by": "bench/experiments/rec_static_training.py",
+        "settings": out["settings"],
+        "encoder": out["encoder"],
+    }
+    (folder / TIER_FILE).write_text(json.dumps(meta, indent=2, default=lambda x: None))
+    loaded = load_static_predictor(folder).embed(docs)
+    expected = StaticPredictor(model, {}).embed(docs)
+    diff = float(np.abs(loaded - expected).max())
+    if diff > 1e-5:
+        raise SystemExit(f"saved table differs from the trained one (max |diff| {diff})")
+    return {"folder": str(folder), "max_abs_diff_after_reload": diff}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="/work/shared/data/movielens100k")
@@ -252,6 +295,14 @@ def main() -> None:
     parser.add_argument("--holdout-items", type=float, default=0.1)
     parser.add_argument("--timing-runs", type=int, default=7)
     parser.add_argument("--skip-transformer-eval", action="store_true")
+    parser.add_argument(
+        "--eval-seeds",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        help="further negative-sampling seeds of the validation cases (e.g. 14,15)",
+    )
+    parser.add_argument("--save", default=None, help="write --save-variant's table here")
+    parser.add_argument("--save-variant", default=None, help="e.g. regress+contrastive-256")
     parser.add_argument("--variants", default="distilled,regress,contrastive,regress+contrastive")
     args = parser.parse_args()
     if not 0 <= args.holdout_items < 0.5:
@@ -341,6 +392,12 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, default=lambda x: None))
     print(json.dumps(out["variants"], indent=1))
+    if args.save:
+        if args.save_variant not in models:
+            parser.error(f"--save-variant must be one of {sorted(models)}")
+        out["saved"] = save_variant(Path(args.save), models[args.save_variant], exp.docs, out)
+        Path(args.out).write_text(json.dumps(out, indent=2, default=lambda x: None))
+        print("saved", out["saved"])
     assert all(math.isfinite(v["lift"]) for v in out["variants"].values())
 
 
