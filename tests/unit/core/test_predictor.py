@@ -10,6 +10,7 @@ import pytest
 
 from keel import ArtifactError, ConfigError, ModelNotFoundError
 from keel.inference import EncoderPredictor, FakePredictor, Predictor, load_predictor
+from keel.models import TextRole
 from tests.unit.core._serve_fixtures import (
     EXAMPLES,
     SENTIMENT,
@@ -84,6 +85,20 @@ def test_lru_cache_serves_repeated_texts(predictor: EncoderPredictor) -> None:
     second = predictor.embed(["cache me please"])
     assert predictor.cache.hits == hits_before + 1
     np.testing.assert_array_equal(first, second)
+
+
+def test_is_cached_peeks_without_touching_the_cache(predictor: EncoderPredictor) -> None:
+    predictor.cache.clear()
+    assert not predictor.is_cached(["peek at me"])
+    predictor.classify(["peek at me"])
+    hits, misses = predictor.cache.hits, predictor.cache.misses
+    assert predictor.is_cached(["peek at me"])
+    assert not predictor.is_cached(["peek at me", "not seen yet"])
+    assert (predictor.cache.hits, predictor.cache.misses) == (hits, misses)  # a peek
+    # Passages are cached under their own prefix, when the encoder has one.
+    as_passage = predictor.is_cached(["peek at me"], role=TextRole.PASSAGE)
+    assert as_passage == (not predictor.prefixes.enabled)
+    assert not predictor.is_cached("peek at me")  # a string is not a list of texts
 
 
 def test_lru_cache_evicts_least_recently_used() -> None:

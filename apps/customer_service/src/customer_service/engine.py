@@ -177,6 +177,22 @@ def make_batched_classifier(predictor: Predictor, max_batch_size: int, max_wait_
     return MicroBatcher(classify_batch, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
 
 
+def batched_classify(predictor: Predictor, batcher: Any) -> Callable[[list[str]], np.ndarray]:
+    """``texts -> probabilities`` through ``batcher`` (``make_batched_classifier``), except
+    when the predictor's cache already holds every text: no encoder pass is then needed,
+    so the caller's thread classifies at once instead of handing the texts to the
+    batcher's thread and waiting for it (the same probabilities, less CPU and latency)."""
+
+    def classify(texts: list[str]) -> np.ndarray:
+        # Looked up per call: on a lazily loaded predictor the attribute loads the model.
+        is_cached = getattr(predictor, "is_cached", None)
+        if is_cached is not None and is_cached(texts):
+            return np.asarray(predictor.classify(texts))
+        return np.stack([batcher.submit(text) for text in texts])
+
+    return classify
+
+
 def export_base_encoder(
     out_dir: Path, quantize: str | None = "dynamic", max_length: int = 256
 ) -> Path:

@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from customer_service import engine
 from customer_service.config import Settings
 from customer_service.documents import Document
@@ -136,9 +134,7 @@ def build_pipeline(
     batcher = engine.make_batched_classifier(
         models.predictor, settings.batch_max_size, settings.batch_max_wait_ms
     )
-
-    def classify(texts: list[str]) -> np.ndarray:
-        return np.stack([batcher.submit(text) for text in texts])
+    classify = engine.batched_classify(models.predictor, batcher)
 
     knowledge_base = open_knowledge_base(
         own, models.embedder, models.embedder_id, models.search_mode

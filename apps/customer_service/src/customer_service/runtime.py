@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from customer_service import engine
 from customer_service.config import Settings
 from customer_service.dialogue import DialogueManager, DialoguePolicy
@@ -85,9 +83,7 @@ def build_services(settings: Settings, show_progress: bool = False) -> Services:
     batcher = engine.make_batched_classifier(
         predictor, settings.batch_max_size, settings.batch_max_wait_ms
     )
-
-    def classify(texts: list[str]) -> np.ndarray:
-        return np.stack([batcher.submit(text) for text in texts])
+    classify = engine.batched_classify(models.predictor, batcher)
 
     intents = IntentModel(classify, predictor.labels, intent.threshold)
     store = ConversationStore(settings.resolved_database_url)
@@ -333,9 +329,7 @@ def swap_intent_model(
     batcher = engine.make_batched_classifier(
         models.predictor, settings.batch_max_size, settings.batch_max_wait_ms
     )
-
-    def classify(texts: list[str]) -> np.ndarray:
-        return np.stack([batcher.submit(text) for text in texts])
+    classify = engine.batched_classify(models.predictor, batcher)
 
     knowledge_base = open_knowledge_base(
         settings, models.embedder, models.embedder_id, models.search_mode

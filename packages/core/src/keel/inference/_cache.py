@@ -31,6 +31,11 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, text: object) -> bool:
+        """Whether ``text`` is cached (a peek: neither the counters nor the order change)."""
+        with self._lock:
+            return text in self._entries
+
     def get(self, text: str) -> np.ndarray | None:
         """Return the cached vector of ``text`` (and mark it recently used), or None."""
         with self._lock:

@@ -153,6 +153,16 @@ class EncoderPredictor(ABC):
             [chosen.labels[i] for i in np.flatnonzero(row >= threshold)] for row in probabilities
         ]
 
+    def is_cached(self, texts: Sequence[str], role: TextRole = TextRole.QUERY) -> bool:
+        """Whether every text's embedding is in the cache, so ``classify``, ``embed`` or
+        ``features`` (``role=PASSAGE``: ``embed_passages``) would run no encoder pass: a
+        caller may then skip a micro-batcher's thread hop. A peek; the cache's counters
+        and order do not change. False when the cache is off."""
+        if not self._cache.enabled or isinstance(texts, str):
+            return False
+        keys = self.prefixes.apply(list(texts), role)
+        return all(key in self._cache for key in keys)
+
     def features(self, texts: Sequence[str]) -> np.ndarray:
         """The vectors the heads read: pooled embeddings, L2-normalised when the
         artifact says ``normalize`` (used to re-fit heads after compression)."""
