@@ -4,7 +4,9 @@
 Issue 17 wants POST /rerank p95 <= 60 ms for 50 history x 100 uncached candidates on a
 2-core CPU; only a static-embedding tier is that fast, but the plain distillation of the
 fine-tuned MiniLM lost too much quality (lift +8-9% vs the transformer's +12.7%, bar 10%).
-This script tries, on top of the distilled table (``keel.compression.static``):
+This script tries, on top of the distilled table (``keel.compression.static``; the
+training itself now lives there as ``train_table`` / ``train_static``, which the
+recommender's ``prepare`` uses):
 
 * ``regress``: tokenlearn-style regression. The table's rows that occur in the catalogue's
   item documents are trained (torch ``EmbeddingBag``, mean pooling, exactly model2vec's
@@ -61,7 +63,14 @@ from typing import Any
 
 import numpy as np
 
-from keel.compression.static import StaticDistillConfig, distill_static, zipf_sif_weights
+from keel.compression.static import (
+    StaticDistillConfig,
+    StaticTrainConfig,
+    distill_static,
+    pca_axes,
+    train_table,
+    zipf_sif_weights,
+)
 from keel.inference import load_predictor
 from keel.inference._static import StaticPredictor
 from recommender.catalogue import CatalogueSnapshot
@@ -88,20 +97,6 @@ def lift_of(metrics: dict[str, float]) -> dict[str, float]:
         "best_baseline_ndcg10": round(best, 4),
         "cases": metrics["cases"],
     }
-
-
-def pca_axes(table: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and top ``dims`` principal axes, as ``keel.compression.static.pca_project``
-    computes them (same sign convention): ``pca_project(t, d) == (t - mean) @ axes``."""
-    x = table.astype(np.float64)
-    mean = x.mean(axis=0)
-    if dims >= table.shape[1]:
-        return mean, np.eye(table.shape[1])
-    x = x - mean
-    values, axes = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
-    top = axes[:, np.argsort(values)[::-1][:dims]]
-    top *= np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
-    return mean, top
 
 
 class Experiment:
@@ -178,77 +173,6 @@ def fidelity(static: np.ndarray, target: np.ndarray, rows: np.ndarray) -> float:
     a = static[rows] / np.maximum(np.linalg.norm(static[rows], axis=1, keepdims=True), 1e-9)
     b = target[rows] / np.maximum(np.linalg.norm(target[rows], axis=1, keepdims=True), 1e-9)
     return round(float((a * b).sum(axis=1).mean()), 4)
-
-
-def train_table(
-    table: np.ndarray,
-    doc_ids: list[list[int]],
-    targets: np.ndarray,
-    train_rows: np.ndarray,
-    pairs: list[tuple[int, int]],
-    *,
-    regress_epochs: int,
-    contrastive_epochs: int,
-    lr: float,
-    anchor_weight: float,
-    seed: int = 13,
-) -> np.ndarray:
-    """The table with its corpus rows trained (see the module docstring); the learned
-    offset is folded into every row."""
-    import torch
-    import torch.nn.functional as F
-
-    torch.manual_seed(seed)
-    used = sorted({t for ids in doc_ids for t in ids})
-    local = {t: i for i, t in enumerate(used)}
-    flat = torch.tensor([local[t] for ids in doc_ids for t in ids], dtype=torch.long)
-    lengths = [len(ids) for ids in doc_ids]
-    offsets = torch.tensor([0, *np.cumsum(lengths)[:-1].tolist()], dtype=torch.long)
-    bag = torch.nn.EmbeddingBag(len(used), table.shape[1], mode="mean")
-    with torch.no_grad():
-        bag.weight.copy_(torch.from_numpy(table[used]))
-    bias = torch.nn.Parameter(torch.zeros(table.shape[1]))
-    optimizer = torch.optim.Adam([bag.weight, bias], lr=lr)
-    target_t = F.normalize(torch.from_numpy(targets).float(), dim=1)
-    has_tokens = torch.tensor([n > 0 for n in lengths])
-    train_t = torch.from_numpy(train_rows)
-    train_t = train_t[has_tokens[train_t]]
-
-    def embed_all() -> torch.Tensor:
-        return bag(flat, offsets) + bias
-
-    def regression_loss(vectors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return (1 - F.cosine_similarity(vectors[rows], target_t[rows], dim=1)).mean()
-
-    batch = 64
-    for _ in range(regress_epochs):
-        perm = train_t[torch.randperm(len(train_t))]
-        for first in range(0, len(perm), batch):
-            loss = regression_loss(embed_all(), perm[first : first + batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    if contrastive_epochs and pairs:
-        pair_t = torch.tensor(pairs, dtype=torch.long)
-        cbatch = 128
-        for _ in range(contrastive_epochs):
-            perm = pair_t[torch.randperm(len(pair_t))]
-            for first in range(0, len(perm) - cbatch + 1, cbatch):
-                chunk = perm[first : first + cbatch]
-                vectors = F.normalize(embed_all(), dim=1)
-                a, p = vectors[chunk[:, 0]], vectors[chunk[:, 1]]
-                logits = 20.0 * a @ p.T
-                labels = torch.arange(len(chunk))
-                loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-                if anchor_weight:
-                    rows = train_t[torch.randint(len(train_t), (batch,))]
-                    loss = loss + anchor_weight * regression_loss(embed_all(), rows)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-    out = table.copy()
-    out[used] = bag.weight.detach().numpy()
-    return out + bias.detach().numpy()[None, :]
 
 
 def save_variant(folder: Path, model: Any, docs: list[str], out: dict[str, Any]) -> dict[str, Any]:
@@ -361,16 +285,22 @@ def main() -> None:
             if variant == "distilled":
                 trained = table
             else:
-                trained = train_table(
+                trained, _ = train_table(
                     table,
                     doc_ids,
                     targets,
-                    exp.trainable,
                     pairs if "contrastive" in variant else [],
-                    regress_epochs=args.regress_epochs if "regress" in variant else 0,
-                    contrastive_epochs=args.contrastive_epochs if "contrastive" in variant else 0,
-                    lr=args.lr,
-                    anchor_weight=args.anchor_weight,
+                    StaticTrainConfig(
+                        dims=dims,
+                        sif_coefficient=args.sif or None,
+                        regress_epochs=args.regress_epochs if "regress" in variant else 0,
+                        contrastive_epochs=(
+                            args.contrastive_epochs if "contrastive" in variant else 0
+                        ),
+                        learning_rate=args.lr,
+                        anchor_weight=args.anchor_weight,
+                    ),
+                    train_rows=exp.trainable,
                 )
             train_s = time.perf_counter() - clock
             config = dict(base.config, apply_pca=dims, hidden_dim=dims, sif_coefficient=args.sif)

@@ -17,7 +17,12 @@ from keel.compression.report import (
     plot_report,
 )
 from keel.compression.serving import SERVING_VARIANT, ServedVariant, compress_for_serving
-from keel.compression.static import StaticDistillConfig, distill_static
+from keel.compression.static import (
+    StaticDistillConfig,
+    StaticTrainConfig,
+    distill_static,
+    train_static,
+)
 from keel.compression.static_tier import CascadeChoice, build_static_tier, choose_thresholds
 from keel.compression.torch_quant import quantize_dynamic_int8
 
@@ -28,6 +33,7 @@ __all__ = [
     "OnnxQuantization",
     "ServedVariant",
     "StaticDistillConfig",
+    "StaticTrainConfig",
     "build_static_tier",
     "choose_thresholds",
     "choose_variant",
@@ -47,4 +53,5 @@ __all__ = [
     "quantize_dynamic_int8",
     "refit_heads",
     "teacher_logits",
+    "train_static",
 ]

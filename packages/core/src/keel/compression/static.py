@@ -314,3 +314,287 @@ def distill_static(
         shutil.rmtree(staging, ignore_errors=True)
     log(f"static table distilled in {seconds}s -> {target}")
     return target
+
+
+# -- a trained table -------------------------------------------------------------------
+# ``static_tier.json`` (``keel.inference._static.TIER_FILE``) of a trained table has no
+# heads; ``keel.inference.load_predictor`` recognises a folder by it.
+
+
+@dataclass(frozen=True)
+class StaticTrainConfig:
+    """How :func:`train_static` trains a table.
+
+    Attributes:
+        dims: PCA dimensions of the table (at most the encoder's width).
+        sif_coefficient: SIF ``a`` of the Zipf row weights (None: no weighting).
+        regress_epochs: epochs of regression of the documents' static embeddings to the
+            encoder's (cosine loss, in the table's PCA coordinates).
+        contrastive_epochs: epochs of in-batch-negative training on the pairs
+            (MultipleNegativesRanking, scale ``contrastive_scale``), the regression loss
+            kept as an anchor (weight ``anchor_weight``).
+        learning_rate: Adam's learning rate.
+        regress_batch / contrastive_batch: documents / pairs per step.
+        seed: torch's seed.
+        max_tokens: distil only the first ``max_tokens`` vocabulary ids (tests).
+    """
+
+    dims: int = 256
+    sif_coefficient: float | None = 1e-4
+    regress_epochs: int = 30
+    contrastive_epochs: int = 2
+    learning_rate: float = 3e-3
+    anchor_weight: float = 1.0
+    contrastive_scale: float = 20.0
+    regress_batch: int = 64
+    contrastive_batch: int = 128
+    seed: int = 13
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.dims < 2:
+            raise ConfigError("dims", self.dims, "must be >= 2")
+        if self.sif_coefficient is not None and not 0 < self.sif_coefficient < 1:
+            raise ConfigError("sif_coefficient", self.sif_coefficient, "must be in (0, 1)")
+        for name in ("regress_epochs", "contrastive_epochs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, getattr(self, name), "must be >= 0")
+        for name in ("learning_rate", "contrastive_scale"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, getattr(self, name), "must be > 0")
+        if self.anchor_weight < 0:
+            raise ConfigError("anchor_weight", self.anchor_weight, "must be >= 0")
+        if self.regress_batch < 1 or self.contrastive_batch < 2:
+            raise ConfigError(
+                "regress_batch/contrastive_batch",
+                (self.regress_batch, self.contrastive_batch),
+                "must be >= 1 / >= 2",
+            )
+
+
+def pca_axes(table: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and top ``dims`` principal axes of ``table``'s rows, as :func:`pca_project`
+    computes them (same sign convention): ``pca_project(t, d) == (t - mean) @ axes``."""
+    x = table.astype(np.float64)
+    mean = x.mean(axis=0)
+    if dims >= table.shape[1]:
+        return mean, np.eye(table.shape[1])
+    x = x - mean
+    values, axes = np.linalg.eigh(x.T @ x / max(len(x) - 1, 1))
+    top = axes[:, np.argsort(values)[::-1][:dims]]
+    top *= np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
+    return mean, top
+
+
+def train_table(
+    table: np.ndarray,
+    doc_ids: list[list[int]],
+    targets: np.ndarray,
+    pairs: list[tuple[int, int]],
+    config: StaticTrainConfig,
+    train_rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """``table`` with the rows its documents use trained (torch ``EmbeddingBag``, mean
+    pooling: model2vec's own inference on ``doc_ids``).
+
+    First ``regress_epochs`` of regression (cosine loss of each document's embedding to
+    its row of ``targets``), then ``contrastive_epochs`` on ``pairs`` (document rows:
+    in-batch negatives, the regression loss as an anchor). A global offset is learned
+    too; mean pooling folds it into every row exactly, so the result is a plain table.
+
+    Args:
+        table: ``[vocab, dims]`` float32.
+        doc_ids: each document's token ids (``StaticModel.tokenize``).
+        targets: ``[len(doc_ids), dims]`` the encoder's document embeddings, in the
+            table's coordinates.
+        pairs: ``(document row, document row)`` positives (may be empty).
+        train_rows: documents the regression trains on (default: all).
+
+    Returns:
+        The trained table and the mean losses of the first and last epochs
+        (``regress_first``/``regress_last``, ``contrastive_first``/``contrastive_last``).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if len(doc_ids) != len(targets):
+        raise ConfigError("targets", len(targets), f"need one row per document ({len(doc_ids)})")
+    if targets.shape[1] != table.shape[1]:
+        raise ConfigError("targets", targets.shape, f"need {table.shape[1]} columns")
+    if any(not 0 <= a < len(doc_ids) or not 0 <= b < len(doc_ids) for a, b in pairs):
+        raise ConfigError("pairs", len(pairs), "rows must index the documents")
+    torch.manual_seed(config.seed)
+    used = sorted({t for ids in doc_ids for t in ids})
+    if not used:
+        raise ConfigError("documents", len(doc_ids), "no document has a known token")
+    local = {t: i for i, t in enumerate(used)}
+    flat = torch.tensor([local[t] for ids in doc_ids for t in ids], dtype=torch.long)
+    lengths = [len(ids) for ids in doc_ids]
+    offsets = torch.tensor([0, *np.cumsum(lengths)[:-1].tolist()], dtype=torch.long)
+    bag = torch.nn.EmbeddingBag(len(used), table.shape[1], mode="mean")
+    with torch.no_grad():
+        bag.weight.copy_(torch.from_numpy(np.ascontiguousarray(table[used], dtype=np.float32)))
+    bias = torch.nn.Parameter(torch.zeros(table.shape[1]))
+    optimizer = torch.optim.Adam([bag.weight, bias], lr=config.learning_rate)
+    target_t = F.normalize(torch.from_numpy(np.asarray(targets, dtype=np.float32)), dim=1)
+    has_tokens = torch.tensor([n > 0 for n in lengths])
+    rows = np.arange(len(doc_ids)) if train_rows is None else np.asarray(train_rows)
+    train_t = torch.from_numpy(rows.astype(np.int64))
+    train_t = train_t[has_tokens[train_t]]
+    usable = [(a, b) for a, b in pairs if lengths[a] and lengths[b]]
+    losses: dict[str, float] = {}
+
+    def embed_all() -> Any:
+        return bag(flat, offsets) + bias
+
+    def regression_loss(vectors: Any, rows: Any) -> Any:
+        return (1 - F.cosine_similarity(vectors[rows], target_t[rows], dim=1)).mean()
+
+    def record(name: str, epoch: int, values: list[float]) -> None:
+        if values:
+            mean = float(np.mean(values))
+            if epoch == 0:
+                losses[f"{name}_first"] = mean
+            losses[f"{name}_last"] = mean
+
+    batch = config.regress_batch
+    for epoch in range(config.regress_epochs if len(train_t) else 0):
+        perm = train_t[torch.randperm(len(train_t))]
+        values = []
+        for first in range(0, len(perm), batch):
+            loss = regression_loss(embed_all(), perm[first : first + batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            values.append(float(loss.detach()))
+        record("regress", epoch, values)
+    cbatch = min(config.contrastive_batch, len(usable))
+    if config.contrastive_epochs and cbatch >= 2:
+        pair_t = torch.tensor(usable, dtype=torch.long)
+        for epoch in range(config.contrastive_epochs):
+            perm = pair_t[torch.randperm(len(pair_t))]
+            values = []
+            for first in range(0, len(perm) - cbatch + 1, cbatch):
+                chunk = perm[first : first + cbatch]
+                vectors = F.normalize(embed_all(), dim=1)
+                logits = config.contrastive_scale * vectors[chunk[:, 0]] @ vectors[chunk[:, 1]].T
+                labels = torch.arange(len(chunk))
+                loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+                values.append(float(loss.detach()))
+                if config.anchor_weight and len(train_t):
+                    anchor = train_t[torch.randint(len(train_t), (batch,))]
+                    loss = loss + config.anchor_weight * regression_loss(embed_all(), anchor)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            record("contrastive", epoch, values)
+    out = np.array(table, dtype=np.float32, copy=True)
+    out[used] = bag.weight.detach().numpy()
+    return out + bias.detach().numpy()[None, :], losses
+
+
+def train_static(
+    encoder_dir: str | Path,
+    documents: list[str],
+    pairs: list[tuple[int, int]],
+    out_dir: str | Path,
+    config: StaticTrainConfig | None = None,
+    *,
+    targets: np.ndarray | None = None,
+    cache_dir: str | Path | None = None,
+    log: Any = print,
+) -> Path:
+    """A static table distilled from ``encoder_dir`` and trained on ``documents``
+    (regression to the encoder's embeddings of them) and ``pairs`` (contrastive), saved
+    in model2vec's format with a head-less ``static_tier.json`` (cascade off), so
+    ``keel.inference.load_predictor(out_dir)`` serves it as an embedding-only predictor.
+
+    The raw table (full width, no SIF) comes from :func:`distill_static` (cached per
+    encoder fingerprint); it is projected on its ``dims`` principal axes and SIF-weighted
+    as :func:`distill_table` does, and the targets are projected on the same axes.
+
+    Args:
+        encoder_dir: a Keel encoder artifact (torch or ONNX).
+        documents: the texts the table is trained on (e.g. a catalogue's documents).
+        pairs: ``(i, j)`` indexes into ``documents`` that should embed close together.
+        out_dir: the new folder (must not exist or be empty).
+        targets: the encoder's ``[len(documents), width]`` embeddings when the caller
+            has them (else computed here).
+        cache_dir: where the raw distilled table is cached (see :func:`distill_static`).
+
+    Returns:
+        ``out_dir``. ``static_tier.json`` records the settings, losses and seconds.
+    """
+    from model2vec import StaticModel
+
+    from keel.inference import load_predictor
+    from keel.inference._static import TIER_FILE
+
+    config = config or StaticTrainConfig()
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError("out_dir", str(out), "exists and is not empty")
+    if not documents:
+        raise ConfigError("documents", 0, "need at least one document")
+    started = time.perf_counter()
+    if targets is None:
+        targets = np.asarray(load_predictor(Path(encoder_dir)).embed(documents), np.float32)
+    # The raw table: the encoder's full width (the targets'), no SIF.
+    raw_config = StaticDistillConfig(
+        dims=int(targets.shape[1]),
+        sif_coefficient=None,
+        max_tokens=config.max_tokens,
+        show_progress=False,
+    )
+    folder = distill_static(encoder_dir, raw_config, cache_dir=cache_dir, log=log)
+    base = StaticModel.from_pretrained(folder, force_download=False)
+    raw = np.asarray(base.embedding, dtype=np.float32)
+    if targets.shape != (len(documents), raw.shape[1]):
+        raise ConfigError(
+            "targets", targets.shape, f"need [{len(documents)}, {raw.shape[1]}] (the encoder's)"
+        )
+    dims = min(config.dims, raw.shape[1])
+    count = min(config.max_tokens or len(raw), len(raw))
+    mean, axes = pca_axes(raw[:count], dims)
+    table = np.zeros((len(raw), dims), dtype=np.float32)
+    sif = zipf_sif_weights(count, config.sif_coefficient)[:, None]
+    table[:count] = ((raw[:count] - mean) @ axes).astype(np.float32) * sif
+    trained, losses = train_table(
+        table,
+        base.tokenize(documents),
+        (targets @ axes).astype(np.float32),
+        pairs,
+        config,
+    )
+    m2v_config = dict(
+        base.config, apply_pca=dims, hidden_dim=dims, sif_coefficient=config.sif_coefficient
+    )
+    save_static(out, trained, base.tokenizer, m2v_config)
+    # The saved folder must serve the vectors just trained (model2vec's format round trip).
+    check = documents[:256]
+    expected = StaticModel(trained, base.tokenizer, config=m2v_config, normalize=True).encode(
+        check, show_progress_bar=False, use_multiprocessing=False
+    )
+    reloaded = StaticModel.from_pretrained(out, force_download=False).encode(
+        check, show_progress_bar=False, use_multiprocessing=False
+    )
+    diff = float(np.abs(np.asarray(expected) - np.asarray(reloaded)).max())
+    if diff > 1e-5:
+        raise ArtifactError(f"{out}: the saved table differs from the trained one ({diff})")
+    seconds = round(time.perf_counter() - started, 1)
+    meta = {
+        "format": 1,
+        "heads": {},
+        "cascade": {"enabled": False, "reason": "embedding-only table (no heads)"},
+        "trained_by": "keel.compression.static.train_static",
+        "source": str(encoder_dir),
+        "config": asdict(config),
+        "documents": len(documents),
+        "pairs": len(pairs),
+        "losses": {k: round(v, 5) for k, v in losses.items()},
+        "max_abs_diff_after_reload": diff,
+        "seconds": seconds,
+    }
+    (out / TIER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    log(f"static table trained in {seconds}s -> {out}")
+    return out

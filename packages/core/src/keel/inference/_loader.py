@@ -16,6 +16,7 @@ from keel.inference._artifact import (
     read_serving_spec,
 )
 from keel.inference._protocol import Predictor
+from keel.inference._static import TIER_FILE as STATIC_TIER_FILE
 from keel.models._prefixes import read_prefixes
 
 
@@ -76,7 +77,9 @@ def load_predictor(
     """Load a model for inference.
 
     Args:
-        model_dir: a Keel artifact folder (with ``keel.json``), a bare
+        model_dir: a Keel artifact folder (with ``keel.json``), a static table's
+            folder (model2vec format + ``static_tier.json``, e.g. from
+            ``keel.compression.train_static``: a ``StaticPredictor``), a bare
             sentence-transformers folder, or a packaged model name (``"minilm"``);
             the last two give an embedding-only predictor.
         backend: ``"auto"`` (the artifact's own backend), ``"torch"`` or ``"onnx"``.
@@ -102,6 +105,13 @@ def load_predictor(
         raise ConfigError("cache_size", cache_size, "must be >= 0")
     folder = resolve_model_dir(model_dir)
     torch_device = device or "cpu"
+    if not (folder / META_FILE).is_file() and (folder / STATIC_TIER_FILE).is_file():
+        # A static (model2vec) table: a lookup and a mean, no threads, cache or device.
+        from keel.inference._static import load_static_predictor
+
+        if chosen is Backend.ONNX:
+            raise ArtifactError(f"{folder}: a static table has no ONNX backend")
+        return load_static_predictor(folder)
     if not (folder / META_FILE).is_file():
         return _load_bare_encoder(folder, chosen, num_threads, cache_size, torch_device, batch_size)
 

@@ -86,6 +86,14 @@ class StaticPredictor:
 
     features = embed
 
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Cosine similarity of each ``(query, passage)`` pair (no prefixes: one table)."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        left = self.embed([a for a, _ in pairs])
+        right = self.embed([b for _, b in pairs])
+        return np.asarray((left * right).sum(axis=1), dtype=np.float32)
+
     def classify(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         return self._head(head).probabilities(self.embed(texts))
 
