@@ -93,8 +93,11 @@ class CatalogueSnapshot:
 
 
 def encoder_tag(model_dir: Path) -> str:
-    """Identity of the encoder that made a vector (its folder's manifest fingerprint)."""
+    """Identity of the encoder that made a vector: its folder's name and the mtime of its
+    metadata file (``keel.json``, or ``static_tier.json`` for a static table)."""
     stamp = model_dir / "keel.json"
+    if not stamp.exists() and (model_dir / "static_tier.json").exists():
+        stamp = model_dir / "static_tier.json"
     return f"{model_dir.name}:{stamp.stat().st_mtime_ns if stamp.exists() else 0}"
 
 

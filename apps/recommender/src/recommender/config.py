@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -40,6 +41,13 @@ class Settings(ServiceSettings):
         student_layers: serve a shallower student of the fine-tuned encoder (its
             ``student_layers`` layers spread over the 6, their embeddings distilled back
             to the encoder's on the catalogue documents); None serves every layer.
+        static_encoder: serve a trained static-embedding table instead of the
+            transformer (``KEEL_REC_STATIC_ENCODER``): ``prepare`` trains it from the
+            fine-tuned encoder (regression to its catalogue embeddings, then contrastive
+            on the training log's next-item pairs; :mod:`recommender.static_encoder`).
+            ``auto`` serves it only when its blend nDCG@10 lift on the validation split
+            is at least ``STATIC_MIN_LIFT`` (and there are enough validation cases to
+            tell), ``on`` always, ``off`` never (no table is trained).
         max_candidates / max_history: list-size limits of the API.
         mmr_lambda: default MMR trade-off (1.0 = pure relevance, lower = more diverse).
         bucket_configs: A/B ranking configurations, picked by a stable hash of the user id.
@@ -75,6 +83,7 @@ class Settings(ServiceSettings):
     max_pairs: int | None = Field(default=None, ge=2)
     compress: bool = True
     student_layers: int | None = Field(default=None, ge=1, le=12)
+    static_encoder: Literal["auto", "on", "off"] = "auto"
     max_candidates: int = Field(default=1000, ge=1, le=100_000)
     max_history: int = Field(default=200, ge=1, le=10_000)
     default_top_k: int = Field(default=10, ge=1)

@@ -4,6 +4,7 @@ the later ones, in the same run (used by ``recommender train`` and the bench sui
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ def run_experiment(
     config: TrainConfig,
     negatives: int = 99,
     save_to: Path | None = None,
+    compress: Callable[[Path | str], tuple[Path | str, str]] | None = None,
 ) -> ExperimentResult:
     """Train on ``train_log``, then score popularity, item-kNN, semantic-only and the blend
     on the same "1 positive vs ``negatives`` unseen" cases built from ``test_log``.
@@ -63,9 +65,11 @@ def run_experiment(
         negatives: sampled unseen items per positive.
         save_to: when given, the learned signals are written there (the encoder is in
             ``work_dir/encoder``).
+        compress: the fine-tuned encoder's serving form (``train_recommender``'s
+            ``compress``), e.g. the static table ``prepare`` would serve.
     """
     started = time.perf_counter()
-    trained = train_recommender(items, train_log, work_dir, config)
+    trained = train_recommender(items, train_log, work_dir, config, compress=compress)
     metrics = evaluate_methods(
         trained.snapshot,
         trained.signals,

@@ -29,6 +29,7 @@ from recommender.artifacts import (
 from recommender.catalogue import encoder_tag
 from recommender.config import Settings
 from recommender.datasets import Dataset, load_dataset
+from recommender.static_encoder import STATIC_RECIPE, EncoderChoice, choose_encoder_form
 from recommender.storage import CatalogueStore, Database
 from recommender.training import TrainConfig, train_recommender
 
@@ -39,6 +40,8 @@ PIPELINE_VERSION = "rec-5"
 #: The compression gate: mean cosine of the int8 embeddings to the fp32 ones.
 MIN_COSINE = 0.95
 GATE_TEXTS = 128
+#: A static table's folder has this file (``keel.inference._static.TIER_FILE``).
+STATIC_TIER_FILE = "static_tier.json"
 #: Optimizer steps distilling a student's embeddings back to the fine-tuned encoder's.
 STUDENT_RECOVERY_STEPS = 300
 
@@ -121,6 +124,8 @@ def serving_kernels_of(
     """
     if not isinstance(encoder_dir, Path) or not isinstance(serving, Path):
         return {"served": serving}
+    if (serving / STATIC_TIER_FILE).is_file():
+        return {"served": serving}  # a static table: nothing to time against
     from keel.models import read_meta
 
     chosen = read_meta(serving).config.get("compress", {}).get("chosen")
@@ -233,6 +238,8 @@ def prepare(settings: Settings, force: bool = False, show_progress: bool = True)
     )
     if settings.student_layers is not None:
         fingerprint += f":student={settings.student_layers}x{STUDENT_RECOVERY_STEPS}"
+    if settings.static_encoder != "off":
+        fingerprint += f":static={settings.static_encoder}-{STATIC_RECIPE}"
     built: list[bool] = []
 
     def build(folder: Path) -> None:
@@ -264,13 +271,34 @@ def _build_version(
     started = time.perf_counter()
     models = folder / "models"
     documents = [it.document for it in dataset.items]
+    choices: list[EncoderChoice] = []
+
+    def served_form(encoder: Path | str) -> tuple[Path | str, str]:
+        # The transformer's serving form, then the static table when it is chosen: the
+        # catalogue is embedded and the blend fitted with whichever is served.
+        transformer, note = serving_form(encoder, models, settings, documents)
+        served, choice = choose_encoder_form(
+            encoder,
+            transformer,
+            models / "static",
+            settings.static_encoder,
+            dataset.items,
+            dataset.interactions,
+            config,
+            settings.num_threads,
+        )
+        choices.append(choice)
+        if choice.served == "static":
+            return served, f"static table ({choice.reason}); transformer: {note}"
+        return served, note
+
     trained = train_recommender(
         dataset.items,
         dataset.interactions,
         models,
         config,
         predictor_threads=settings.num_threads,
-        compress=lambda encoder: serving_form(encoder, models, settings, documents),
+        compress=served_form,
     )
     save_signals(trained.signals, folder / "signals")
     kernels = serving_kernels_of(
@@ -279,7 +307,7 @@ def _build_version(
     db = Database(settings.resolved_database_url)
     try:
         serving = trained.serving_model
-        # The tag is the folder's name and keel.json's mtime: a rename keeps both.
+        # The tag is the folder's name and its metadata file's mtime: a rename keeps both.
         tag = encoder_tag(Path(serving)) if isinstance(serving, Path) else str(serving)
         store = CatalogueStore(db)
         store.upsert(list(trained.snapshot.items), trained.snapshot.vectors, tag)
@@ -305,5 +333,7 @@ def _build_version(
         "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},
         "report": trained.report,
         "blend": trained.signals.blend.metrics,
+        # Which encoder serves (static table or transformer), why, and both validation lifts.
+        "encoder_choice": choices[0].as_dict() if choices else None,
     }
     write_manifest(folder, manifest)

@@ -22,6 +22,8 @@ def readiness(request: Request) -> Readiness:
             "items": len(service.catalogue.snapshot),
             "serving_model": service.manifest.get("serving_model"),
             "encoder": service.encoder_choice.as_dict() if service.encoder_choice else None,
+            # Static table or transformer (prepare's choice, reason, validation lifts).
+            "encoder_choice": service.manifest.get("encoder_choice"),
             "buckets": service.settings.bucket_configs,
             "events": service.events.count(),
             # Tier, validation score and live-upgrade progress (keel_service.upgrade).

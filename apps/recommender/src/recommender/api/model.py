@@ -22,6 +22,7 @@ def model_info(service: ServiceDep) -> dict[str, object]:
     return {
         "serving_model": m.get("serving_model"),
         "encoder_model": m.get("encoder_model"),
+        "encoder_choice": m.get("encoder_choice"),
         "source": m.get("source"),
         "created": m.get("created"),
         "report": m.get("report"),
