@@ -66,9 +66,11 @@ STATE_DIR = Path(os.environ.get("KEEL_REC_BENCH_STATE", REPO_ROOT / "var" / "rec
     targets=[Target("lift", ">=", 0.10, anchor=f"{ISSUE}: blend nDCG@10 >= 1.1x best baseline")],
 )
 def movielens(ctx: SuiteContext) -> SuiteResult:
+    from recommender.config import Settings
     from recommender.datasets import load_interactions, load_movielens
     from recommender.experiment import metrics_table, run_experiment
     from recommender.splits import temporal_split
+    from recommender.static_encoder import choose_encoder_form
     from recommender.training import TrainConfig
 
     root = ctx.train_file("movielens100k", "train_ratings.csv").parent
@@ -83,10 +85,28 @@ def movielens(ctx: SuiteContext) -> SuiteResult:
     pairs = 128 if ctx.quick else int(os.environ.get("KEEL_REC_BENCH_PAIRS", "2000"))
     config = TrainConfig(max_pairs=pairs, max_length=32, show_progress=True)
     ctx.log(f"training on {len(train_log)} ratings, {pairs} fine-tuning pairs; split={ctx.split}")
+    # The encoder the app would serve: prepare's static-table choice (KEEL_REC_STATIC_ENCODER,
+    # decided on the training log's own validation tail); the transformer is the fp32 one.
+    setting = os.environ.get(
+        "KEEL_REC_STATIC_ENCODER", Settings.model_fields["static_encoder"].default
+    )
+    choices: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="rec-bench-") as work:
-        result = run_experiment(data.items, train_log, test_log, Path(work), config)
+
+        def served_form(encoder: Path | str) -> tuple[Path | str, str]:
+            served, choice = choose_encoder_form(
+                encoder, encoder, Path(work) / "static", setting, data.items, train_log, config
+            )
+            choices.append(choice)
+            return served, f"{choice.served} ({choice.reason})"
+
+        result = run_experiment(
+            data.items, train_log, test_log, Path(work), config, compress=served_form
+        )
     ctx.log("\n" + metrics_table(result.metrics))
     head = result.headline()
+    served = choices[0].served if choices else "transformer"
+    ctx.log(f"served encoder: {served}; lift {head.get('lift')}")
     metrics = {**head, **{k: v for k, v in result.metrics.items() if k != "cases"}}
     return SuiteResult(
         metrics=metrics,
@@ -94,6 +114,10 @@ def movielens(ctx: SuiteContext) -> SuiteResult:
             "best_baseline": result.best_baseline(),
             "cases": result.metrics["cases"],
             "protocol": "first later positive per user vs 99 unseen items, seed 13",
+            # Which encoder served the measured configuration (static table or transformer,
+            # the lift above is that configuration's) and both validation lifts it chose on.
+            "served_encoder": served,
+            "encoder_choice": choices[0].as_dict() if choices else None,
             "training": result.trained.report,
             "blend_importance": dict(
                 zip(
@@ -223,6 +247,8 @@ def rerank_latency(ctx: SuiteContext) -> SuiteResult:
     errors = 0
     with _server(state, workers=1) as (host, port):
         encoder = _served_encoder(host, port)
+        choice = (encoder or {}).get("encoder_choice") or {}
+        ctx.log(f"served encoder: {choice.get('served', 'transformer')} ({choice.get('reason')})")
         asyncio.run(_sequential(host, port, cached[:20] + uncached[:5]))  # warm-up
         for k in range(runs):  # cached and uncached runs interleaved (A B A B ...)
             part = cached[20 + k * per_run_cached : 20 + (k + 1) * per_run_cached]
@@ -253,6 +279,8 @@ def rerank_latency(ctx: SuiteContext) -> SuiteResult:
         # The kernel (ONNX int8 / fp32) and thread count the server measured fastest at
         # start-up on this CPU, with the timings and the reason (its /healthz).
         "encoder": encoder,
+        # Static table or transformer, as prepare chose it (with both validation lifts).
+        "served_encoder": choice.get("served", "transformer"),
     }
     if metrics["p95_ms_uncached"] > 60.0:
         ctx.log("p95_ms_uncached misses its target: profiling the encoder on those texts")
@@ -273,13 +301,17 @@ def rerank_latency(ctx: SuiteContext) -> SuiteResult:
 
 
 def _served_encoder(host: str, port: int) -> dict[str, Any] | None:
-    """The server's encoder choice, as its ``/healthz`` reports it."""
+    """The server's encoder (kernel timing and prepare's static/transformer choice), as
+    its ``/healthz`` reports it."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=30) as response:
         body = json.loads(response.read())
     encoder = body.get("encoder")
-    return encoder if isinstance(encoder, dict) else None
+    if not isinstance(encoder, dict):
+        return None
+    # prepare's static-table-or-transformer choice, beside the start-up kernel timing.
+    return {**encoder, "encoder_choice": body.get("encoder_choice")}
 
 
 def _run_spread(runs: list[list[float]], q: float) -> dict[str, Any]:
