@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from customer_service.api.deps import RateLimitDep, RuntimeDep, ServicesDep
 from customer_service.api.schemas import (
@@ -62,8 +63,18 @@ def start_session(
     )
 
 
+def json_response(model: BaseModel) -> Response:
+    """``model`` as the JSON body FastAPI would send for it as a ``response_model``
+    (pydantic's serializer, by alias), built on the handler's thread.
+
+    A plain ``def`` endpoint that returns the model instead makes FastAPI validate it
+    again on a second thread-pool hop and then serialise it on the event loop.
+    """
+    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
+
+
 @router.post("/chat", response_model=ChatResponse, dependencies=[RateLimitDep])
-def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatResponse:
+def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> Response:
     """Send a customer message; returns the bot's answer (None while an agent has the chat)."""
     started = time.perf_counter()
     limit = services.settings.max_message_chars
@@ -109,7 +120,7 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
     if reply.generation is not None:
         metrics.generated_answers.labels(reply.generation.value).inc()
     metrics.chat_latency.observe(time.perf_counter() - started)
-    return ChatResponse(
+    answer = ChatResponse(
         session_id=reply.conversation_id,
         state=reply.state.value,
         kind=reply.kind.value,
@@ -125,6 +136,7 @@ def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> ChatR
         grounding_failure=reply.grounding_failure,
         language=reply.language,
     )
+    return json_response(answer)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
