@@ -706,8 +706,13 @@ def chat_load(ctx: SuiteContext) -> SuiteResult:
         "intent_model": health["intent_model"],
         "answer_kinds_served": kinds,
         "messages": f"{len(messages)} bundled demo utterances + Banking77 valid texts, "
-        "shuffled, cycled by the clients (the encoder's 2,048-text cache gets almost no "
-        "hits); a client whose conversation is handed to an agent starts a new one",
+        "shuffled, cycled by the clients; a client whose conversation is handed to an "
+        "agent starts a new one. They are fewer than each worker's 2,048-text encoder "
+        "cache, so once a worker has seen a text it is a cache hit: the run (warm-up "
+        "included) makes at most workers x distinct texts encoder passes, and the timed "
+        "windows are mostly cache-warm (the same workload as the issue's baseline)",
+        "distinct_messages": len(set(messages)),
+        "encoder_passes_at_most": workers * len(set(messages)),
         "cpu_count": os.cpu_count(),
     }
     missed = metrics["rps"] < 700 or metrics["p95_ms"] > 100 or errors > 0
