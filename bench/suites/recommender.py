@@ -8,13 +8,17 @@ Suites:
   same cases: each user's first later positive (rating >= 4) against 99 sampled unseen
   items, seed 13. ``--split valid`` holds back the last 10% of each user's training
   ratings (the way the test split was made); ``--split test`` trains on all of
-  ``train_ratings.csv`` and evaluates on ``test_ratings.csv`` beside it.
+  ``train_ratings.csv`` and evaluates on ``test_ratings.csv`` beside it. The encoder is
+  the one ``prepare`` would serve (``KEEL_REC_STATIC_ENCODER``: the static table when
+  it wins on the training log's own validation tail), recorded as ``served_encoder``.
 - ``rerank-latency``: a real server (uvicorn subprocess) on the demo catalogue;
   sequential ``POST /rerank`` calls with a 50-item history and 100 candidates, as
   catalogue ids (cached embeddings) and as 100 never-seen texts, in 5 interleaved runs
   of each after a warm-up. Client-side p50/p95: the median of the runs' figures (min
   and max in the JSON); when the uncached p95 misses its target, a profile of the
-  encoder on those texts.
+  encoder on those texts. The JSON records which encoder served (``served_encoder``:
+  the static table or the transformer, prepare's ``KEEL_REC_STATIC_ENCODER`` choice;
+  the demo data keeps the transformer under ``auto``, ``=on`` measures the table).
 - ``rerank-load``: 32 concurrent keep-alive clients (``bench/loadgen.py``'s lean asyncio
   HTTP/1.1 generator, on the same cores as the server) sending the cached-candidate
   request: a 2 s warm-up, then 5 timed windows; requests/s (median of the windows, min
