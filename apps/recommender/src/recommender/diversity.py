@@ -31,16 +31,25 @@ def mmr_order(
     span = float(relevance.max() - relevance.min())
     rel = (relevance - relevance.min()) / span if span > 0 else np.zeros(n, dtype=np.float64)
     sims = vectors @ vectors.T  # [n, n] once; each step is then O(n)
+    # λ·rel with the chosen candidates set to -inf, so the gain of a chosen one is -inf
+    # without masking every step; the buffers are reused (a few numpy calls per step).
     relevance_part = mmr_lambda * rel
-    max_sim = np.zeros(n)
-    chosen = np.zeros(n, dtype=bool)
+    penalty = 1.0 - mmr_lambda
+    max_sim = np.zeros(n, dtype=sims.dtype)
+    scaled = np.empty(n, dtype=sims.dtype)
+    gain = np.empty(n, dtype=np.result_type(relevance_part, sims))
     order: list[int] = []
     for step in range(k):
-        gain = relevance_part - (1.0 - mmr_lambda) * max_sim if step else relevance_part.copy()
-        gain[chosen] = -np.inf
-        best = int(np.argmax(gain))
+        np.multiply(max_sim, penalty, out=scaled)
+        np.subtract(relevance_part, scaled, out=gain)
+        best = int(gain.argmax())
         order.append(best)
-        chosen[best] = True
-        max_sim = sims[best] if step == 0 else np.maximum(max_sim, sims[best])
-    rest = [int(i) for i in by_relevance if not chosen[i]]
-    return np.asarray(order + rest, dtype=np.int64)
+        relevance_part[best] = -np.inf
+        if step == 0:
+            max_sim[:] = sims[best]
+        else:
+            np.maximum(max_sim, sims[best], out=max_sim)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[order] = True
+    rest = by_relevance[~chosen[by_relevance]]
+    return np.concatenate([np.asarray(order, dtype=np.int64), rest.astype(np.int64)])

@@ -83,7 +83,11 @@ class HistoryReason:
 
 @dataclass
 class RankedItem:
-    """One reranked candidate with its explanation."""
+    """One reranked candidate with its explanation.
+
+    The fields of this class, :class:`HistoryReason` and :class:`Filtered` are the JSON
+    response's keys in order: ``api.ranking`` lets orjson write the dataclasses as they
+    are (``test_rec_rerank_equivalence`` checks the bytes)."""
 
     id: str
     title: str
@@ -189,9 +193,23 @@ def rank_candidates(
         if options.explain_history > 0 and len(history) and len(cands)
         else None
     )
+    # Whole arrays become Python floats once (``tolist``), not one row or element at a
+    # time per ranked item: the same values, a fraction of the per-item overhead.
+    scores = score.tolist()
+    contrib_rows = contrib.tolist()
+    feature_rows = fm.values.tolist()
+    ids, titles, feature_names = cands.ids, cands.titles, fm.names
     items = [
-        _explain(int(i), rank, cands, history, fm, names, contrib, score, table)
-        for rank, i in enumerate(order, start=1)
+        RankedItem(
+            id=ids[i],
+            title=titles[i],
+            rank=rank,
+            score=scores[i],
+            contributions=dict(zip(names, contrib_rows[i], strict=True)),
+            features=dict(zip(feature_names, feature_rows[i], strict=True)),
+            because=[] if table is None else table.reasons(i, history),
+        )
+        for rank, i in enumerate(order.tolist(), start=1)
     ]
     return RankResult(items=items, filtered=dropped)
 
@@ -223,12 +241,13 @@ def history_drivers(fm: FeatureMatrix, contrib: np.ndarray, names: list[str]) ->
 
 @dataclass
 class _ReasonTable:
-    """Top history drivers of every candidate, computed in one vectorised pass."""
+    """Top history drivers of every candidate, computed in one vectorised pass (as
+    Python lists: explanations read them element by element)."""
 
     index: list[list[int]]  # [k][n] history positions, best first
     drive: list[list[float]]  # [k][n]
-    similarity: np.ndarray  # [m, n] raw cosine (weighted term / weight share)
-    cooccurrence: np.ndarray  # [m, n]
+    similarity: list[list[float]]  # [k][n] raw cosine (weighted term / weight share)
+    cooccurrence: list[list[float]]  # [k][n]
 
     @classmethod
     def build(
@@ -238,49 +257,29 @@ class _ReasonTable:
         top = np.argsort(-drive, axis=0, kind="stable")[:k]
         share = history.weights / max(float(history.weights.sum()), 1e-12)
         inv = np.divide(1.0, share, out=np.zeros_like(share), where=share > 0)[:, None]
+        similarity = fm.history_semantic * inv
+        cooccurrence = fm.history_cooccurrence * inv
         return cls(
             index=top.tolist(),
             drive=np.take_along_axis(drive, top, axis=0).tolist(),
-            similarity=fm.history_semantic * inv,
-            cooccurrence=fm.history_cooccurrence * inv,
+            similarity=np.take_along_axis(similarity, top, axis=0).tolist(),
+            cooccurrence=np.take_along_axis(cooccurrence, top, axis=0).tolist(),
         )
 
     def reasons(self, i: int, history: HistoryBatch) -> list[HistoryReason]:
         out = []
-        for row_idx, row_drive in zip(self.index, self.drive, strict=True):
-            j, value = row_idx[i], row_drive[i]
+        for r, row_drive in enumerate(self.drive):
+            value = row_drive[i]
             if value <= 0:
                 break
+            j = self.index[r][i]
             out.append(
                 HistoryReason(
                     id=history.ids[j],
                     title=history.titles[j],
-                    similarity=float(self.similarity[j, i]),
-                    cooccurrence=float(self.cooccurrence[j, i]),
+                    similarity=self.similarity[r][i],
+                    cooccurrence=self.cooccurrence[r][i],
                     contribution=value,
                 )
             )
         return out
-
-
-def _explain(
-    i: int,
-    rank: int,
-    cands: CandidateBatch,
-    history: HistoryBatch,
-    fm: FeatureMatrix,
-    names: list[str],
-    contrib: np.ndarray,
-    score: np.ndarray,
-    table: _ReasonTable | None,
-) -> RankedItem:
-    contributions = dict(zip(names, contrib[i].tolist(), strict=True))
-    return RankedItem(
-        id=cands.ids[i],
-        title=cands.titles[i],
-        rank=rank,
-        score=float(score[i]),
-        contributions=contributions,
-        features=dict(zip(fm.names, fm.values[i].tolist(), strict=True)),
-        because=[] if table is None else table.reasons(i, history),
-    )
