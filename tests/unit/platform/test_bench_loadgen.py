@@ -257,7 +257,7 @@ def test_closed_loop_counts_requests_errors_and_bad_bodies() -> None:
     async def scenario() -> ClosedLoop:
         async with uvicorn_server() as port:
             loop = ClosedLoop(
-                HOST, port, warmup_s=0.2, window_s=1.0, windows=2, on_window=opened.append
+                HOST, port, warmup_s=0.2, window_s=2.0, windows=2, on_window=opened.append
             )
             endpoint = Endpoint("POST", "/echo", f"{HOST}:{port}")
 
@@ -274,16 +274,17 @@ def test_closed_loop_counts_requests_errors_and_bad_bodies() -> None:
 
     loop = asyncio.run(scenario())
     assert opened == [0, 1, -1]
+    expected = {'http 404: {"detail": "not here"}', "bad body (JSONDecodeError): <html>"}
     for window in loop.windows:
-        assert window.requests > 0 and len(window.latencies) == window.requests
-        assert 0 < window.errors < window.requests  # two clients fail, two succeed
-        assert set(window.error_kinds) <= {
-            'http 404: {"detail": "not here"}',
-            "bad body (JSONDecodeError): <html>",
-        }
-        assert sum(window.error_kinds.values()) == window.errors
-    kinds = set().union(*(w.error_kinds for w in loop.windows))
-    assert len(kinds) == 2
+        # Per window only invariants: on a loaded machine a window may see few requests.
+        assert len(window.latencies) == window.requests
+        assert set(window.error_kinds) <= expected
+        assert sum(window.error_kinds.values()) == window.errors <= window.requests
+    requests = sum(w.requests for w in loop.windows)
+    errors = sum(w.errors for w in loop.windows)
+    assert 0 < errors < requests  # two clients fail, two succeed
+    kinds = set().union(*(w.error_kinds for w in loop.windows), loop.unwindowed_error_kinds)
+    assert kinds == expected
     assert all(conn._writer is None for conn in loop.connections)  # closed by run()
     assert loop.reconnects == 0
 
