@@ -11,7 +11,9 @@ from recommender.config import Settings, get_settings
 from recommender.service import RecommenderService
 
 
-def _service(request: Request) -> RecommenderService:
+# ``async def`` on purpose: these only read ``app.state``, and FastAPI would run a plain
+# ``def`` dependency on the thread pool (a thread hop per dependency per request).
+async def _service(request: Request) -> RecommenderService:
     service = getattr(request.app.state, "service", None)
     if service is None:
         error = getattr(request.app.state, "startup_error", None)
@@ -20,7 +22,7 @@ def _service(request: Request) -> RecommenderService:
     return service
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return getattr(request.app.state, "settings", None) or get_settings()
 
 
