@@ -195,7 +195,7 @@ CATS = ["cooking", "code", "music", "garden", "travel"]
 
 
 def _unit(rng: np.random.Generator, n: int, d: int, dtype: type) -> np.ndarray:
-    v = rng.normal(size=(n, d)).astype(dtype)
+    v: np.ndarray = rng.normal(size=(n, d)).astype(dtype)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
