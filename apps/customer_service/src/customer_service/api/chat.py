@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from customer_service.api.deps import RateLimitDep, RuntimeDep, ServicesDep
+from customer_service.api.deps import ChatDep, RateLimitDep, RuntimeDep, ServicesDep
 from customer_service.api.schemas import (
     MAX_ID,
     ChatRequest,
@@ -73,10 +73,11 @@ def json_response(model: BaseModel) -> Response:
     return Response(model.model_dump_json(by_alias=True), media_type="application/json")
 
 
-@router.post("/chat", response_model=ChatResponse, dependencies=[RateLimitDep])
-def chat(body: ChatRequest, services: ServicesDep, runtime: RuntimeDep) -> Response:
+@router.post("/chat", response_model=ChatResponse)
+def chat(body: ChatRequest, context: ChatDep) -> Response:
     """Send a customer message; returns the bot's answer (None while an agent has the chat)."""
     started = time.perf_counter()
+    runtime, services = context
     limit = services.settings.max_message_chars
     if len(body.message) > limit:
         raise RequestValidationError(
