@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from keel_service.errors import install_validation_handler
 from keel_service.health import Readiness
-from keel_service.limits import BodySizeLimitMiddleware, ClientIdentifier
+from keel_service.limits import ClientIdentifier
 from keel_service.observability import configure_logging, install_observability, metrics_response
 from keel_service.settings import ServiceSettings
 from keel_service.upgrade import update_model_gauges
@@ -19,7 +19,8 @@ from keel_service.upgrade import update_model_gauges
 
 def configure_app(app: FastAPI, settings: ServiceSettings, *, env_prefix: str) -> None:
     """Check the keys, then install logging, the key ring, the client identifier, request
-    ids with HTTP metrics, and the body limit (outermost, so nothing reads a large body).
+    ids with HTTP metrics and the body limit (one middleware, outside every route, so
+    nothing reads a large body).
 
     Raises:
         InsecureConfigError: a missing or default key (the message says how to set one).
@@ -36,8 +37,8 @@ def configure_app(app: FastAPI, settings: ServiceSettings, *, env_prefix: str) -
         registry=app.state.http_registry,
         multiprocess_mode="min",
     )
-    install_observability(app, app.state.http_registry)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # One middleware layer: request ids, metrics, the access log and the body limit.
+    install_observability(app, app.state.http_registry, max_body_bytes=settings.max_body_bytes)
 
 
 def app_metrics(

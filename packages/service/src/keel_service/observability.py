@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,6 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -87,32 +88,48 @@ class HttpMetrics:
 
 class RequestContextMiddleware:
     """Gives every request an id (kept from ``X-Request-ID`` when sane), returns it in the
-    response, counts it in the HTTP metrics and logs one line: route, status, latency, id."""
+    response, counts it in the HTTP metrics and logs one line: route, status, latency, id.
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+    With ``max_body_bytes`` it also refuses bodies over that size with 413 before anything
+    parses them, as :class:`keel_service.limits.BodySizeLimitMiddleware` does: a
+    ``Content-Length`` over the limit at once, a chunked body when it passes the limit.
+    One pure-ASGI layer for both, one scan of the headers: every middleware layer costs
+    CPU on every request.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: HttpMetrics, max_body_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        incoming, declared = _request_headers(scope)
+        request_id = incoming or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 
+        limit = self.max_body_bytes
         try:
-            await self.app(scope, receive, send_with_id)
+            if limit is None:
+                await self.app(scope, receive, send_with_id)
+            elif declared is not None and declared > limit:
+                await _too_large(limit, scope, receive, send_with_id)
+            else:
+                await self.app(scope, _counted(receive, limit), send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -131,12 +148,47 @@ class RequestContextMiddleware:
             )
 
 
-def _incoming_id(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises 413 once the request's body passes ``limit`` bytes."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                # FastAPI re-raises HTTPException from body parsing unchanged.
+                raise HTTPException(413, detail=f"request body over {limit} bytes")
+        return message
+
+    return counted
+
+
+async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(
+        status_code=413,
+        content={"detail": f"request body over {limit} bytes"},
+        headers={"Connection": "close"},
+    )
+    await response(scope, receive, send)
+
+
+def _request_headers(scope: Scope) -> tuple[str | None, int | None]:
+    """The request's ``X-Request-ID`` (None when missing or not sane) and its
+    ``Content-Length`` (None when missing or not a number), in one pass."""
+    request_id: str | None = None
+    length: int | None = None
+    for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             text = value.decode("latin-1")
-            return text if _VALID_ID.match(text) else None
-    return None
+            request_id = text if _VALID_ID.match(text) else None
+        elif name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                length = None
+    return request_id, length
 
 
 def _route_template(scope: Scope) -> str:
@@ -148,10 +200,13 @@ def _route_template(scope: Scope) -> str:
     return "unmatched"
 
 
-def install_observability(app: FastAPI, registry: CollectorRegistry) -> HttpMetrics:
-    """Add the request-context middleware, with its metrics in ``registry``."""
+def install_observability(
+    app: FastAPI, registry: CollectorRegistry, *, max_body_bytes: int | None = None
+) -> HttpMetrics:
+    """Add the request-context middleware, with its metrics in ``registry`` (and the body
+    limit, when ``max_body_bytes`` is given)."""
     metrics = HttpMetrics(registry)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=max_body_bytes)
     app.state.http_metrics = metrics
     return metrics
 
