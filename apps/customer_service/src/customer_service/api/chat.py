@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from customer_service.api.deps import ChatDep, RateLimitDep, RuntimeDep, ServicesDep
+from customer_service.api.deps import (
+    ChatContext,
+    ChatDep,
+    RateLimitDep,
+    RuntimeDep,
+    ServicesDep,
+)
 from customer_service.api.schemas import (
     MAX_ID,
     ChatRequest,
@@ -25,6 +31,7 @@ from customer_service.api.schemas import (
 )
 from customer_service.dialogue import BOT_TEXTS, EN_TEXTS, AnswerKind
 from customer_service.storage import StoredMessage
+from keel_service.offload import run_blocking
 
 router = APIRouter(tags=["chat"])
 
@@ -74,8 +81,15 @@ def json_response(model: BaseModel) -> Response:
 
 
 @router.post("/chat", response_model=ChatResponse)
-def chat(body: ChatRequest, context: ChatDep) -> Response:
+async def chat(body: ChatRequest, context: ChatDep) -> Response:
     """Send a customer message; returns the bot's answer (None while an agent has the chat)."""
+    # The turn blocks (storage, maybe the encoder): it runs on keel_service's thread pool,
+    # a cheaper hand-off than FastAPI's for a plain def endpoint (keel_service.offload).
+    return await run_blocking(answer_chat, body, context)
+
+
+def answer_chat(body: ChatRequest, context: ChatContext) -> Response:
+    """``/chat``'s work, on a worker thread: checks, the dialogue turn, metrics, the JSON."""
     started = time.perf_counter()
     runtime, services = context
     limit = services.settings.max_message_chars
