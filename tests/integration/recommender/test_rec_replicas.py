@@ -152,9 +152,15 @@ def cli_server(state: Path, workers: int, **extra_env: str) -> Iterator[str]:
     try:
 
         def ready() -> bool:
+            # One worker ready is not enough: each probe is a new connection, which the
+            # kernel hands to either worker, so a streak of them means every worker
+            # has loaded its models (one still loading answers 503).
             assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
             try:
-                return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+                return all(
+                    httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+                    for _ in range(1 if workers == 1 else 10 * workers)
+                )
             except httpx.HTTPError:
                 return False
 
