@@ -31,30 +31,36 @@ class BodySizeLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._too_large(scope, receive, send)
+            await refuse_too_large(self.max_bytes, scope, receive, send)
             return
-        seen = 0
-        limit = self.max_bytes
+        await self.app(scope, limited_receive(receive, self.max_bytes), send)
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    # FastAPI re-raises HTTPException from body parsing unchanged.
-                    raise HTTPException(413, detail=f"request body over {limit} bytes")
-            return message
 
-        await self.app(scope, counted, send)
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises 413 once the request's body passes ``limit`` bytes."""
+    seen = 0
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            status_code=413,
-            content={"detail": f"request body over {self.max_bytes} bytes"},
-            headers={"Connection": "close"},
-        )
-        await response(scope, receive, send)
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                # FastAPI re-raises HTTPException from body parsing unchanged.
+                raise HTTPException(413, detail=f"request body over {limit} bytes")
+        return message
+
+    return counted
+
+
+async def refuse_too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer 413 (and close the connection) for a body declared over ``limit`` bytes."""
+    response = JSONResponse(
+        status_code=413,
+        content={"detail": f"request body over {limit} bytes"},
+        headers={"Connection": "close"},
+    )
+    await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

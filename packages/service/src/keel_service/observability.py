@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,8 +23,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keel_service.limits import limited_receive, refuse_too_large
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -127,9 +128,9 @@ class RequestContextMiddleware:
             if limit is None:
                 await self.app(scope, receive, send_with_id)
             elif declared is not None and declared > limit:
-                await _too_large(limit, scope, receive, send_with_id)
+                await refuse_too_large(limit, scope, receive, send_with_id)
             else:
-                await self.app(scope, _counted(receive, limit), send_with_id)
+                await self.app(scope, limited_receive(receive, limit), send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -146,32 +147,6 @@ class RequestContextMiddleware:
                     "request_id": request_id,
                 },
             )
-
-
-def _counted(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises 413 once the request's body passes ``limit`` bytes."""
-    seen = 0
-
-    async def counted() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                # FastAPI re-raises HTTPException from body parsing unchanged.
-                raise HTTPException(413, detail=f"request body over {limit} bytes")
-        return message
-
-    return counted
-
-
-async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
-    response = JSONResponse(
-        status_code=413,
-        content={"detail": f"request body over {limit} bytes"},
-        headers={"Connection": "close"},
-    )
-    await response(scope, receive, send)
 
 
 def _request_headers(scope: Scope) -> tuple[str | None, int | None]:
