@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from keel import ArtifactError, ConfigError, ModelNotFoundError
 from keel.inference import EncoderPredictor, FakePredictor, Predictor, load_predictor
+from keel.inference._encoder_base import pair_cosines
 from keel.models import TextRole
 from tests.unit.core._serve_fixtures import (
     EXAMPLES,
@@ -181,6 +183,24 @@ def test_fake_predictor_is_deterministic_and_keyword_aware() -> None:
         [("refund my card", "card refund"), ("refund my card", "weather today")]
     )
     assert similar[0] > similar[1]
+
+
+def test_pair_cosines_embeds_each_side_once_and_accepts_no_pairs() -> None:
+    fake = FakePredictor(["refund"], dim=16)
+    assert pair_cosines([], fake.embed).shape == (0,) and fake.calls == 0
+    pairs = [("refund my card", "card refund"), ("a", "a")]
+    scores = pair_cosines(pairs, fake.embed)
+    assert scores.dtype == np.float32 and fake.calls == 2
+    assert scores[1] == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(fake.score_pairs(pairs), scores)
+    seconds: list[list[str]] = []
+
+    def embed_second(texts: Sequence[str]) -> np.ndarray:
+        seconds.append(list(texts))
+        return fake.embed(texts)
+
+    pair_cosines(pairs, fake.embed, embed_second)
+    assert seconds == [["card refund", "a"]]
 
 
 def test_text_classifier_artifact_serves_the_same_predictions(tmp_path: Path) -> None:

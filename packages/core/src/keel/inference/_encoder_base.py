@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,21 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def pair_cosines(
+    pairs: Sequence[tuple[str, str]],
+    embed: Callable[[Sequence[str]], np.ndarray],
+    embed_second: Callable[[Sequence[str]], np.ndarray] | None = None,
+) -> np.ndarray:
+    """``score_pairs`` of predictors with unit-length embeddings: the cosine of each
+    ``(first, second)`` pair, float32 ``[n]``. ``embed`` embeds the first texts in one
+    call, ``embed_second`` (default ``embed``) the second texts in another."""
+    if not pairs:
+        return np.zeros(0, dtype=np.float32)
+    left = embed([a for a, _ in pairs])
+    right = (embed_second or embed)([b for _, b in pairs])
+    return np.asarray((left * right).sum(axis=1), dtype=np.float32)
 
 
 def length_buckets(
@@ -174,11 +189,7 @@ class EncoderPredictor(ABC):
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Cosine similarity of each ``(query, passage)`` pair (bi-encoder scoring)."""
-        if not pairs:
-            return np.zeros(0, dtype=np.float32)
-        left = self.embed([a for a, _ in pairs])
-        right = self.embed_passages([b for _, b in pairs])
-        return np.asarray((left * right).sum(axis=1), dtype=np.float32)
+        return pair_cosines(pairs, self.embed, self.embed_passages)
 
     # -- internals -----------------------------------------------------------------------
     def _head(self, head: str | None) -> LinearHead:

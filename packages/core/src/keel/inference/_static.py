@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from keel.errors import ArtifactError, ConfigError
-from keel.inference._encoder_base import l2_normalize
+from keel.inference._encoder_base import l2_normalize, pair_cosines
 from keel.models._heads import LinearHead, read_head_tensors
 
 TIER_FILE = "static_tier.json"
@@ -88,11 +88,7 @@ class StaticPredictor:
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Cosine similarity of each ``(query, passage)`` pair (no prefixes: one table)."""
-        if not pairs:
-            return np.zeros(0, dtype=np.float32)
-        left = self.embed([a for a, _ in pairs])
-        right = self.embed([b for _, b in pairs])
-        return np.asarray((left * right).sum(axis=1), dtype=np.float32)
+        return pair_cosines(pairs, self.embed)
 
     def classify(self, texts: Sequence[str], head: str | None = None) -> np.ndarray:
         return self._head(head).probabilities(self.embed(texts))

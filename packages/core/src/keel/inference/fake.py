@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from keel.errors import ConfigError
+from keel.inference._encoder_base import pair_cosines
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -110,11 +111,7 @@ class FakePredictor:
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Cosine similarity of the two texts of each pair."""
-        if not pairs:
-            return np.zeros(0, dtype=np.float32)
-        left = self.embed([a for a, _ in pairs])
-        right = self.embed([b for _, b in pairs])
-        return np.asarray((left * right).sum(axis=1), dtype=np.float32)
+        return pair_cosines(pairs, self.embed)
 
     def _head_name(self, head: str | None) -> str:
         if not self._heads:
