@@ -6,9 +6,10 @@ customer-service app as chat-load does (its prepared state, ``var/bench/
 customer_service/chat-load-state``: run ``python -m bench run chat-load --budget quick``
 once first), warms up both generators, then runs them in interleaved rounds (A B, B A,
 ...), each a closed loop of ``--clients`` clients for ``--seconds``, and prints each
-round's client CPU per request (``time.process_time`` of this process, which only runs
-the generator) and the median ratio. CPU time, not wall time, so a busy machine moves
-the figures less than it moves requests/s, but only the ratio is meant to be compared.
+round's client CPU per /chat request (``time.process_time`` of this process, which only
+runs the generator; the ``POST /sessions`` after a hand-off take CPU but are not counted,
+on both sides) and the median ratio. CPU time, not wall time, so a busy machine moves the
+figures less than it moves requests/s, but only the ratio is meant to be compared.
 """
 
 from __future__ import annotations
@@ -25,14 +26,19 @@ from typing import Any
 import httpx
 
 from bench.harness import DEFAULT_DATA_DIR, SuiteContext
-from bench.loadgen import ClosedLoop, Connection, Endpoint, Response
-from bench.suites.customer_service import WORK_DIR, _all_workers_ready, _load_messages
+from bench.loadgen import ClosedLoop
+from bench.suites.customer_service import (
+    WORK_DIR,
+    _all_workers_ready,
+    _load_messages,
+    chat_clients,
+)
 
 Generator = Callable[[str, list[str], int, float], Coroutine[Any, Any, tuple[int, int]]]
 
 
 async def run_httpx(url: str, messages: list[str], clients: int, seconds: float) -> tuple[int, int]:
-    """chat-load's former client loop (requests, errors)."""
+    """chat-load's former client loop on httpx (/chat requests, errors)."""
     stop = time.perf_counter() + seconds
     count = [0, 0]
     limits = httpx.Limits(
@@ -55,48 +61,33 @@ async def run_httpx(url: str, messages: list[str], clients: int, seconds: float)
             count[1] += not ok
             if handed_off:
                 session = (await http.post("/sessions")).json()["session_id"]
-                count[0] += 1
 
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
         await asyncio.gather(*(client(i, http) for i in range(clients)))
     return count[0], count[1]
 
 
+class _CountingLoop(ClosedLoop):
+    """A ``ClosedLoop`` that also counts every request it times, in a window or not."""
+
+    requests = 0
+    errors = 0
+
+    def record(self, t0: float, t1: float, error: str | None) -> None:
+        self.requests += 1
+        self.errors += error is not None
+        super().record(t0, t1, error)
+
+
 async def run_loadgen(
     url: str, messages: list[str], clients: int, seconds: float
 ) -> tuple[int, int]:
-    """The same loop on ``bench/loadgen.py`` (requests, errors)."""
+    """chat-load's client loop (``chat_clients``) on ``bench/loadgen.py`` (/chat
+    requests, errors)."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    loop = ClosedLoop(host, int(port), warmup_s=0, window_s=seconds, windows=1)
-    authority = f"{host}:{port}"
-    start = Endpoint("POST", "/sessions", authority).request()
-    chat = Endpoint("POST", "/chat", authority)
-    encoded = [json.dumps(text).encode() for text in messages]
-    count = [0, 0]
-
-    async def new_session(conn: Connection) -> bytes:
-        response = await conn.request(start)
-        return b'{"session_id":' + json.dumps(response.json()["session_id"]).encode()
-
-    def check(response: Response) -> str | None:
-        return None if isinstance(response.json()["state"], str) else "no state"
-
-    async def client(index: int) -> None:
-        conn = loop.connection()
-        prefix = await new_session(conn) + b',"message":'
-        position = index * 997
-        while loop.running:
-            text = encoded[position % len(encoded)]
-            position += 1
-            response = await loop.send(conn, chat.request(prefix + text + b"}"), check)
-            count[0] += 1
-            count[1] += response is None
-            if response is not None and response.json()["state"] != "bot":
-                prefix = await new_session(conn) + b',"message":'
-                count[0] += 1
-
-    await loop.run([client(i) for i in range(clients)])
-    return count[0], count[1]
+    loop = _CountingLoop(host, int(port), warmup_s=0, window_s=seconds, windows=1)
+    await loop.run(chat_clients(loop, messages, clients))
+    return loop.requests, loop.errors
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,6 +35,7 @@ import os
 import random
 import secrets
 import time
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -423,32 +424,20 @@ CHAT_WORKERS_ENV = "KEEL_CS_BENCH_WORKERS"
 CHAT_WINDOWS = 5  # timed windows of the load test; figures are their medians
 
 
-async def _run_clients(
-    base_url: str,
-    messages: list[str],
-    clients: int,
-    warmup_s: float,
-    window_s: float,
-    windows: int,
-    on_window: Any = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Closed-loop load (no think time) for ``warmup_s``, then ``windows`` timed windows
-    of ``window_s`` each, back to back, from ``clients`` clients of the lean load
-    generator (``bench/loadgen.py``: one keep-alive connection each). A request counts in
-    the window it started in if it ended in it too (the rest are in no window).
-    ``on_window(index)`` is called as each window opens (``-1``: after the last one),
-    e.g. to read CPU counters.
+def chat_clients(
+    loop: ClosedLoop, messages: Sequence[str], clients: int
+) -> list[Coroutine[Any, Any, None]]:
+    """chat-load's ``clients`` closed-loop clients for ``loop.run``, one keep-alive
+    connection each: a client opens a conversation (``POST /sessions``, not timed), then
+    sends ``messages`` in turn to ``POST /chat`` through ``loop.send`` (client ``i``
+    starts at message ``i * 997``, wrapping around), and opens a new conversation after
+    an answer whose ``state`` is not ``"bot"`` (handed off). An answer without a
+    ``state`` counts as an error.
 
-    Returns:
-        Per window: ``latencies`` (s), ``errors``, ``requests``, ``error_kinds``; and the
-        run's ``reconnects`` and the errors outside the windows (warm-up, straddling).
+    Raises:
+        RuntimeError: (from a client) ``POST /sessions`` did not answer 200.
     """
-    host, port_text = base_url.removeprefix("http://").rsplit(":", 1)
-    port = int(port_text)
-    loop = ClosedLoop(
-        host, port, warmup_s=warmup_s, window_s=window_s, windows=windows, on_window=on_window
-    )
-    authority = f"{host}:{port}"
+    authority = f"{loop.host}:{loop.port}"
     start_session = Endpoint("POST", "/sessions", authority).request()
     chat = Endpoint("POST", "/chat", authority)
     # Each message's JSON once; a request is the session's prefix + the message + "}".
@@ -476,7 +465,35 @@ async def _run_clients(
                 # start a new conversation (the silent path would flatter the numbers).
                 prefix = await new_session(conn) + b',"message":'
 
-    per_window = await loop.run([client_loop(i) for i in range(clients)])
+    return [client_loop(i) for i in range(clients)]
+
+
+async def _run_clients(
+    base_url: str,
+    messages: list[str],
+    clients: int,
+    warmup_s: float,
+    window_s: float,
+    windows: int,
+    on_window: Any = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Closed-loop load (no think time) for ``warmup_s``, then ``windows`` timed windows
+    of ``window_s`` each, back to back, from ``clients`` clients of the lean load
+    generator (``bench/loadgen.py``: one keep-alive connection each). A request counts in
+    the window it started in if it ended in it too (the rest are in no window).
+    ``on_window(index)`` is called as each window opens (``-1``: after the last one),
+    e.g. to read CPU counters.
+
+    Returns:
+        Per window: ``latencies`` (s), ``errors``, ``requests``, ``error_kinds``; and the
+        run's ``reconnects`` and the errors outside the windows (warm-up, straddling).
+    """
+    host, port_text = base_url.removeprefix("http://").rsplit(":", 1)
+    port = int(port_text)
+    loop = ClosedLoop(
+        host, port, warmup_s=warmup_s, window_s=window_s, windows=windows, on_window=on_window
+    )
+    per_window = await loop.run(chat_clients(loop, messages, clients))
     results = [
         {
             "latencies": w.latencies,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from bench.loadgen import (
     ProtocolError,
     encode_request,
 )
+from bench.suites.customer_service import chat_clients
 
 HOST = "127.0.0.1"
 
@@ -64,9 +66,9 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def uvicorn_server(keep_alive_s: int = 5) -> AsyncIterator[int]:
+async def uvicorn_server(keep_alive_s: int = 5, app: Any = _app) -> AsyncIterator[int]:
     config = uvicorn.Config(
-        _app, host=HOST, port=0, log_level="warning", timeout_keep_alive=keep_alive_s
+        app, host=HOST, port=0, log_level="warning", timeout_keep_alive=keep_alive_s
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -292,3 +294,95 @@ def test_closed_loop_counts_requests_errors_and_bad_bodies() -> None:
 def test_closed_loop_validates_its_windows() -> None:
     with pytest.raises(ValueError, match="windows >= 1"):
         ClosedLoop(HOST, 1, warmup_s=0, window_s=1, windows=0)
+
+
+# ------------------------------------------------------------- chat-load's client loop
+def _chat_app(log: list[tuple[int, str, Any]], sessions_status: int = 200) -> Any:
+    """A stand-in for the support bot: ``POST /sessions`` hands out ``s1``, ``s2``, ...;
+    ``POST /chat`` answers ``state: "handed_off"`` to "escalate", ``null`` to "broken",
+    ``state: "bot"`` otherwise. ``log`` gets, per request, the client's port, the path
+    and the message sent (``/chat``) or the session id handed out (``/sessions``)."""
+    opened = [0]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status = 200
+        if scope["path"] == "/sessions":
+            opened[0] += 1
+            status, answer = sessions_status, {"session_id": f"s{opened[0]}"}
+            log.append((scope["client"][1], "/sessions", answer["session_id"]))
+        else:
+            request = json.loads(body)
+            log.append((scope["client"][1], "/chat", request))
+            answer = {"escalate": {"state": "handed_off"}, "broken": {"state": None}}.get(
+                request["message"], {"state": "bot"}
+            )
+        payload = json.dumps(answer).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(payload)),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    return app
+
+
+def test_chat_clients_cycle_messages_and_start_a_new_session_after_a_hand_off() -> None:
+    messages = ["m0", "m1", "escalate", "m3", "broken"]
+    log: list[tuple[int, str, Any]] = []
+
+    async def scenario() -> ClosedLoop:
+        async with uvicorn_server(app=_chat_app(log)) as port:
+            loop = ClosedLoop(HOST, port, warmup_s=0, window_s=2.0, windows=1)
+            await loop.run(chat_clients(loop, messages, 2))
+            return loop
+
+    loop = asyncio.run(scenario())
+    by_client: dict[int, list[tuple[str, Any]]] = {}
+    for client_port, path, what in log:
+        by_client.setdefault(client_port, []).append((path, what))
+    assert len(by_client) == 2  # one keep-alive connection per client
+    starts = set()
+    for requests in by_client.values():
+        assert requests[0][0] == "/sessions"
+        chats = [what for path, what in requests if path == "/chat"]
+        assert chats, "a client sent no /chat request in 2 s"
+        first = messages.index(chats[0]["message"])
+        starts.add(first)
+        # The messages in turn from the client's start (client i: i * 997), wrapping.
+        assert [c["message"] for c in chats] == [
+            messages[(first + k) % len(messages)] for k in range(len(chats))
+        ]
+        session = None
+        for k, (path, what) in enumerate(requests):
+            if path == "/sessions":
+                session = what
+                continue
+            assert what["session_id"] == session  # the client's current conversation
+            # A new conversation right after (and only after) a hand-off.
+            after = requests[k + 1][0] if k + 1 < len(requests) else None
+            assert (after == "/sessions") == (what["message"] == "escalate")
+    assert starts == {0, 997 % len(messages)}
+    broken = sum(1 for _, path, what in log if path == "/chat" and what["message"] == "broken")
+    kinds = [loop.windows[0].error_kinds, loop.unwindowed_error_kinds]
+    assert sum(k.get("no state in the answer", 0) for k in kinds) == broken
+    assert loop.windows[0].errors + loop.unwindowed_errors == broken
+
+
+def test_chat_clients_refuse_a_failed_session_start() -> None:
+    async def scenario() -> None:
+        async with uvicorn_server(app=_chat_app([], sessions_status=503)) as port:
+            loop = ClosedLoop(HOST, port, warmup_s=0, window_s=1.0, windows=1)
+            await loop.run(chat_clients(loop, ["m0"], 1))
+
+    with pytest.raises(RuntimeError, match="POST /sessions answered 503"):
+        asyncio.run(scenario())
