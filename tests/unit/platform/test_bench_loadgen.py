@@ -31,6 +31,21 @@ HOST = "127.0.0.1"
 
 
 # ------------------------------------------------------------------------ real servers
+async def _receive_body(receive: Any) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def _send_json(send: Any, status: int, payload: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """``/echo`` (JSON with the request's body length), ``/stream`` (chunked),
     ``/missing`` (404), ``/bad-json`` (200, not JSON)."""
@@ -42,12 +57,7 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await _receive_body(receive)
     path = scope["path"]
     if path == "/stream":  # no Content-Length: uvicorn sends it chunked
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -60,9 +70,7 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "/missing": (404, b'{"detail": "not here"}'),
         "/bad-json": (200, b"<html>"),
     }.get(path, (500, b"?"))
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await _send_json(send, status, payload)
 
 
 @contextlib.asynccontextmanager
@@ -308,12 +316,7 @@ def _chat_app(log: list[tuple[int, str, Any]], sessions_status: int = 200) -> An
         if scope["type"] == "lifespan":
             await _app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await _receive_body(receive)
         status = 200
         if scope["path"] == "/sessions":
             opened[0] += 1
@@ -325,13 +328,7 @@ def _chat_app(log: list[tuple[int, str, Any]], sessions_status: int = 200) -> An
             answer = {"escalate": {"state": "handed_off"}, "broken": {"state": None}}.get(
                 request["message"], {"state": "bot"}
             )
-        payload = json.dumps(answer).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(payload)),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await _send_json(send, status, json.dumps(answer).encode())
 
     return app
 
