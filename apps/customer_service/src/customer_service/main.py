@@ -15,7 +15,7 @@ from customer_service.api.errors import install_error_handlers
 from customer_service.config import ENV_PREFIX, Settings, get_settings
 from customer_service.feedback_loop import FeedbackLoop
 from customer_service.runtime import AppRuntime
-from keel_service import configure_app
+from keel_service import NO_OPENTELEMETRY, configure_app
 
 
 def create_app(settings: Settings | None = None, background_start: bool = True) -> FastAPI:
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, background_start: bool = True) 
         version=__version__,
         description="Intent detection, knowledge-base answers with citations, hand-off to humans.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     configure_app(app, settings, env_prefix=ENV_PREFIX)
     app.state.runtime = runtime
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, background_start: bool = True) 
     install_error_handlers(app)
     for module in (system, chat, agent, review, admin, pages):
         app.include_router(module.router)
+    chat.install_fast_path(app)
     static_dir = resources.files("customer_service").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
     return app

@@ -22,7 +22,7 @@ from finance_monitor.api import (
 from finance_monitor.api.errors import install_error_handlers
 from finance_monitor.config import ENV_PREFIX, Settings, get_settings
 from finance_monitor.runtime import MonitorRuntime
-from keel_service import configure_app
+from keel_service import NO_OPENTELEMETRY, configure_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,7 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             runtime.stop()
 
-    app = FastAPI(title="Keel finance monitor", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Keel finance monitor",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
+    )
     configure_app(app, settings, env_prefix=ENV_PREFIX)
     app.state.runtime = runtime
     app.dependency_overrides[get_settings] = lambda: settings

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from keel_service import PeriodicJob, configure_app, public_error
+from keel_service import NO_OPENTELEMETRY, PeriodicJob, configure_app, public_error
 from recommender.api import catalogue, events, health, model, pages, ranking, users
 from recommender.api.errors import install_error_handlers
 from recommender.config import ENV_PREFIX, Settings, get_settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Text-semantic recommendation reranker built on the Keel engine.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     configure_app(app, settings, env_prefix=ENV_PREFIX)
     for router in (

@@ -5,7 +5,7 @@ error-to-HTTP mapping, request limits, periodic jobs and server spawning. The en
 (``keel``) stays free of FastAPI; this package is where the apps' web layer meets.
 """
 
-from keel_service.app import app_metrics, configure_app, run_server, serve
+from keel_service.app import NO_OPENTELEMETRY, app_metrics, configure_app, run_server, serve
 from keel_service.budget import Budget, budget_argument
 from keel_service.errors import (
     InsecureConfigError,
@@ -24,6 +24,7 @@ from keel_service.settings import ServiceSettings
 
 __all__ = [
     "API_KEY_HEADER",
+    "NO_OPENTELEMETRY",
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
     "Budget",

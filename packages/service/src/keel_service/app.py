@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Gauge
 
 from keel_service.errors import install_validation_handler
@@ -15,6 +16,12 @@ from keel_service.limits import ClientIdentifier
 from keel_service.observability import configure_logging, install_observability, metrics_response
 from keel_service.settings import ServiceSettings
 from keel_service.upgrade import update_model_gauges
+
+#: ``FastAPI(telemetry=...)`` for every Keel app: FastAPI's native OpenTelemetry hooks
+#: off. Keel's metrics are Prometheus (``keel_service.observability``); with the hooks on,
+#: FastAPI looks up three OpenTelemetry providers (environment reads included) on every
+#: request even when none is configured.
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def configure_app(app: FastAPI, settings: ServiceSettings, *, env_prefix: str) -> None:
