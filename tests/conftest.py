@@ -13,6 +13,13 @@ from pathlib import Path
 
 import pytest
 
+import keel_service.heap
+
+# Apps built in this process (TestClient) must not freeze its heap: every test's app
+# would stay frozen, with its cycles never collected. Servers the tests start as
+# processes freeze theirs as in production.
+keel_service.heap.freeze_enabled = False
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = REPO_ROOT / "scripts" / "kafka_local.py"
 POSTGRES_LOCAL = REPO_ROOT / "scripts" / "postgres_local.py"

@@ -35,6 +35,7 @@ from customer_service.storage import ConversationStore
 from customer_service.templates import TemplateBook
 from customer_service.upgrade import ExtraDataProvider, make_upgrader
 from keel_service import Budget, PeriodicJob, RateLimiter, public_error
+from keel_service.heap import freeze_startup_heap
 from keel_service.threads import limit_faiss_threads, serving_threads
 from keel_service.upgrade import CandidateResult, ModelUpgrader, ServedModel
 
@@ -211,6 +212,7 @@ class AppRuntime:
             self.services = services
             self.metrics.ready.set(1)
             log.info("customer-service ready in %.1f s", services.load_seconds)
+            freeze_startup_heap()
             self._start_upgrade(services)
         except Exception as exc:  # reported on /healthz and in the log, not swallowed
             log.exception("customer-service start-up failed")

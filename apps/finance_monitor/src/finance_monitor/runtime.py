@@ -29,6 +29,7 @@ from finance_monitor.tickers import TickerExtractor, load_companies
 from finance_monitor.trend import default_window_specs
 from finance_monitor.trend_worker import TrendConfig, TrendWorker
 from keel_service import Budget
+from keel_service.heap import freeze_startup_heap
 from keel_service.threads import serving_threads
 from keel_service.upgrade import CandidateResult, ModelUpgrader, ServedModel
 
@@ -251,6 +252,7 @@ class MonitorRuntime:
                     thread.start()
                     self._threads.append(thread)
             self.state = "ready"
+            freeze_startup_heap()
             self._start_upgrade()
         except Exception as exc:
             log.exception("finance monitor failed to start")

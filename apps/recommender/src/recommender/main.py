@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from keel_service import NO_OPENTELEMETRY, PeriodicJob, configure_app, public_error
+from keel_service.heap import freeze_startup_heap
 from recommender.api import catalogue, events, health, model, pages, ranking, users
 from recommender.api.errors import install_error_handlers
 from recommender.config import ENV_PREFIX, Settings, get_settings
@@ -25,6 +26,7 @@ def _start_service(app: FastAPI, settings: Settings) -> None:
         service = RecommenderService.start(settings)
         app.state.service = service
         log.info("recommender ready: %d items", len(service.catalogue.snapshot))
+        freeze_startup_heap()
         # Counts other processes' events and applies the retention settings.
         app.state.maintenance = PeriodicJob(
             "rec-maintenance", settings.retention_interval_s, service.run_maintenance

@@ -57,6 +57,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from keel_service.heap import refreeze_heap
+
 log = logging.getLogger("keel_service.upgrade")
 
 JOB_FILE = "job.json"
@@ -485,6 +487,7 @@ class ModelUpgrader:
             self.status.message = (
                 "swapped in a cached candidate" if cached else "swapped in the new model"
             )
+        refreeze_heap()  # the replaced model's objects were frozen at start-up
         log.info(
             "%s upgrade: serving the new model (validation %s %.4f, was %.4f)",
             self.name,
