@@ -40,7 +40,7 @@ from customer_service.tables import (
     messages,
     metadata,
 )
-from keel_service.db import WriteGate, make_engine, migrate
+from keel_service.db import DriverStatement, WriteGate, make_engine, migrate
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -140,11 +140,43 @@ _SELECT_CONVERSATION = conversations.select().where(
     conversations.c.id == sa.bindparam("conversation_id")
 )
 _SELECT_CONVERSATION_FOR_UPDATE = _SELECT_CONVERSATION.with_for_update()
-_UPDATE_CONVERSATION = conversations.update().where(
-    conversations.c.id == sa.bindparam("where_id"),
-    conversations.c.version == sa.bindparam("where_version"),
+# The conversation's mutable columns (bound as ``p_<column>``) and a message's.
+_CONVERSATION_CHANGES = (
+    "version",
+    "state",
+    "updated_at",
+    "low_confidence_streak",
+    "pending_options",
+    "last_intent",
+    "handoff_reason",
+    "handoff_at",
+    "handoff_count",
+    "agent_name",
+    "handoff_evidence",
 )
-_INSERT_MESSAGE = messages.insert()
+_MESSAGE_COLUMNS = (
+    "conversation_id",
+    "role",
+    "text",
+    "kind",
+    "intent",
+    "confidence",
+    "citations",
+    "created_at",
+)
+_UPDATE_CONVERSATION = (
+    conversations.update()
+    .where(
+        conversations.c.id == sa.bindparam("where_id"),
+        conversations.c.version == sa.bindparam("where_version"),
+    )
+    .values({name: sa.bindparam(f"p_{name}") for name in _CONVERSATION_CHANGES})
+)
+_INSERT_MESSAGE = (
+    messages.insert()
+    .values({name: sa.bindparam(f"p_{name}") for name in _MESSAGE_COLUMNS})
+    .returning(messages.c.id)
+)
 _INSERT_CONVERSATION = conversations.insert()
 _RECENT_USER_TEXTS = (
     sa.select(messages.c.text)
@@ -220,6 +252,13 @@ class ConversationStore:
         # busy handler backs off up to 100 ms per try), which made /chat's tail latency
         # under 32 concurrent clients. Writers of this process queue on a lock instead.
         self.write_gate = WriteGate(self.engine)
+        # Every turn's statements, run on the driver (keel_service.db.DriverStatement).
+        self._select_conversation = DriverStatement(self.engine, _SELECT_CONVERSATION)
+        self._select_conversation_for_update = DriverStatement(
+            self.engine, _SELECT_CONVERSATION_FOR_UPDATE
+        )
+        self._update_conversation = DriverStatement(self.engine, _UPDATE_CONVERSATION)
+        self._insert_message_statement = DriverStatement(self.engine, _INSERT_MESSAGE)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -270,13 +309,13 @@ class ConversationStore:
         Raises:
             SessionNotFoundError: no such conversation.
         """
-        query = _SELECT_CONVERSATION_FOR_UPDATE if for_update else _SELECT_CONVERSATION
+        query = self._select_conversation_for_update if for_update else self._select_conversation
         params = {"conversation_id": conversation_id}
         if conn is None:
             with self.engine.connect() as own:
-                row = own.execute(query, params).first()
+                row = query.first(own, params)
         else:
-            row = conn.execute(query, params).first()
+            row = query.first(conn, params)
         if row is None:
             raise SessionNotFoundError(f"no conversation {conversation_id!r}")
         return _conversation_from_row(row)
@@ -295,19 +334,19 @@ class ConversationStore:
         values = {
             "where_id": conversation.id,
             "where_version": conversation.version,
-            "version": conversation.version + 1,
-            "state": conversation.state.value,
-            "updated_at": updated_at,
-            "low_confidence_streak": conversation.low_confidence_streak,
-            "pending_options": json.dumps(conversation.pending_options)
+            "p_version": conversation.version + 1,
+            "p_state": conversation.state.value,
+            "p_updated_at": updated_at,
+            "p_low_confidence_streak": conversation.low_confidence_streak,
+            "p_pending_options": json.dumps(conversation.pending_options)
             if conversation.pending_options
             else None,
-            "last_intent": conversation.last_intent,
-            "handoff_reason": conversation.handoff_reason,
-            "handoff_at": conversation.handoff_at,
-            "handoff_count": conversation.handoff_count,
-            "agent_name": mask_pii(conversation.agent_name) if conversation.agent_name else None,
-            "handoff_evidence": json.dumps(conversation.handoff_evidence, ensure_ascii=False)
+            "p_last_intent": conversation.last_intent,
+            "p_handoff_reason": conversation.handoff_reason,
+            "p_handoff_at": conversation.handoff_at,
+            "p_handoff_count": conversation.handoff_count,
+            "p_agent_name": mask_pii(conversation.agent_name) if conversation.agent_name else None,
+            "p_handoff_evidence": json.dumps(conversation.handoff_evidence, ensure_ascii=False)
             if conversation.handoff_evidence
             else None,
         }
@@ -322,7 +361,7 @@ class ConversationStore:
     def _compare_and_set(
         self, conn: Connection, conversation: Conversation, values: dict[str, Any]
     ) -> None:
-        if conn.execute(_UPDATE_CONVERSATION, values).rowcount == 1:
+        if self._update_conversation.rowcount(conn, values) == 1:
             return
         exists = conn.execute(
             sa.select(conversations.c.version).where(conversations.c.id == conversation.id)
@@ -399,22 +438,20 @@ class ConversationStore:
             {k: (mask_pii(v) if isinstance(v, str) else v) for k, v in c.items()}
             for c in message.citations
         ]
-        result = conn.execute(
-            _INSERT_MESSAGE,
+        inserted = self._insert_message_statement.first(
+            conn,
             {
-                "conversation_id": conversation_id,
-                "role": message.role.value,
-                "text": text,
-                "kind": message.kind,
-                "intent": message.intent,
-                "confidence": message.confidence,
-                "citations": json.dumps(citations, ensure_ascii=False) if citations else None,
-                "created_at": now,
+                "p_conversation_id": conversation_id,
+                "p_role": message.role.value,
+                "p_text": text,
+                "p_kind": message.kind,
+                "p_intent": message.intent,
+                "p_confidence": message.confidence,
+                "p_citations": json.dumps(citations, ensure_ascii=False) if citations else None,
+                "p_created_at": now,
             },
         )
-        key = result.inserted_primary_key  # one row inserted: its primary key
-        assert key is not None
-        message_id = int(key[0])
+        message_id = int(inserted.id)
         return StoredMessage(
             id=message_id,
             conversation_id=conversation_id,
