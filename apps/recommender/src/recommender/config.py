@@ -51,6 +51,12 @@ class Settings(ServiceSettings):
         max_candidates / max_history: list-size limits of the API.
         mmr_lambda: default MMR trade-off (1.0 = pure relevance, lower = more diverse).
         bucket_configs: A/B ranking configurations, picked by a stable hash of the user id.
+        rank_threads: how many ``/rerank`` and ``/recommend`` rankings one worker runs at
+            once on its thread pool (``KEEL_REC_RANK_THREADS``); the others wait on the
+            event loop. The default, 40, is the thread pool's own limit (what the plain
+            ``def`` endpoints had). Rankings hold the GIL most of the time, so a small value
+            may cut the contention of 32 concurrent requests; on the busy machine the A/B
+            of 2 against 40 was inside the noise (docs/recommender.md).
         embed_cache_size: LRU size for embeddings of uncatalogued texts sent by callers.
         num_threads: torch/onnx threads of the encoder (None = library default).
         cross_encoder_dir: optional Keel cross-encoder artifact for a second pass.
@@ -90,6 +96,7 @@ class Settings(ServiceSettings):
     mmr_lambda: float = Field(default=0.8, ge=0.0, le=1.0)
     bucket_configs: list[str] = Field(default_factory=lambda: ["control", "diverse"])
     embed_cache_size: int = Field(default=20_000, ge=0)
+    rank_threads: int = Field(default=40, ge=1, le=64)
     num_threads: int | None = None
     cross_encoder_dir: Path | None = None
     cross_encoder_top_k: int = Field(default=20, ge=1)

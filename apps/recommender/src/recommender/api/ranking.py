@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from anyio import CapacityLimiter, to_thread
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
@@ -91,32 +93,57 @@ def _render(resp: RankingResponse, explain: bool) -> Response:
     )
 
 
+async def _on_ranking_thread(request: Request, limit: int, fn: Callable[[], Response]) -> Response:
+    """Run ``fn`` on the thread pool, at most ``limit`` rankings of this worker at a time.
+
+    A ranking is a few milliseconds of CPU that holds the GIL for most of it (small numpy
+    calls release and retake it many times). Thirty-two at once on FastAPI's default
+    40-thread pool only contend for the GIL and the cores; a small limit queues the rest
+    on the event loop instead, where waiting costs nothing."""
+    limiter: CapacityLimiter | None = getattr(request.app.state, "rank_limiter", None)
+    if limiter is None or limiter.total_tokens != limit:
+        limiter = request.app.state.rank_limiter = CapacityLimiter(limit)
+    return await to_thread.run_sync(fn, limiter=limiter)
+
+
 @router.post("/rerank", response_model=RankingOut, summary="Rerank candidates for a user")
-def rerank(body: RerankRequest, service: ServiceDep, settings: SettingsDep) -> Response:
+async def rerank(
+    body: RerankRequest, service: ServiceDep, settings: SettingsDep, request: Request
+) -> Response:
     """Score the candidates' text against the user's history, blend with the other
     signals, apply rules and MMR, and explain each position. The A/B bucket is returned."""
     _check_size("candidates", len(body.candidates), settings.max_candidates)
     _check_size("history", len(body.history), settings.max_history)
-    options = _options(
-        body.filters, body.top_k, body.exclude_seen, body.feature_weights, body.explain
-    )
-    resp = service.rerank(
-        body.user_id,
-        _refs(body.history),
-        _refs(body.candidates),
-        options,
-        mmr_lambda=body.mmr_lambda,
-        as_of=body.as_of,
-    )
-    return _render(resp, body.explain)
+
+    def run() -> Response:
+        options = _options(
+            body.filters, body.top_k, body.exclude_seen, body.feature_weights, body.explain
+        )
+        resp = service.rerank(
+            body.user_id,
+            _refs(body.history),
+            _refs(body.candidates),
+            options,
+            mmr_lambda=body.mmr_lambda,
+            as_of=body.as_of,
+        )
+        return _render(resp, body.explain)
+
+    return await _on_ranking_thread(request, settings.rank_threads, run)
 
 
 @router.post("/recommend", response_model=RankingOut, summary="Recommend from the catalogue")
-def recommend(body: RecommendRequest, service: ServiceDep, settings: SettingsDep) -> Response:
+async def recommend(
+    body: RecommendRequest, service: ServiceDep, settings: SettingsDep, request: Request
+) -> Response:
     """Retrieve candidates from the FAISS index with the user's interest vector, then rerank."""
     _check_size("history", len(body.history), settings.max_history)
-    options = _options(body.filters, body.top_k, body.exclude_seen, {}, body.explain)
-    resp = service.recommend(
-        body.user_id, _refs(body.history), options, body.pool_size, body.mmr_lambda
-    )
-    return _render(resp, body.explain)
+
+    def run() -> Response:
+        options = _options(body.filters, body.top_k, body.exclude_seen, {}, body.explain)
+        resp = service.recommend(
+            body.user_id, _refs(body.history), options, body.pool_size, body.mmr_lambda
+        )
+        return _render(resp, body.explain)
+
+    return await _on_ranking_thread(request, settings.rank_threads, run)
