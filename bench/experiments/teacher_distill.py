@@ -347,27 +347,14 @@ class Run:
     def student(
         self, variant: str, teacher: Path, texts: list[str], logits: np.ndarray, labels: list[str]
     ) -> None:
-        """What ``distill_classifier(teacher, texts, out, 6, student_base="minilm")`` does,
-        with the teacher's logits (cached, or mixed with gold labels) given instead of
-        recomputed per student."""
-        from keel.compression import compress_for_serving
-        from keel.compression._artifact_copy import (
-            ENCODER_DIR,
-            copy_encoder_without_weights,
-            prepare_output,
-            source_meta,
-            write_derived_meta,
-        )
-        from keel.compression._student import (
-            DistillConfig,
-            load_heads_as_torch,
-            save_torch_heads,
-            train_student,
-        )
+        """``distill_classifier`` into the whole ``--student-base`` encoder, with the
+        teacher's logits (cached, or mixed with gold labels) given instead of recomputed
+        per student, recorded as the fp32 parent of the served model."""
+        from transformers import AutoConfig
+
+        from keel.compression import DistillConfig, compress_for_serving, distill_classifier
         from keel.inference._artifact import load_heads, read_serving_spec
         from keel.inference._loader import resolve_model_dir
-        from keel.inference._torch_backend import load_tokenizer, load_torch_encoder
-        from keel.models._prefixes import read_prefixes
 
         folder = self.work / f"student-{variant}"
         started = time.perf_counter()
@@ -376,19 +363,12 @@ class Run:
         if len(heads_of) != 1:
             raise SystemExit(f"expected a one-head teacher, got {heads_of}")
         base = resolve_model_dir(self.args.student_base)
-        model = load_torch_encoder(base)
-        tokenizer = load_tokenizer(base)
-        dim = int(model.config.hidden_size)
-        if self.args.student_head_init == "lp":
-            # LP-then-distil: the head starts from a logistic regression on the frozen
-            # student's (unit-norm) embeddings, as the production LP-FT does; a random
-            # head at the body's learning rate cannot reach the teacher's logit scale.
-            head_dir = self.linear_probe()
-            if read_serving_spec(head_dir).labels != spec.labels:
-                raise SystemExit("linear-probe head and teacher disagree on the labels")
-            heads = load_heads_as_torch(head_dir, heads_of, dim=dim)
-        else:
-            heads = load_heads_as_torch(teacher, heads_of, dim=dim)
+        depth = int(AutoConfig.from_pretrained(str(base)).num_hidden_layers)
+        # LP-then-distil: with ``--student-head-init lp`` the head starts from a logistic
+        # regression on the frozen student's (unit-norm) embeddings, as the production
+        # LP-FT does; a random head at the body's learning rate cannot reach the
+        # teacher's logit scale.
+        heads_from = self.linear_probe() if self.args.student_head_init == "lp" else None
         config = DistillConfig(
             epochs=self.args.student_epochs,
             batch_size=32,
@@ -397,35 +377,18 @@ class Run:
             hard_label_weight=0.0,
             show_progress=True,
         )
-        target = self.targets(variant, logits, labels)
-        losses = train_student(
-            model,
-            tokenizer,
-            heads,
-            read_prefixes(base).apply(texts),
-            {heads_of[0]: target},
-            normalize=spec.normalize,
-            max_length=spec.max_length,
-            config=config,
-        )
-        prepare_output(teacher, folder)
-        save_torch_heads(folder, heads)
-        copy_encoder_without_weights(base, folder / ENCODER_DIR)
-        model.save_pretrained(str(folder / ENCODER_DIR))
-        write_derived_meta(
+        distill_classifier(
+            teacher,
+            texts,
             folder,
-            source_meta(teacher),
-            backend="torch",
-            # the student is the served model's fp32 parent (compress_for_serving starts
-            # from an fp32 torch artifact); how it was made is recorded beside it.
-            variant="fp32",
-            distilled_student=f"L{model.config.num_hidden_layers}",
-            teacher=str(teacher),
-            epochs=config.epochs,
-            steps=len(losses),
-            final_loss=round(losses[-1], 5) if losses else None,
-            student_base=str(self.args.student_base),
+            student_layers=depth,
+            student_base=self.args.student_base,
+            config=config,
+            targets={heads_of[0]: self.targets(variant, logits, labels)},
+            heads_from=heads_from,
+            as_parent=True,
         )
+        made = json.loads((folder / "keel.json").read_text())["config"]["compression"][-1]
         train_seconds = time.perf_counter() - started
         row: dict[str, Any] = {
             "distill_config": {
@@ -440,7 +403,7 @@ class Run:
                 "head_init": self.args.student_head_init,
             },
             "train_seconds": round(train_seconds, 1),
-            "final_loss": round(losses[-1], 5) if losses else None,
+            "final_loss": made["final_loss"],
             "fp32": score(folder, self.valid),
         }
         self.out["variants"][variant] = row

@@ -167,6 +167,40 @@ def test_distilled_student_learns_the_teacher(small_artifact: Path, tmp_path: Pa
     assert agreement >= 0.75, f"student agrees with its teacher on {agreement:.2f} of the examples"
 
 
+def test_a_student_learns_given_targets_and_can_be_recorded_as_the_parent(
+    small_artifact: Path, tmp_path: Path
+) -> None:
+    """``targets`` replace the teacher's logits (here: every label shifted by one, which
+    the teacher never says), rows of empty texts are dropped with them, and
+    ``as_parent`` records the student as an fp32 artifact that compression starts from."""
+    texts, _ = all_example_texts()
+    teacher = load_predictor(small_artifact)
+    labels = list(teacher.labels)  # the default head's; the sentiment head keeps its own
+    shifted = [labels[(labels.index(y) + 1) % len(labels)] for y in teacher.predict_labels(texts)]
+    rows = texts * 4 + [""]
+    logits = np.zeros((len(rows), len(labels)), dtype=np.float32)
+    for i, label in enumerate(shifted * 4):
+        logits[i, labels.index(label)] = 8.0
+    student = distill_classifier(
+        small_artifact,
+        rows,
+        tmp_path / "student",
+        student_layers=1,
+        config=DistillConfig(epochs=6, batch_size=16, learning_rate=5e-4, show_progress=False),
+        targets={"default": logits, "sentiment": teacher.logits(rows, head="sentiment")},
+        as_parent=True,
+    )
+    meta = json.loads((student / "keel.json").read_text())
+    assert meta["variant"] == "fp32"
+    assert meta["config"]["compression"][-1]["distilled_student"] == "L1"
+    learned = np.mean(np.array(load_predictor(student).predict_labels(texts)) == np.array(shifted))
+    assert learned >= 0.75, f"the student follows the given targets on {learned:.2f}"
+    with pytest.raises(ConfigError, match="targets"):
+        distill_classifier(small_artifact, rows, tmp_path / "bad", targets={"default": logits[:-2]})
+    with pytest.raises(ConfigError, match="targets"):
+        distill_classifier(small_artifact, rows, tmp_path / "bad", targets={"default": logits})
+
+
 def test_compress_picks_the_fastest_variant_within_the_drop(
     small_artifact: Path, tmp_path: Path
 ) -> None:
