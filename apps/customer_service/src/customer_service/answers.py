@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from customer_service.knowledge_base import RetrievedPassage
@@ -191,6 +192,20 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
+@lru_cache(maxsize=8192)
+def source_words(text: str) -> frozenset[str]:
+    """:func:`content_words` of a help-centre text (a passage, its title, one of its
+    sentences), kept: the knowledge base's texts come back query after query. Customer
+    text is not cached (it seldom repeats, and nothing of it should linger)."""
+    return frozenset(content_words(text))
+
+
+@lru_cache(maxsize=2048)
+def passage_sentences(text: str) -> tuple[str, ...]:
+    """:func:`split_sentences` of a help-centre passage, kept for the same reason."""
+    return tuple(split_sentences(text))
+
+
 @dataclass(frozen=True)
 class Citation:
     """A numbered source of an answer."""
@@ -245,7 +260,7 @@ def lexical_support(query: str, passages: list[RetrievedPassage]) -> float:
         return 0.0
     found: set[str] = set()
     for passage in passages:
-        found |= content_words(passage.title + " " + passage.text)
+        found |= source_words(passage.title + " " + passage.text)
     return len(wanted & found) / len(wanted)
 
 
@@ -269,8 +284,8 @@ def compose_extractive_answer(
     wanted = content_words(query)
     candidates: list[tuple[float, int, int, str]] = []
     for rank, passage in enumerate(passages[:max_sources]):
-        for position, sentence in enumerate(split_sentences(passage.text)):
-            overlap = len(wanted & content_words(sentence))
+        for position, sentence in enumerate(passage_sentences(passage.text)):
+            overlap = len(wanted & source_words(sentence))
             # Earlier passages and earlier sentences win ties; the first sentence of the
             # best passage is always a candidate so every answer says something.
             score = overlap - 0.3 * rank - 0.01 * position

@@ -13,7 +13,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from customer_service.answers import Citation, citation_for, content_words, split_sentences
+from customer_service.answers import (
+    Citation,
+    citation_for,
+    content_words,
+    source_words,
+    split_sentences,
+)
 from customer_service.knowledge_base import RetrievedPassage
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -71,7 +77,7 @@ def _split_generated(text: str) -> list[tuple[str, list[int]]]:
 
 def _support(claim: set[str], numbers: set[str], passage_text: str) -> tuple[float, set[str]]:
     """Share of ``claim`` words found in the passage, and the numbers it lacks."""
-    words = content_words(passage_text)
+    words = source_words(passage_text)
     share = len(claim & words) / len(claim) if claim else 0.0
     return share, numbers - _numbers(passage_text)
 
