@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.harness import REPO_ROOT, RESULTS_DIR, RUN_SUMMARY, markdown_table, record_budget
+from bench.harness import (
+    REPO_ROOT,
+    RESULTS_DIR,
+    RUN_SUMMARY,
+    discover,
+    markdown_table,
+    record_budget,
+)
 
 REPORT_PATH = REPO_ROOT / "docs" / "benchmarks.md"
 README_PATH = REPO_ROOT / "README.md"
@@ -15,13 +22,27 @@ SUMMARY_END = "<!-- bench-summary:end -->"
 
 
 def load_records(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
-    """Every suite record in ``results_dir`` (other JSON files there, e.g. reports, are skipped)."""
+    """Every suite record in ``results_dir`` (other JSON files there, e.g. reports, are
+    skipped), judged against the targets its suite declares now (:func:`rejudge`)."""
     records = []
     for path in sorted(results_dir.glob("*.json")):
         record = json.loads(path.read_text())
         if isinstance(record, dict) and "suite" in record and "metrics" in record:
-            records.append(record)
+            records.append(rejudge(record))
     return records
+
+
+def rejudge(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its ``targets`` evaluated again from its metrics against the ones
+    its suite declares now. A record keeps the targets of the day it was run; when they
+    change (a self-set one removed, one raised by a later issue) an older record would
+    otherwise still be shown against the old ones. A record of a suite no longer
+    registered, or of one that declares no targets, keeps its own."""
+    entry = discover().get(record["suite"])
+    if entry is None or not entry.targets:
+        return record
+    metrics = record["metrics"]
+    return {**record, "targets": [target.evaluate(metrics) for target in entry.targets]}
 
 
 def run_summary_lines(results_dir: Path) -> list[str]:
@@ -92,7 +113,9 @@ def write_report(
         "`full.*` (the parent), `served.*_drop_points` and the training and compression seconds",
         "beside it. `full` adds the GPU-sized research strategies (contrastive few-shot, 3",
         "seeds) and has its own section at the end; `quick` is a smoke run, never reported.",
-        "Accuracy records whose `recipe` has no `production` entry predate it: the earlier",
+        "Every record is judged against the targets its suite declares now, whatever it was",
+        "judged against when it ran. Accuracy records whose `recipe` has no `production` entry",
+        "predate it: the earlier",
         "`standard` ran only the frozen-encoder `head` strategy on a CPU, the earlier `full` a",
         "bench-tuned fine-tuning recipe, scored uncompressed.",
         "",

@@ -106,6 +106,43 @@ def test_run_suite_and_report_show_budgets_and_the_run_summary(
     assert [row.split(" | ")[4] for row in rows] == ["**no**", "yes"]
 
 
+def test_the_report_judges_old_records_against_the_targets_declared_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record run when its suite had a self-set target and a lower bar is shown against
+    today's declared targets only."""
+    declared = (Target("accuracy", ">=", 0.97, "issue 13"),)
+    monkeypatch.setitem(
+        harness._SUITES, "toy", harness.Suite("toy", "testing", "toy", _toy_suite, declared)
+    )
+    results = tmp_path / "results"
+    results.mkdir()
+    old = {
+        "suite": "toy",
+        "area": "testing",
+        "description": "toy",
+        "metrics": {"accuracy": 0.96, "head.accuracy": 0.917},
+        "targets": [
+            Target("accuracy", ">=", 0.95, "old issue").evaluate({"accuracy": 0.96}),
+            Target("head.accuracy", ">=", 0.917, "self-set").evaluate({"head.accuracy": 0.917}),
+        ],
+        "split": "valid",
+        "quick": False,
+        "budget": "standard",
+        "machine": {"cpu": "a test CPU", "cores": 2},
+        "date": "2026-11-28T00:00:00+00:00",
+        "duration_s": 1.0,
+    }
+    (results / "toy.json").write_text(json.dumps(old))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench-summary:start -->\n<!-- bench-summary:end -->\n")
+    write_report(results, tmp_path / "benchmarks.md", readme)
+    rows = [line for line in readme.read_text().splitlines() if line.startswith("| `toy`")]
+    assert rows == [
+        "| `toy` | accuracy | 0.96 | >= 0.97 | **no** | valid | standard | 2 cores | 2026-11-28 |"
+    ]
+
+
 # ------------------------------------------------------------------ timing helpers
 class _Clock:
     """A fake ``time.perf_counter`` that workloads advance by known amounts."""
