@@ -181,13 +181,14 @@ def test_a_student_learns_given_targets_and_can_be_recorded_as_the_parent(
     logits = np.zeros((len(rows), len(labels)), dtype=np.float32)
     for i, label in enumerate(shifted * 4):
         logits[i, labels.index(label)] = 8.0
+    sentiment = teacher.logits(rows, head="sentiment")
     student = distill_classifier(
         small_artifact,
         rows,
         tmp_path / "student",
         student_layers=1,
         config=DistillConfig(epochs=6, batch_size=16, learning_rate=5e-4, show_progress=False),
-        targets={"default": logits, "sentiment": teacher.logits(rows, head="sentiment")},
+        targets={"default": logits, "sentiment": sentiment},
         as_parent=True,
     )
     meta = json.loads((student / "keel.json").read_text())
@@ -199,6 +200,13 @@ def test_a_student_learns_given_targets_and_can_be_recorded_as_the_parent(
         distill_classifier(small_artifact, rows, tmp_path / "bad", targets={"default": logits[:-2]})
     with pytest.raises(ConfigError, match="targets"):
         distill_classifier(small_artifact, rows, tmp_path / "bad", targets={"default": logits})
+    with pytest.raises(ConfigError, match="one column per label"):
+        distill_classifier(
+            small_artifact,
+            rows,
+            tmp_path / "bad",
+            targets={"default": logits[:, :-1], "sentiment": sentiment},
+        )
 
 
 def test_compress_picks_the_fastest_variant_within_the_drop(

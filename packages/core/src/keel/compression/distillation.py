@@ -50,11 +50,13 @@ def distill_into_student(
     the per-step losses.
     """
     spec = read_serving_spec(teacher_dir)
-    head_names = list(load_heads(teacher_dir, spec))
+    teacher_heads = load_heads(teacher_dir, spec)
+    head_names = list(teacher_heads)
     student_dim = int(student_model.config.hidden_size)
     embedding_target = None
     if targets is not None:
-        logits = _given_targets(targets, head_names, len(texts))
+        widths = {name: len(head.labels) for name, head in teacher_heads.items()}
+        logits = _given_targets(targets, widths, len(texts))
     else:
         teacher = _teacher_predictor(teacher_dir)
         logits = {name: teacher.logits(texts, head=name) for name in head_names}
@@ -100,19 +102,23 @@ def _teacher_predictor(teacher_dir: Path) -> Any:
 
 
 def _given_targets(
-    targets: Mapping[str, np.ndarray], head_names: list[str], rows: int
+    targets: Mapping[str, np.ndarray], widths: Mapping[str, int], rows: int
 ) -> dict[str, np.ndarray]:
-    """Check caller-supplied teacher logits: one matrix per teacher head, one row per text."""
-    if not head_names:
+    """Check caller-supplied teacher logits: one matrix per teacher head (``widths``:
+    head -> label count), one row per text and one column per label."""
+    if not widths:
         raise ConfigError("targets", sorted(targets), "only classifier teachers take targets")
-    if sorted(targets) != sorted(head_names):
-        raise ConfigError("targets", sorted(targets), f"must name the heads {head_names}")
+    if sorted(targets) != sorted(widths):
+        raise ConfigError("targets", sorted(targets), f"must name the heads {list(widths)}")
     checked = {}
-    for name in head_names:
+    for name, width in widths.items():
         matrix = np.asarray(targets[name], dtype=np.float32)
-        if matrix.ndim != 2 or matrix.shape[0] != rows:
+        if matrix.shape != (rows, width):
             raise ConfigError(
-                "targets", name, f"needs one row per text ({rows}), got shape {matrix.shape}"
+                "targets",
+                name,
+                f"needs one row per text and one column per label ({rows} x {width}), "
+                f"got shape {matrix.shape}",
             )
         checked[name] = matrix
     return checked
