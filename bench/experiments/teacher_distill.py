@@ -218,6 +218,7 @@ class Run:
                 learning_rate=self.args.teacher_lr,
                 max_length=self.args.max_length,
                 early_stopping_patience=1,
+                max_train_minutes=None,  # the teacher is trained once and cached
                 show_progress=True,
             )
 

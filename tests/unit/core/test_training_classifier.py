@@ -60,6 +60,23 @@ def test_full_strategy_loss_falls_and_best_epoch_is_kept(
     assert_same_predictions(model, folder, tiny_intents.texts)
 
 
+def test_full_strategy_starts_no_epoch_past_its_time_budget(tiny_intents: LabelledTexts) -> None:
+    # A budget far shorter than one epoch: the first epoch always runs, no second starts.
+    model = train_classifier(
+        tiny_intents,
+        config("full", epochs=3, early_stopping_patience=0, max_train_minutes=1e-4),
+        val=tiny_intents,
+    )
+    epochs = [row for row in model.history if row.get("epoch", 0) >= 1]
+    assert len(epochs) == 1
+    assert "time budget" in epochs[0]["stopped"]
+    assert epochs[0].get("best") and model.predict(tiny_intents.texts[:2])
+    unlimited = train_classifier(
+        tiny_intents, config("full", epochs=2, early_stopping_patience=0, max_train_minutes=None)
+    )
+    assert len([row for row in unlimited.history if row.get("epoch", 0) >= 1]) == 2
+
+
 def test_full_strategy_options_class_weights_and_layer_decay(tiny_intents: LabelledTexts) -> None:
     model = train_classifier(
         tiny_intents,

@@ -30,6 +30,9 @@ def test_defaults_depend_on_strategy() -> None:
         ("fewshot_pairs_per_example", 0),
         ("head_l2", -1.0),
         ("init_head_l2", -0.5),
+        ("max_train_minutes", 0),
+        ("max_train_minutes", -1.0),
+        ("max_train_minutes", True),
     ],
 )
 def test_bad_classifier_values_name_the_field(field: str, value: object) -> None:

@@ -14,6 +14,7 @@ import typer
 
 from keel._cli_common import clear_errors, print_json
 from keel.errors import KeelError
+from keel.training.config import PRODUCTION_TRAIN_MINUTES
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Labelled CSV / TSV / JSONL file.")]
 TextColOpt = Annotated[str, typer.Option("--text-col", help="Column (or JSON key) with the text.")]
@@ -78,6 +79,13 @@ def train_command(
     device: Annotated[
         str | None, typer.Option("--device", help="cpu | cuda (default: auto).")
     ] = None,
+    max_train_minutes: Annotated[
+        float,
+        typer.Option(
+            "--max-train-minutes",
+            help="full: start no epoch that would end past this many minutes (0 = no limit).",
+        ),
+    ] = PRODUCTION_TRAIN_MINUTES,
     multi_label: MultiLabelOpt = False,
     label_sep: LabelSepOpt = "|",
 ) -> None:
@@ -95,6 +103,7 @@ def train_command(
         seed=seed,
         class_weights=class_weights,
         device=device,
+        max_train_minutes=max_train_minutes or None,
     )
     train_data = load_labelled(
         data, text_col, label_col, multi_label=multi_label, label_sep=label_sep

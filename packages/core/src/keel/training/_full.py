@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,7 @@ def fine_tune(
     device: str,
     on_epoch_end: EpochCallback | None = None,
     normalize: bool = True,
+    deadline: float | None = None,
 ) -> tuple[dict[str, LinearHead], list[dict[str, Any]]]:
     """Fine-tune ``encoder`` and ``heads`` (initial weights) on every task in ``train``.
 
@@ -110,6 +112,9 @@ def fine_tune(
         on_epoch_end: called with ``(epoch, history_row)`` after each epoch; may raise to
             stop training (hyperparameter pruning).
         normalize: L2-normalise pooled embeddings before the heads.
+        deadline: ``time.perf_counter()`` value by which training should end
+            (``config.max_train_minutes``): no epoch starts that the last one's duration,
+            validation included, says would end after it.
 
     Returns:
         The trained heads and the per-epoch history.
@@ -157,6 +162,7 @@ def fine_tune(
 
     stopper = EarlyStopping(config.early_stopping_patience)
     best: dict[str, Any] = {}
+    epoch_started = [time.perf_counter()]
 
     def end_of_epoch(epoch: int, row: dict[str, Any]) -> bool:
         if val:
@@ -181,6 +187,14 @@ def fine_tune(
                 best["heads"] = current
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
+        now = time.perf_counter()
+        last_epoch, epoch_started[0] = now - epoch_started[0], now
+        if deadline is not None and epoch < epochs and now + last_epoch > deadline:
+            row["stopped"] = (
+                f"time budget: epoch {epoch + 1} would end about {now + last_epoch - deadline:.0f}s "
+                f"past max_train_minutes={config.max_train_minutes}"
+            )
+            return True
         return bool(val) and stopper.should_stop
 
     runner = EpochRunner(

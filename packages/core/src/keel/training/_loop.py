@@ -138,7 +138,8 @@ def run_epochs(
             f"{val_text} {row['samples_per_s']} samples/s {seconds:.1f}s",
         )
         if stop:
-            log_epoch(show_progress, f"{description}: stopping early after epoch {epoch}")
+            reason = f" ({row['stopped']})" if row.get("stopped") else ""
+            log_epoch(show_progress, f"{description}: stopping early after epoch {epoch}{reason}")
             break
     for module in runner.modules:
         module.eval()

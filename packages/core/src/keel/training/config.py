@@ -25,6 +25,9 @@ class Strategy(StrEnum):
 
 _DEFAULT_EPOCHS = {Strategy.HEAD: 1, Strategy.FULL: 4, Strategy.FEWSHOT: 1}
 _DEFAULT_LR = {Strategy.HEAD: 1.0, Strategy.FULL: 5e-5, Strategy.FEWSHOT: 2e-5}
+#: ``full`` training's default wall-clock budget (minutes): issue 13's 30 minutes per
+#: model on 2 CPU cores, less a reserve for ONNX int8 compression.
+PRODUCTION_TRAIN_MINUTES = 27.0
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -70,6 +73,13 @@ class ClassifierConfig:
         class_weights: weight the loss by inverse label frequency (imbalanced data).
         early_stopping_patience: epochs without validation gain before stopping
             (``full`` with a validation set; 0 disables); the best epoch's weights are kept.
+        max_train_minutes: wall-clock budget of ``full`` training, counted from the start
+            of ``train_classifier`` (model load and the LP step included). An epoch is
+            not started when the last one's duration says it would end past the budget;
+            at least one epoch always runs, and with validation data the best epoch so
+            far is kept. ``None``: no limit. The default keeps training plus compression
+            within the production recipe's 30 minutes per model on 2 CPU cores
+            (compression takes 1-3 minutes there); on a GPU it does not bind.
         layerwise_lr_decay: if set (0, 1], each lower transformer layer gets its upper
             neighbour's learning rate times this factor.
         mixed_precision: bf16 autocast on a GPU (ignored on CPU).
@@ -94,6 +104,7 @@ class ClassifierConfig:
     seed: int = 13
     class_weights: bool = False
     early_stopping_patience: int = 2
+    max_train_minutes: float | None = PRODUCTION_TRAIN_MINUTES
     layerwise_lr_decay: float | None = None
     mixed_precision: bool = False
     device: str | None = None
@@ -133,6 +144,14 @@ class ClassifierConfig:
         if not isinstance(self.early_stopping_patience, int) or self.early_stopping_patience < 0:
             raise ConfigError(
                 "early_stopping_patience", self.early_stopping_patience, "must be an integer >= 0"
+            )
+        if self.max_train_minutes is not None and (
+            not isinstance(self.max_train_minutes, int | float)
+            or isinstance(self.max_train_minutes, bool)
+            or not self.max_train_minutes > 0
+        ):
+            raise ConfigError(
+                "max_train_minutes", self.max_train_minutes, "must be a positive number or None"
             )
         if self.layerwise_lr_decay is not None and not 0.0 < self.layerwise_lr_decay <= 1.0:
             raise ConfigError("layerwise_lr_decay", self.layerwise_lr_decay, "must be in (0, 1]")

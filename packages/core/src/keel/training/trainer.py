@@ -145,8 +145,19 @@ def train_multi_head(
 
     if strategy is Strategy.FULL:
         train_tasks = {n: TaskData(token_ids[n], targets[n]) for n in heads}
+        deadline = None
+        if cfg.max_train_minutes is not None:
+            deadline = started + 60.0 * cfg.max_train_minutes
         fitted, full_history = fine_tune(
-            encoder, fitted, train_tasks, val_tasks, cfg, device, on_epoch_end, normalize
+            encoder,
+            fitted,
+            train_tasks,
+            val_tasks,
+            cfg,
+            device,
+            on_epoch_end,
+            normalize,
+            deadline=deadline,
         )
         history += full_history
 
