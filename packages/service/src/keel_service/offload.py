@@ -6,7 +6,8 @@ costs a few milliseconds of CPU in all, that hand-off is a measurable share: an
 in-process count (32 concurrent tasks, uvloop) found about 65 microseconds of CPU per
 hop through anyio and about 25 through ``loop.run_in_executor`` on a plain
 ``ThreadPoolExecutor``. :func:`run_blocking` is the second, with the caller's context
-variables copied as anyio does.
+variables copied as anyio does. :class:`BlockingLimit` caps how many calls of one kind
+(a worker's rankings) run on the pool at once; the others wait on the event loop.
 """
 
 from __future__ import annotations
@@ -46,3 +47,36 @@ async def run_blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) 
     context = contextvars.copy_context()
     call = functools.partial(context.run, func, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(blocking_pool(), call)
+
+
+class BlockingLimit:
+    """At most ``limit`` calls through :meth:`run` on the shared pool at a time.
+
+    One instance per app and kind of work. The semaphore is made for the running event
+    loop and the limit it is called with, and made again when either changes (a
+    settings reload, a test client's new loop). A limit at or above the pool's size
+    adds no semaphore: the pool itself queues the rest.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[asyncio.AbstractEventLoop, int] | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def _for(self, limit: int) -> asyncio.Semaphore | None:
+        if limit >= BLOCKING_THREADS:
+            return None
+        key = (asyncio.get_running_loop(), limit)
+        if self._semaphore is None or self._key != key:
+            self._key, self._semaphore = key, asyncio.Semaphore(limit)
+        return self._semaphore
+
+    async def run(self, limit: int, func: Callable[[], T]) -> T:
+        """``func()`` on the shared pool once fewer than ``limit`` others of this
+        instance are running; see :func:`run_blocking`."""
+        if limit < 1:
+            raise ValueError(f"limit={limit}: must be >= 1")
+        semaphore = self._for(limit)
+        if semaphore is None:
+            return await run_blocking(func)
+        async with semaphore:
+            return await run_blocking(func)

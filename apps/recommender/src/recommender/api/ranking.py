@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
+from keel_service.offload import BlockingLimit
 from recommender.api.deps import ServiceDep, SettingsDep
 from recommender.api.errors import validation_detail
 from recommender.api.schemas import Filters, ItemEntry, RankingOut, RecommendRequest, RerankRequest
@@ -94,16 +94,16 @@ def _render(resp: RankingResponse, explain: bool) -> Response:
 
 
 async def _on_ranking_thread(request: Request, limit: int, fn: Callable[[], Response]) -> Response:
-    """Run ``fn`` on the thread pool, at most ``limit`` rankings of this worker at a time.
+    """Run ``fn`` on the shared blocking pool (``keel_service.offload``), at most
+    ``limit`` rankings of this worker at a time.
 
     A ranking is a few milliseconds of CPU that holds the GIL for most of it (small numpy
-    calls release and retake it many times). Thirty-two at once on FastAPI's default
-    40-thread pool only contend for the GIL and the cores; a small limit queues the rest
-    on the event loop instead, where waiting costs nothing."""
-    limiter: CapacityLimiter | None = getattr(request.app.state, "rank_limiter", None)
-    if limiter is None or limiter.total_tokens != limit:
-        limiter = request.app.state.rank_limiter = CapacityLimiter(limit)
-    return await to_thread.run_sync(fn, limiter=limiter)
+    calls release and retake it many times); a limit below the pool's 40 threads queues
+    the rest on the event loop, where waiting costs nothing."""
+    lane: BlockingLimit | None = getattr(request.app.state, "rank_lane", None)
+    if lane is None:
+        lane = request.app.state.rank_lane = BlockingLimit()
+    return await lane.run(limit, fn)
 
 
 @router.post("/rerank", response_model=RankingOut, summary="Rerank candidates for a user")
