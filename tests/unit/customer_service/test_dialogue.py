@@ -183,3 +183,36 @@ def test_concurrent_agent_replies_and_customer_messages_lose_nothing(
     assert sorted(texts) == sorted(f"a{i}" for i in range(20))  # each exactly once
     assert sum(m.role is Role.USER for m in history) == 20
     assert dm.store.get_conversation(conversation.id).state is ConversationState.WITH_AGENT
+
+
+def test_a_second_turn_decides_on_the_remembered_row_without_reading_it(
+    build: Callable[[Script], DialogueManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dm = build({"I lost my credit card": {"lost_or_stolen_card": 0.9}})
+    conversation = dm.start("web")
+    dm.handle_message(conversation.id, "I lost my credit card")
+    reads: list[str] = []
+    read = dm.store.get_conversation
+    monkeypatch.setattr(
+        dm.store, "get_conversation", lambda cid, *a, **k: reads.append(cid) or read(cid, *a, **k)
+    )
+    reply = dm.handle_message(conversation.id, "I lost my credit card")
+    assert reply.kind is AnswerKind.TEMPLATE and reads == []
+    assert dm.store.get_conversation(conversation.id).version == 2  # both turns written
+
+
+def test_a_row_changed_by_another_worker_is_read_again_before_the_bot_answers(
+    build: Callable[[Script], DialogueManager],
+) -> None:
+    script = {"I lost my credit card": {"lost_or_stolen_card": 0.9}}
+    worker_a, worker_b = build(script), build(script)  # two processes on one database
+    conversation = worker_a.start("web")
+    worker_a.handle_message(conversation.id, "I lost my credit card")  # A remembers the row
+    worker_b.agent_reply(conversation.id, "Sam", "Sam here")  # B: an agent takes over
+    reply = worker_a.handle_message(conversation.id, "I lost my credit card")
+    # A's remembered copy said the bot had the chat; its write was refused, and on the
+    # row it read again the agent has it: the message is stored for the agent, no answer.
+    assert reply.kind is AnswerKind.SILENT and reply.state is ConversationState.WITH_AGENT
+    history = worker_a.store.history(conversation.id)
+    assert [m.role for m in history] == [Role.USER, Role.BOT, Role.AGENT, Role.USER]
+    assert worker_a.store.get_conversation(conversation.id).agent_name == "Sam"

@@ -20,16 +20,23 @@ answers are ever generated.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from customer_service.answers import Citation, ExtractiveAnswer, compose_extractive_answer
-from customer_service.errors import ConversationConflictError, InvalidStateError
+from customer_service.errors import (
+    ConversationConflictError,
+    InvalidStateError,
+    SessionNotFoundError,
+)
 from customer_service.generation import AnswerGenerator
 from customer_service.grounding import check_grounding, render_grounded_answer
 from customer_service.intents import IntentModel, IntentPrediction
@@ -155,6 +162,9 @@ EN_TEXTS = BotTexts(
     clarify_suffix="?",
 )
 BOT_TEXTS = {"en": EN_TEXTS, "zh": ZH_TEXTS}
+#: Conversations whose last write (with the bot answering) each process remembers, so a
+#: turn's first attempt skips reading the row (see ``Dialogue._recall``).
+KNOWN_CONVERSATIONS = 4096
 
 _FOLLOW_UP_START = re.compile(r"^(and|also|but|so|what about|how about|then|or)\b", re.I)
 _ANAPHORA = re.compile(r"\b(that|it|this|those|these|them|there|one|same)\b", re.I)
@@ -218,6 +228,8 @@ class DialogueManager:
         self.templates = templates
         self.policy = policy or DialoguePolicy()
         self.generator = generator
+        self._known: OrderedDict[str, Conversation] = OrderedDict()
+        self._known_lock = threading.Lock()
 
     def start(self, client_id: str) -> Conversation:
         return self.store.create_conversation(client_id)
@@ -276,8 +288,9 @@ class DialogueManager:
             ConversationConflictError: the conversation kept changing (409, retry).
         """
         masked = mask_pii(text.strip())
+        known = self._recall(conversation_id)
         for attempt in range(MAX_ATTEMPTS):
-            conversation = self.store.get_conversation(conversation_id)
+            conversation = known or self.store.get_conversation(conversation_id)
             if conversation.state is not ConversationState.BOT:
                 silent = self._store_for_agent(conversation_id, masked)
                 if silent is not None:
@@ -290,8 +303,15 @@ class DialogueManager:
             try:
                 stored = self.store.record_turn(conversation, [user, bot])
             except ConversationConflictError:
-                backoff(attempt)
+                self._forget(conversation_id)
+                if known is None:
+                    backoff(attempt)
+                known = None  # a stale copy: read the row and decide again at once
                 continue
+            except SessionNotFoundError:
+                self._forget(conversation_id)
+                raise
+            self._remember(conversation)
             reply.state = conversation.state
             reply.user_message_id, reply.message_id = stored[0].id, stored[1].id
             reply.citations = stored[1].citations
@@ -299,6 +319,41 @@ class DialogueManager:
         raise ConversationConflictError(
             f"conversation {conversation_id!r} kept changing; retry the message"
         )
+
+    def _recall(self, conversation_id: str) -> Conversation | None:
+        """A copy of the conversation as this process last wrote it with the bot
+        answering, or ``None``.
+
+        The first attempt of a turn decides on it instead of reading the row (one
+        connection check-out and query fewer per turn). It is only ever used through the
+        turn's compare-and-set on ``version``: if an agent, another worker or a purge
+        changed the row since, the write fails, nothing is stored and the turn is decided
+        again on the row it reads."""
+        with self._known_lock:
+            known = self._known.get(conversation_id)
+            if known is None:
+                return None
+            self._known.move_to_end(conversation_id)
+        # The turn mutates what it decides on; the remembered copy stays as stored. Its
+        # only mutable field changed in place is the options list (evidence is replaced).
+        fresh = copy.copy(known)
+        fresh.pending_options = list(known.pending_options)
+        return fresh
+
+    def _remember(self, conversation: Conversation) -> None:
+        """Keep ``conversation`` (just written) for the next turn, if the bot still has it."""
+        if conversation.state is not ConversationState.BOT:
+            self._forget(conversation.id)
+            return
+        with self._known_lock:
+            self._known[conversation.id] = conversation
+            self._known.move_to_end(conversation.id)
+            while len(self._known) > KNOWN_CONVERSATIONS:
+                self._known.popitem(last=False)
+
+    def _forget(self, conversation_id: str) -> None:
+        with self._known_lock:
+            self._known.pop(conversation_id, None)
 
     def _store_for_agent(self, conversation_id: str, masked: str) -> BotReply | None:
         """Store a customer message of a conversation a human has; ``None`` (nothing
