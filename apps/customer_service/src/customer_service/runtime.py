@@ -36,6 +36,7 @@ from customer_service.templates import TemplateBook
 from customer_service.upgrade import ExtraDataProvider, make_upgrader
 from keel_service import Budget, PeriodicJob, RateLimiter, public_error
 from keel_service.heap import freeze_startup_heap
+from keel_service.offload import BlockingLimit
 from keel_service.threads import limit_faiss_threads, serving_threads
 from keel_service.upgrade import CandidateResult, ModelUpgrader, ServedModel
 
@@ -189,6 +190,8 @@ class AppRuntime:
         # on (agent corrections); see customer_service.upgrade.
         self.upgrader: ModelUpgrader | None = None
         self.extra_intent_data: ExtraDataProvider | None = None
+        # At most ``settings.chat_threads`` /chat turns of this worker at once.
+        self.chat_lane = BlockingLimit()
 
     def start(self, background: bool = True) -> None:
         # Logging is configured by now (uvicorn and create_app): mask every handler.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Annotated
 
@@ -33,7 +34,6 @@ from customer_service.api.schemas import (
 from customer_service.dialogue import BOT_TEXTS, EN_TEXTS, AnswerKind
 from customer_service.storage import StoredMessage
 from keel_service.fast_routes import find_route, install_fast_json_route
-from keel_service.offload import run_blocking
 
 router = APIRouter(tags=["chat"])
 
@@ -86,8 +86,12 @@ def json_response(model: BaseModel) -> Response:
 async def chat(body: ChatRequest, context: ChatDep) -> Response:
     """Send a customer message; returns the bot's answer (None while an agent has the chat)."""
     # The turn blocks (storage, maybe the encoder): it runs on keel_service's thread pool,
-    # a cheaper hand-off than FastAPI's for a plain def endpoint (keel_service.offload).
-    return await run_blocking(answer_chat, body, context)
+    # a cheaper hand-off than FastAPI's for a plain def endpoint, at most ``chat_threads``
+    # turns at a time (keel_service.offload).
+    runtime = context.runtime
+    return await runtime.chat_lane.run(
+        runtime.settings.chat_threads, functools.partial(answer_chat, body, context)
+    )
 
 
 async def chat_fast(body: ChatRequest, request: Request) -> Response:
