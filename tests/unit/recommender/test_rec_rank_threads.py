@@ -54,7 +54,7 @@ def test_at_most_rank_threads_rankings_run_at_once(limit: int) -> None:
 
 
 def test_rank_threads_setting_is_bounded() -> None:
-    assert Settings().rank_threads == 40
+    assert Settings().rank_threads == 8
     assert Settings(rank_threads=2).rank_threads == 2
     for bad in (0, 65):
         with pytest.raises(ValidationError, match="rank_threads"):
