@@ -66,7 +66,7 @@ class BlockingLimit:
         if limit >= BLOCKING_THREADS:
             return None
         key = (asyncio.get_running_loop(), limit)
-        if self._semaphore is None or self._key != key:
+        if self._key != key:
             self._key, self._semaphore = key, asyncio.Semaphore(limit)
         return self._semaphore
 

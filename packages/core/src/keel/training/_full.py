@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -113,8 +112,7 @@ def fine_tune(
             stop training (hyperparameter pruning).
         normalize: L2-normalise pooled embeddings before the heads.
         deadline: ``time.perf_counter()`` value by which training should end
-            (``config.max_train_minutes``): no epoch starts that the last one's duration,
-            validation included, says would end after it.
+            (``config.max_train_minutes``; see ``run_epochs``).
 
     Returns:
         The trained heads and the per-epoch history.
@@ -162,7 +160,6 @@ def fine_tune(
 
     stopper = EarlyStopping(config.early_stopping_patience)
     best: dict[str, Any] = {}
-    epoch_started = [time.perf_counter()]
 
     def end_of_epoch(epoch: int, row: dict[str, Any]) -> bool:
         if val:
@@ -187,14 +184,6 @@ def fine_tune(
                 best["heads"] = current
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        now = time.perf_counter()
-        last_epoch, epoch_started[0] = now - epoch_started[0], now
-        if deadline is not None and epoch < epochs and now + last_epoch > deadline:
-            row["stopped"] = (
-                f"time budget: epoch {epoch + 1} would end about {now + last_epoch - deadline:.0f}s "
-                f"past max_train_minutes={config.max_train_minutes}"
-            )
-            return True
         return bool(val) and stopper.should_stop
 
     runner = EpochRunner(
@@ -212,6 +201,7 @@ def fine_tune(
         description="fine-tune",
         show_progress=config.show_progress,
         on_epoch_end=end_of_epoch,
+        deadline=deadline,
     )
     if best:
         transformer.load_state_dict(best["state"])

@@ -84,6 +84,7 @@ def run_epochs(
     description: str,
     show_progress: bool,
     on_epoch_end: EpochHook | None = None,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
     """Train for up to ``epochs`` epochs; return one history row per epoch run.
 
@@ -98,6 +99,9 @@ def run_epochs(
         on_epoch_end: called after each epoch with ``(epoch, row)``; it may add keys
             to the row, and returning True stops training (early stopping). It may
             raise to abort (hyperparameter pruning).
+        deadline: a ``time.perf_counter()`` value training should end by: no epoch
+            starts that the last one's duration (its hook included) says would end after
+            it; the last row then says why under ``stopped``.
 
     Returns:
         The history rows.
@@ -130,6 +134,14 @@ def run_epochs(
             "samples_per_s": round(seen / seconds, 2) if seconds else None,
         }
         stop = bool(on_epoch_end(epoch, row)) if on_epoch_end is not None else False
+        now = time.perf_counter()
+        if deadline is not None and epoch < epochs:
+            overrun = now + (now - started) - deadline
+            if overrun > 0:
+                row["stopped"] = (
+                    f"time budget: epoch {epoch + 1} would end about {overrun:.0f}s past it"
+                )
+                stop = True
         history.append(row)
         val_text = f" val={row['val_score']:.4f}" if "val_score" in row else ""
         log_epoch(
