@@ -92,6 +92,20 @@ def test_export_round_trips_through_load_predictor(name: str, variants: dict[str
         assert not (folder / "encoder" / "model.safetensors").exists()
 
 
+def test_onnx_export_fuses_attention(variants: dict[str, Path]) -> None:
+    """Eager-attention tracing lets onnxruntime fuse attention; SDPA's trace would leave
+    a masked softmax of ``Where`` / ``IsNaN`` nodes, unfused and unquantized."""
+    import onnx
+
+    def op_types(name: str) -> set[str]:
+        graph = onnx.load(str(variants[name] / "model.onnx")).graph
+        return {node.op_type for node in graph.node}
+
+    assert "Attention" in op_types("onnx-fp32")
+    assert "QAttention" in op_types("onnx-int8")
+    assert not {"IsNaN", "Softmax"} & op_types("onnx-int8")
+
+
 def test_int8_variants_are_smaller(small_artifact: Path, variants: dict[str, Path]) -> None:
     fp32 = json.loads((variants["onnx-fp32"] / "keel.json").read_text())["size_mb"]
     int8 = json.loads((variants["onnx-int8"] / "keel.json").read_text())["size_mb"]

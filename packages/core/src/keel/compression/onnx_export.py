@@ -62,12 +62,18 @@ def export_encoder_graph(encoder_dir: Path, onnx_file: Path, *, normalize: bool)
 
     Graph inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` ([batch, seq],
     int64); output ``sentence_embedding`` [batch, dim].
+
+    The encoder is traced with eager attention: transformers' default (SDPA) traces to a
+    masked-softmax pattern (``Where``/``IsNaN``) that onnxruntime's transformer optimizer
+    does not recognise, so attention would stay unfused (and unquantized by dynamic
+    int8). Eager attention is the same computation and fuses to ``Attention`` /
+    ``QAttention``.
     """
     import torch
 
     from keel.inference._torch_backend import load_tokenizer, load_torch_encoder
 
-    model = load_torch_encoder(encoder_dir)
+    model = load_torch_encoder(encoder_dir, attn_implementation="eager")
     tokenizer = load_tokenizer(encoder_dir)
     sample = tokenizer(
         ["a short example", "a second, somewhat longer example text"],

@@ -36,19 +36,25 @@ def quantize_linear_int8(model: Any) -> Any:
 
 
 def load_torch_encoder(
-    encoder_dir: Path, int8_state: Path | None = None, device: str = "cpu"
+    encoder_dir: Path,
+    int8_state: Path | None = None,
+    device: str = "cpu",
+    *,
+    attn_implementation: str | None = None,
 ) -> Any:
     """Load a transformers encoder from ``encoder_dir`` in eval mode.
 
     With ``int8_state``, the architecture is built from the folder's config, quantized
     (dynamic int8) and filled from that saved quantized state dict.
+    ``attn_implementation`` (e.g. ``"eager"``) overrides transformers' default (SDPA).
     """
     torch = _torch()
     from transformers import AutoConfig, AutoModel
 
     try:
         if int8_state is None:
-            model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+            options = {"attn_implementation": attn_implementation} if attn_implementation else {}
+            model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True, **options)
         else:
             config = AutoConfig.from_pretrained(str(encoder_dir), local_files_only=True)
             model = quantize_linear_int8(AutoModel.from_config(config).eval())
