@@ -26,6 +26,7 @@ Suites:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -241,11 +242,13 @@ def compression_suite(ctx: SuiteContext) -> SuiteResult:
     within ``MAX_DROP_POINTS`` on valid. Under ``--split test`` the chosen variant, the
     fp32 model and the named student are then scored once on test.
     """
-    from keel.compression import DistillConfig, choose_variant, compression_report, plot_report
+    from keel.compression import choose_variant, compression_report, plot_report
+    from keel.compression.report import STUDENT_DISTILL
     from keel.training import ClassifierConfig, train_classifier
 
     train, valid, evaluation = _banking(ctx)
-    distill = DistillConfig(epochs=3, batch_size=32, learning_rate=1e-4, show_progress=True)
+    # The library's student recipe (chosen on valid; see STUDENT_DISTILL).
+    distill = dataclasses.replace(STUDENT_DISTILL, show_progress=True)
     # Layer counts of the distilled students (comma-separated); the reported student is
     # the fastest of those with at most 3 layers within STUDENT_MAX_DROP_POINTS on valid.
     students = tuple(
@@ -256,7 +259,7 @@ def compression_suite(ctx: SuiteContext) -> SuiteResult:
         train = _subset(train, 1500)
         valid = _subset(valid, 300)
         evaluation = _subset(evaluation, 300) if ctx.is_test else valid
-        distill = DistillConfig(epochs=1, batch_size=32, learning_rate=1e-4)
+        distill = dataclasses.replace(STUDENT_DISTILL, epochs=1)
     work = Path(tempfile.mkdtemp(prefix="keel-bench-compression-"))
     try:
         ctx.log(f"training the {TEACHER_STRATEGY} classifier on {len(train)} texts")
