@@ -94,7 +94,7 @@ def test_export_round_trips_through_load_predictor(name: str, variants: dict[str
 
 def test_onnx_export_fuses_attention(variants: dict[str, Path]) -> None:
     """Eager-attention tracing lets onnxruntime fuse attention; SDPA's trace would leave
-    a masked softmax of ``Where`` / ``IsNaN`` nodes, unfused and unquantized."""
+    an unfused masked softmax of ``Where`` / ``IsNaN`` / ``Softmax`` nodes."""
     import onnx
 
     def op_types(name: str) -> set[str]:
