@@ -209,11 +209,11 @@ class RecommenderService:
     @classmethod
     def start(cls, settings: Settings, show_progress: bool = False) -> RecommenderService:
         """Prepare the state directory if needed, then load everything into memory."""
-        from threadpoolctl import threadpool_limits
+        from keel.inference import limit_blas_threads
 
         # Request-sized matrix products (50 x 384 x 100) are far faster single-threaded;
         # multi-threaded BLAS only adds wake-ups and spinning on a busy 2-core machine.
-        threadpool_limits(limits=1, user_api="blas")
+        limit_blas_threads()
         manifest = prepare(settings, show_progress=show_progress)
         layout = StateLayout(settings.state_dir)
         serving = resolve_model(manifest["serving_model"], layout.root)

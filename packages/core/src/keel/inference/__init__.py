@@ -3,6 +3,7 @@ micro-batching for servers, a static-embedding
 tier with its cascade, and a deterministic fake for unit tests."""
 
 from keel.inference._batcher import BatcherClosedError, MicroBatcher
+from keel.inference._blas import limit_blas_threads
 from keel.inference._cache import EmbeddingCache
 from keel.inference._encoder_base import EncoderPredictor
 from keel.inference._lazy import LazyPredictor, load_predictor_lazily, peek_dim
@@ -32,6 +33,7 @@ __all__ = [
     "Predictor",
     "StaticPredictor",
     "confident_rows",
+    "limit_blas_threads",
     "load_cascade",
     "load_predictor",
     "load_predictor_lazily",

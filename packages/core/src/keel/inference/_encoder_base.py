@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from keel.errors import ArtifactError, ConfigError
+from keel.inference._blas import limit_blas_threads
 from keel.inference._cache import EmbeddingCache
 from keel.models._heads import LinearHead
 from keel.models._prefixes import NO_PREFIXES, TextPrefixes, TextRole
@@ -86,6 +87,8 @@ class EncoderPredictor(ABC):
     ) -> None:
         if batch_size < 1:
             raise ConfigError("batch_size", batch_size, "must be >= 1")
+        # The heads' small products after each pass run faster on one BLAS thread.
+        limit_blas_threads()
         for head in heads.values():
             if head.dim != dim:
                 raise ArtifactError(
