@@ -14,6 +14,7 @@ import json
 import os
 import pkgutil
 import platform
+import random
 import statistics
 import subprocess
 import time
@@ -196,7 +197,10 @@ class PairedRatio:
 
 
 def interleaved_runs(
-    fns: dict[str, Callable[[], Any]], runs: int = 5, warmup: int = 1
+    fns: dict[str, Callable[[], Any]],
+    runs: int = 5,
+    warmup: int = 1,
+    shuffle_seed: int | None = None,
 ) -> dict[str, Timings]:
     """Time several workloads round by round (A B C, A B C, ...), ``runs`` rounds.
 
@@ -207,6 +211,10 @@ def interleaved_runs(
         fns: name -> workload, each called with no arguments.
         runs: timed rounds (>= 1).
         warmup: untimed rounds first.
+        shuffle_seed: when set, each timed round runs the workloads in a new order
+            drawn from this seed (B C A, C A B, ...), so no workload always runs
+            first or last in its round (after a slow neighbour, in a cache that one
+            filled, ...).
 
     Returns:
         name -> the wall times of its runs, in round order.
@@ -219,10 +227,14 @@ def interleaved_runs(
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    shuffler = random.Random(shuffle_seed) if shuffle_seed is not None else None
     for _ in range(runs):
-        for name, fn in fns.items():
+        if shuffler is not None:
+            shuffler.shuffle(names)
+        for name in names:
             started = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - started)
     return {name: Timings(tuple(values)) for name, values in times.items()}
 

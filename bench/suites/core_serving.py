@@ -139,7 +139,8 @@ def _speed_workloads(
 def _time_variants(
     ctx: SuiteContext, rows: dict[str, dict[str, Any]], texts: list[str]
 ) -> dict[str, dict[str, Any]]:
-    """Re-time every variant ``ctx.runs`` times, round-robin, after one warm-up round.
+    """Re-time every variant ``ctx.runs`` times, round by round in a new (seeded) order
+    each round, after one warm-up round.
 
     The warm-up round times one throughput pass per variant; from it each variant gets
     the number of passes that makes its timed window about ``MIN_THROUGHPUT_WINDOW_S``.
@@ -163,7 +164,9 @@ def _time_variants(
         for name in predictors
     }
     fns, latencies = _speed_workloads(predictors, sample, short, passes)
-    timings = interleaved_runs(fns, runs=ctx.runs, warmup=0)
+    # A new order each round: the variants listed last (the re-fitted students) are
+    # not always timed at the end of a round.
+    timings = interleaved_runs(fns, runs=ctx.runs, warmup=0, shuffle_seed=ctx.runs)
     out: dict[str, dict[str, Any]] = {}
     base = timings["fp32/batch32"]
     for name in rows:
@@ -395,7 +398,8 @@ def compression_suite(ctx: SuiteContext) -> SuiteResult:
             "variants": plain_rows,
             "single_run_timing_not_used": single_run,
             "note": f"accuracy of every variant on valid; speed = median of {ctx.runs} runs, "
-            "variants interleaved round by round after a warm-up round, same process and "
+            "variants interleaved round by round (a new seeded order each round) after a "
+            "warm-up round, same process and "
             f"threads; throughput = classify() of {THROUGHPUT_TEXTS} valid texts in batches "
             f"of 32, repeated per variant to a window of about {MIN_THROUGHPUT_WINDOW_S:g} s "
             "(the pass count, throughput_passes, fixed from the warm-up round), latency = p95 of classify() of one 16-word text ({LATENCY_TEXTS} per run); "

@@ -239,6 +239,34 @@ def test_interleaved_runs_time_every_workload_round_by_round(
     assert harness.ratio_summary([1.0, 3.0, 2.0])["median"] == 2.0
 
 
+def test_interleaved_runs_shuffle_the_order_of_each_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(harness.time, "perf_counter", clock)
+    order: list[str] = []
+
+    def named(name: str, seconds: float) -> Callable[[], None]:
+        def run() -> None:
+            order.append(name)
+            clock.now += seconds
+
+        return run
+
+    fns = {n: named(n, s) for n, s in (("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0))}
+    timings = harness.interleaved_runs(fns, runs=12, warmup=0, shuffle_seed=7)
+
+    rounds = [order[i : i + 4] for i in range(0, len(order), 4)]
+    assert all(sorted(r) == ["a", "b", "c", "d"] for r in rounds)  # each once per round
+    assert len({tuple(r) for r in rounds}) > 1  # the order changes between rounds
+    assert {r[-1] for r in rounds} != {"d"}  # the last workload is not always last
+    # Every workload's times stay its own, whatever its place in the round.
+    assert timings["c"].values == (3.0,) * 12 and timings["a"].values == (1.0,) * 12
+    order.clear()
+    harness.interleaved_runs(fns, runs=12, warmup=0, shuffle_seed=7)
+    assert [order[i : i + 4] for i in range(0, len(order), 4)] == rounds  # seeded
+
+
 # --------------------------------------------------------------- machine facts
 def test_cpu_flags_name_the_simd_extensions_int8_speed_depends_on() -> None:
     epyc_avx2 = "model name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
