@@ -402,7 +402,8 @@ def compression_suite(ctx: SuiteContext) -> SuiteResult:
             "warm-up round, same process and "
             f"threads; throughput = classify() of {THROUGHPUT_TEXTS} valid texts in batches "
             f"of 32, repeated per variant to a window of about {MIN_THROUGHPUT_WINDOW_S:g} s "
-            "(the pass count, throughput_passes, fixed from the warm-up round), latency = p95 of classify() of one 16-word text ({LATENCY_TEXTS} per run); "
+            "(the pass count, throughput_passes, fixed from the warm-up round), latency = p95 of "
+            f"classify() of one 16-word text ({LATENCY_TEXTS} per run); "
             "speedup = median of per-round throughput ratios to fp32",
         },
         recipe={
