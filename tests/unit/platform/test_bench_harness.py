@@ -154,6 +154,24 @@ class _Clock:
         return self.now
 
 
+def _timed_workloads(
+    monkeypatch: pytest.MonkeyPatch, order: list[str]
+) -> Callable[[str, float], Callable[[], None]]:
+    """A maker of fake workloads: each appends its name to ``order`` and advances a fake
+    ``perf_counter`` (patched into the harness) by its seconds."""
+    clock = _Clock()
+    monkeypatch.setattr(harness.time, "perf_counter", clock)
+
+    def named(name: str, seconds: float) -> Callable[[], None]:
+        def run() -> None:
+            order.append(name)
+            clock.now += seconds
+
+        return run
+
+    return named
+
+
 def test_timed_runs_reports_median_min_max_of_the_timed_runs_after_warmup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -218,17 +236,8 @@ def test_paired_ratio_alternates_a_and_b_and_takes_the_median_of_pair_ratios(
 def test_interleaved_runs_time_every_workload_round_by_round(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr(harness.time, "perf_counter", clock)
     order: list[str] = []
-
-    def named(name: str, seconds: float) -> Callable[[], None]:
-        def run() -> None:
-            order.append(name)
-            clock.now += seconds
-
-        return run
-
+    named = _timed_workloads(monkeypatch, order)
     timings = harness.interleaved_runs(
         {"x": named("x", 1.0), "y": named("y", 2.0), "z": named("z", 4.0)}, runs=2, warmup=0
     )
@@ -242,17 +251,8 @@ def test_interleaved_runs_time_every_workload_round_by_round(
 def test_interleaved_runs_shuffle_the_order_of_each_round(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr(harness.time, "perf_counter", clock)
     order: list[str] = []
-
-    def named(name: str, seconds: float) -> Callable[[], None]:
-        def run() -> None:
-            order.append(name)
-            clock.now += seconds
-
-        return run
-
+    named = _timed_workloads(monkeypatch, order)
     fns = {n: named(n, s) for n, s in (("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0))}
     timings = harness.interleaved_runs(fns, runs=12, warmup=0, shuffle_seed=7)
 
