@@ -9,10 +9,10 @@ Banking77 batches of 32): the head's product took about 5 ms per batch instead o
 0.04 ms, a sixth of ``classify``'s time; with BLAS on one thread ``classify`` costs the
 same as the encoder pass alone.
 
-``limit_blas_threads`` (called by every encoder predictor) sets that once per process. It changes process-wide state
-on purpose (a per-call limit would race between threads, since OpenBLAS's thread
-count is global); Keel's training runs on torch, whose threads it does not touch.
-``KEEL_BLAS_THREADS`` overrides the count.
+``limit_blas_threads`` (called by every encoder predictor) sets that once per
+process. It changes process-wide state on purpose (a per-call limit would race between
+threads, since OpenBLAS's thread count is global); Keel's training runs on torch, whose
+threads it does not touch. ``KEEL_BLAS_THREADS`` overrides the count.
 """
 
 from __future__ import annotations
