@@ -212,11 +212,13 @@ class AppRuntime:
                 "cs-kb-poll", self.settings.kb_poll_interval_s, services.kb_follower.poll
             )
             self.kb_poll.start()
+            # Before the app reports ready, so /healthz never shows the upgrade "off"
+            # in the moment between readiness and the upgrade's start.
+            self._start_upgrade(services)
             self.services = services
             self.metrics.ready.set(1)
             log.info("customer-service ready in %.1f s", services.load_seconds)
             freeze_startup_heap()
-            self._start_upgrade(services)
         except Exception as exc:  # reported on /healthz and in the log, not swallowed
             log.exception("customer-service start-up failed")
             self.error = public_error("start-up failed", exc)

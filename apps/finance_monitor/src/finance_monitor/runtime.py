@@ -251,9 +251,11 @@ class MonitorRuntime:
                     )
                     thread.start()
                     self._threads.append(thread)
+            # Before the app reports ready, so /healthz never shows the upgrade "off"
+            # in the moment between readiness and the upgrade's start.
+            self._start_upgrade()
             self.state = "ready"
             freeze_startup_heap()
-            self._start_upgrade()
         except Exception as exc:
             log.exception("finance monitor failed to start")
             self.state = "failed"
