@@ -115,11 +115,12 @@ def train_student(
     from tqdm.auto import tqdm
 
     from keel.training._encoder import bucketed_batches
+    from keel.training._runtime import adamw
 
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     parameters = list(model.parameters()) + [p for h in heads.values() for p in h.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.01)
+    optimizer = adamw(parameters, lr=config.learning_rate, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(texts) / config.batch_size)
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from keel.data import LabelledTexts
 from keel.training._encoder import bucketed_batches, pad_batch, pooled_embeddings, transformer_of
 from keel.training._loop import EpochRunner, run_epochs
-from keel.training._runtime import autocast, linear_warmup_decay
+from keel.training._runtime import adamw, autocast, linear_warmup_decay
 from keel.training.config import ClassifierConfig
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def contrastive_fine_tune(
     pairs = contrastive_pairs(data, config.fewshot_pairs_per_example, config.seed)
     batch_size = config.batch_size
     epochs = int(config.epochs or 1)
-    optimizer = torch.optim.AdamW(
+    optimizer = adamw(
         [p for n, p in transformer.named_parameters() if not n.startswith("pooler.")],
         lr=float(config.learning_rate or 2e-5),
         weight_decay=config.weight_decay,

@@ -26,7 +26,7 @@ from keel.training._encoder import (
 )
 from keel.training._heads import HeadTargets, head_loss_fn
 from keel.training._loop import EarlyStopping, EpochRunner, run_epochs
-from keel.training._runtime import autocast, linear_warmup_decay
+from keel.training._runtime import adamw, autocast, linear_warmup_decay
 from keel.training.config import ClassifierConfig
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def fine_tune(
     torch_heads.to(device)
     loss_fns = {name: head_loss_fn(task.targets).to(device) for name, task in train.items()}
     targets = {name: torch.as_tensor(task.targets.targets) for name, task in train.items()}
-    optimizer = torch.optim.AdamW(_param_groups(transformer, torch_heads, config))
+    optimizer = adamw(_param_groups(transformer, torch_heads, config))
     rng = random.Random(config.seed)
     batch_size = config.batch_size
     epochs = int(config.epochs or 1)

@@ -53,6 +53,24 @@ def autocast(device: str, enabled: bool) -> contextlib.AbstractContextManager[An
     return contextlib.nullcontext()
 
 
+def adamw(params: Any, **options: Any) -> torch.optim.Optimizer:
+    """``torch.optim.AdamW`` with the fused kernel where torch has one for the parameters'
+    device (CPU since torch 2.4, CUDA), else the default implementation.
+
+    On a CPU the default is the per-tensor loop: about 130 ms a step for MiniLM's 22.7M
+    parameters on 2 cores against 26 ms fused (``transformers.Trainer``'s default,
+    ``adamw_torch_fused``, uses the fused kernel too). The update is the same algorithm;
+    only the kernel differs.
+    """
+    import torch
+
+    groups = list(params)
+    try:
+        return torch.optim.AdamW(groups, fused=True, **options)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, **options)
+
+
 def linear_warmup_decay(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float
 ) -> torch.optim.lr_scheduler.LambdaLR:

@@ -43,6 +43,7 @@ from keel.training._encoder import (
 )
 from keel.training._loop import EpochRunner, run_epochs
 from keel.training._runtime import (
+    adamw,
     autocast,
     linear_warmup_decay,
     pick_device,
@@ -130,7 +131,7 @@ def train_bi_encoder(
         )
     left = tokenize(encoder, [a for a, _ in pairs], cfg.max_length, TextRole.QUERY)
     right = tokenize(encoder, [b for _, b in pairs], cfg.max_length, _second_role(cfg))
-    optimizer = torch.optim.AdamW(
+    optimizer = adamw(
         [p for n, p in transformer.named_parameters() if not n.startswith("pooler.")],
         lr=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
@@ -248,9 +249,7 @@ def train_cross_encoder(
     prefixes = read_prefixes(base)
     encoded = tokenize_pairs(tokenizer, [(a, b) for a, b, _ in examples], cfg.max_length, prefixes)
     labels = torch.tensor([float(y) for _, _, y in examples])
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-    )
+    optimizer = adamw(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(examples) + cfg.batch_size - 1) // cfg.batch_size)
     scheduler = linear_warmup_decay(optimizer, steps, cfg.warmup_ratio)
     rng = random.Random(cfg.seed)
