@@ -22,8 +22,9 @@ what it gains:
    student (fp32 and int8).
 4. **Speed**: ``classify_heads`` over the distinct Twitter sentiment valid texts (954) in
    batches of 256 (what the scorer sends), the served int8 transformer and the int8
-   students, one warm-up each, then ``--rounds`` interleaved rounds; texts/s median,
-   min and max, and each student's median per-round ratio to the served model.
+   students, one warm-up round, then ``--rounds`` interleaved rounds
+   (``bench.harness.interleaved_runs``); texts/s median, min and max, and each
+   student's median per-round ratio to the served model.
 
 Usage::
 
@@ -37,25 +38,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from bench.harness import interleaved_runs, ratio_summary, round_ratios
+from bench.suites.finance import head_accuracy
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def _accuracy(model: Any, texts: list[str], labels: list[str], head: str) -> float:
-    from finance_monitor.scoring import score_texts
-
-    predicted: list[str] = []
-    for i in range(0, len(texts), 256):
-        for verdict in score_texts(model, texts[i : i + 256]):
-            predicted.append(verdict.topic if head == "topic" else verdict.sentiment)
-    return round(float(np.mean([p == y for p, y in zip(predicted, labels, strict=True)])), 4)
 
 
 def _valid_sets(data: Path) -> dict[str, tuple[list[str], list[str], str]]:
@@ -80,7 +71,7 @@ def _scores(folder: Path, sets: dict[str, tuple[list[str], list[str], str]]) -> 
     from finance_monitor.model_prep import load_scoring_model
 
     model = load_scoring_model(folder, static_tier=False)
-    return {name: _accuracy(model, t, y, head) for name, (t, y, head) in sets.items()}
+    return {name: round(head_accuracy(model, t, y, h), 4) for name, (t, y, h) in sets.items()}
 
 
 def _student(
@@ -115,33 +106,32 @@ def _speed(folders: dict[str, Path], texts: list[str], rounds: int) -> dict[str,
     from keel.inference import load_predictor
 
     predictors = {n: load_predictor(f, num_threads=2, batch_size=256) for n, f in folders.items()}
-    for predictor in predictors.values():
-        predictor.classify_heads(texts[:256])
-    rates: dict[str, list[float]] = {n: [] for n in predictors}
-    for _ in range(rounds):
-        for name, predictor in predictors.items():
-            started = time.perf_counter()
+
+    def workload(predictor: Any) -> Any:
+        def run() -> None:
             for i in range(0, len(texts), 256):
                 predictor.classify_heads(texts[i : i + 256])
-            rates[name].append(len(texts) / (time.perf_counter() - started))
+
+        return run
+
+    timings = interleaved_runs({n: workload(p) for n, p in predictors.items()}, runs=rounds)
     out: dict[str, Any] = {}
-    for name, runs in rates.items():
+    for name, timing in timings.items():
+        rate = timing.rate(len(texts))
         out[name] = {
-            "median": round(float(np.median(runs)), 1),
-            "min": round(min(runs), 1),
-            "max": round(max(runs), 1),
-            "runs": [round(r, 1) for r in runs],
+            **{k: round(rate[k], 1) for k in ("median", "min", "max")},
+            "runs": [round(r, 1) for r in rate["runs"]],
         }
         if name != "served":
-            ratios = [a / b for a, b in zip(runs, rates["served"], strict=True)]
-            out[name]["ratio_to_served"] = round(float(np.median(ratios)), 2)
+            ratio = ratio_summary(round_ratios(timing, timings["served"]))
+            out[name]["ratio_to_served"] = round(ratio["median"], 2)
     return out
 
 
 def main() -> None:
     import pandas as pd
 
-    from bench.harness import machine_info
+    from bench.harness import git_state, machine_info
     from finance_monitor.model_prep import load_training_sets
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -184,11 +174,8 @@ def main() -> None:
         f"classify_heads over {len(speed_texts)} Twitter sentiment valid texts in batches of "
         f"256, 2 onnxruntime threads, {args.rounds} interleaved rounds after a warm-up"
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     result["machine"] = machine_info()
-    result["git_commit"] = commit
+    result["git"] = git_state()
     result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["seconds"] = round(time.perf_counter() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)

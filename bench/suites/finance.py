@@ -743,7 +743,9 @@ def finance_surge(ctx: SuiteContext) -> SuiteResult:
     )
 
 
-def _accuracy(model: Any, texts: list[str], labels: list[str], head: str) -> float:
+def head_accuracy(model: Any, texts: list[str], labels: list[str], head: str) -> float:
+    """Accuracy of one head of a ``ScoringModel`` on ``texts``, scored the way the scorer
+    scores (``score_texts`` in batches of 256)."""
     from finance_monitor.scoring import score_texts
 
     predicted = []
@@ -790,9 +792,11 @@ def finance_accuracy(ctx: SuiteContext) -> SuiteResult:
     def scores(model: Any) -> dict[str, float]:
         """The three valid accuracies of one model (the served one and its references)."""
         return {
-            "phrasebank_accuracy": _accuracy(model, list(pb.texts), pb_labels, "sentiment"),
-            "twitter_sentiment_accuracy": _accuracy(model, list(tw.texts), tw_labels, "sentiment"),
-            "twitter_topic_accuracy": _accuracy(model, list(tp.texts), tp_labels, "topic"),
+            "phrasebank_accuracy": head_accuracy(model, list(pb.texts), pb_labels, "sentiment"),
+            "twitter_sentiment_accuracy": head_accuracy(
+                model, list(tw.texts), tw_labels, "sentiment"
+            ),
+            "twitter_topic_accuracy": head_accuracy(model, list(tp.texts), tp_labels, "topic"),
         }
 
     metrics = scores(served_model)
