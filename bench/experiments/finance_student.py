@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import interleaved_runs, ratio_summary, round_ratios
-from bench.suites.finance import head_accuracy
+from finance_monitor.scoring import head_accuracy
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

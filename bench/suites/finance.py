@@ -743,18 +743,6 @@ def finance_surge(ctx: SuiteContext) -> SuiteResult:
     )
 
 
-def head_accuracy(model: Any, texts: list[str], labels: list[str], head: str) -> float:
-    """Accuracy of one head of a ``ScoringModel`` on ``texts``, scored the way the scorer
-    scores (``score_texts`` in batches of 256)."""
-    from finance_monitor.scoring import score_texts
-
-    predicted = []
-    for i in range(0, len(texts), 256):
-        for verdict in score_texts(model, texts[i : i + 256]):
-            predicted.append(verdict.topic if head == "topic" else verdict.sentiment)
-    return float(np.mean([p == y for p, y in zip(predicted, labels, strict=True)]))
-
-
 @suite(
     "finance-accuracy",
     area="finance_monitor",
@@ -767,6 +755,7 @@ def head_accuracy(model: Any, texts: list[str], labels: list[str], head: str) ->
 )
 def finance_accuracy(ctx: SuiteContext) -> SuiteResult:
     from finance_monitor.model_prep import TWITTER_SENTIMENT, load_scoring_model
+    from finance_monitor.scoring import head_accuracy
     from keel.data import load_labelled
 
     served, prepare_seconds = _prepare_timed(ctx)

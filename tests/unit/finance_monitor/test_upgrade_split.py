@@ -9,7 +9,7 @@ import numpy as np
 
 from finance_monitor.model_prep import TrainingSets, load_training_sets
 from finance_monitor.scoring import SENTIMENT_HEAD, TOPIC_HEAD, ScoringModel
-from finance_monitor.upgrade import HOLDOUT_SHARE, head_accuracy, split_sets
+from finance_monitor.upgrade import HOLDOUT_SHARE, held_out_scores, split_sets
 
 
 def test_the_held_out_rows_are_a_seeded_stratified_share_kept_out_of_training() -> None:
@@ -51,4 +51,4 @@ def test_the_score_is_the_mean_head_accuracy() -> None:
         TOPIC_HEAD: (["a", "b", "c", "d"], ["Earnings", "Earnings", "Earnings", "M&A"]),
         SENTIMENT_HEAD: (["e", "f"], ["neutral", "positive"]),
     }
-    assert head_accuracy(model, held) == {TOPIC_HEAD: 0.75, SENTIMENT_HEAD: 0.5, "score": 0.625}
+    assert held_out_scores(model, held) == {TOPIC_HEAD: 0.75, SENTIMENT_HEAD: 0.5, "score": 0.625}

@@ -108,6 +108,18 @@ def score_texts(model: ScoringModel, texts: list[str]) -> list[Scored]:
     return cast("list[Scored]", out)
 
 
+def head_accuracy(
+    model: ScoringModel, texts: list[str], labels: list[str], head: str, batch_size: int = 256
+) -> float:
+    """Accuracy of one head (``topic`` or ``sentiment``) on ``texts``, scored the way the
+    scorer scores: ``score_texts`` in batches of ``batch_size``."""
+    predicted: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        for verdict in score_texts(model, texts[start : start + batch_size]):
+            predicted.append(verdict.topic if head == TOPIC_HEAD else verdict.sentiment)
+    return float(np.mean([p == y for p, y in zip(predicted, labels, strict=True)]))
+
+
 def _classify(
     model: ScoringModel, texts: list[str], langs: list[str] | None = None
 ) -> list[Scored]:

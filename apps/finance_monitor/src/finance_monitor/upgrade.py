@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from finance_monitor.config import Settings
-from finance_monitor.scoring import ScoringModel, score_texts
+from finance_monitor.scoring import ScoringModel, head_accuracy
 from keel_service.upgrade import (
     CandidateJob,
     CandidateResult,
@@ -84,15 +84,11 @@ def split_sets(sets: Any) -> tuple[Any, dict[str, tuple[list[str], list[str]]]]:
     return train_sets, held
 
 
-def head_accuracy(model: ScoringModel, held: dict[str, tuple[list[str], list[str]]]) -> dict:
+def held_out_scores(model: ScoringModel, held: dict[str, tuple[list[str], list[str]]]) -> dict:
     """Accuracy of each head on its held-out rows, and their mean (``score``)."""
-    from finance_monitor.scoring import TOPIC_HEAD
-
-    out: dict[str, float] = {}
-    for head, (texts, labels) in held.items():
-        verdicts = score_texts(model, texts)
-        got = [v.topic if head == TOPIC_HEAD else v.sentiment for v in verdicts]
-        out[head] = float(np.mean([g == t for g, t in zip(got, labels, strict=True)]))
+    out = {
+        head: head_accuracy(model, texts, labels, head) for head, (texts, labels) in held.items()
+    }
     out["score"] = float(np.mean(list(out.values())))
     return out
 
@@ -146,9 +142,9 @@ def build_scoring_candidate(spec: dict[str, Any], out_dir: Path, progress: Progr
     )
     progress(0.95, "scoring")
     threads = settings.num_threads
-    candidate = head_accuracy(load_scoring_model(out_dir / SERVED, threads), held)
-    recipe = head_accuracy(load_scoring_model(out_dir / "reference" / SERVED, threads), held)
-    served = head_accuracy(load_scoring_model(Path(spec["served_dir"]), threads), held)
+    candidate = held_out_scores(load_scoring_model(out_dir / SERVED, threads), held)
+    recipe = held_out_scores(load_scoring_model(out_dir / "reference" / SERVED, threads), held)
+    served = held_out_scores(load_scoring_model(Path(spec["served_dir"]), threads), held)
     shutil.rmtree(out_dir / "reference", ignore_errors=True)
     return {
         "score": candidate.pop("score"),
