@@ -157,6 +157,76 @@ def test_multi_head_shares_one_encoder(tiny_intents: LabelledTexts, tmp_path: Pa
         )
 
 
+def test_cross_head_soft_labels_train_each_head_on_the_other_heads_texts(
+    tiny_intents: LabelledTexts,
+) -> None:
+    """Two heads labelled on different texts: from epoch 2 each batch also fits the other
+    head to the model's own soft labels (taken after epoch 1), so the loss of epoch 2
+    differs from the same seeded run without them while epoch 1 is identical."""
+    moods = LabelledTexts(
+        [
+            "this bank is great",
+            "love the new app",
+            "terrible service again",
+            "worst support ever",
+            "really happy with it",
+            "so angry about the fees",
+        ],
+        ["positive", "positive", "negative", "negative", "positive", "negative"],
+    )
+    heads = {"intent": tiny_intents, "mood": moods}
+    options = {"epochs": 2, "early_stopping_patience": 0, "seed": 3, "max_train_minutes": None}
+    plain = train_multi_head(heads, config("full", **options))
+    crossed = train_multi_head(heads, config("full", cross_head_weight=1.0, **options))
+    plain_rows = [row for row in plain.history if row.get("epoch", 0) >= 1]
+    crossed_rows = [row for row in crossed.history if row.get("epoch", 0) >= 1]
+    assert crossed_rows[0]["cross_head_rows"] == len(tiny_intents) + len(moods)
+    assert "cross_head_rows" not in crossed_rows[1]  # no pass after the last epoch
+    assert "cross_head_rows" not in plain_rows[0]
+    assert crossed_rows[0]["train_loss"] == pytest.approx(plain_rows[0]["train_loss"], rel=1e-6)
+    # Epoch 2 trains on the soft labels too (the KL term starts at 0, the model as it
+    # was when they were taken, and grows as it moves): the run departs from the plain one.
+    assert crossed_rows[1]["train_loss"] != pytest.approx(plain_rows[1]["train_loss"], rel=1e-6)
+
+
+def test_cross_head_targets_skip_heads_labelled_on_the_same_texts(base_encoder) -> None:  # type: ignore[no-untyped-def]
+    from keel.models._heads import LinearHead
+    from keel.training._encoder import tokenize
+    from keel.training._full import TaskData, cross_head_targets
+    from keel.training._heads import encode_targets
+
+    rng = np.random.default_rng(0)
+    texts = ["card declined", "refund please", "change my pin"]
+    other = ["great bank", "awful fees"]
+
+    def head(name: str, labels: list[str]) -> LinearHead:
+        weight = rng.normal(size=(len(labels), 384)).astype(np.float32)
+        return LinearHead(name, labels, weight, np.zeros(len(labels), np.float32))
+
+    def task(rows: list[str], labels: list[str]) -> TaskData:
+        ids = tokenize(base_encoder, rows, 16)
+        return TaskData(ids, encode_targets(LabelledTexts(rows, labels), False))
+
+    heads = {
+        "intent": head("intent", ["a", "b", "c"]),
+        "urgency": head("urgency", ["high", "low"]),
+        "mood": head("mood", ["negative", "positive"]),
+    }
+    train = {
+        "intent": task(texts, ["a", "b", "c"]),
+        "urgency": task(texts, ["high", "low", "low"]),
+        "mood": task(other, ["positive", "negative"]),
+    }
+    soft = cross_head_targets(
+        base_encoder, heads, train, batch_size=8, device="cpu", normalize=True
+    )
+    # intent and urgency share their texts: each gets only mood's soft labels.
+    assert sorted(soft["intent"]) == ["mood"] and sorted(soft["urgency"]) == ["mood"]
+    assert sorted(soft["mood"]) == ["intent", "urgency"]
+    assert tuple(soft["mood"]["intent"].shape) == (2, 3)
+    np.testing.assert_allclose(soft["intent"]["mood"].sum(dim=1).numpy(), 1.0, rtol=1e-5)
+
+
 def test_training_input_errors(tiny_intents: LabelledTexts) -> None:
     with pytest.raises(DataError, match="at least two labels"):
         train_classifier(LabelledTexts(["a", "b"], ["x", "x"]), config("head"))
@@ -164,6 +234,8 @@ def test_training_input_errors(tiny_intents: LabelledTexts) -> None:
         train_classifier(tiny_intents, config("head"), val=LabelledTexts(["q"], ["unknown"]))
     with pytest.raises(ConfigError, match="fewshot trains one head"):
         train_multi_head({"a": tiny_intents, "b": tiny_intents}, config("fewshot"))
+    with pytest.raises(ConfigError, match="cross_head_weight"):
+        config("full", cross_head_weight=-0.5)
 
 
 def test_session_artifact_fixture_loads(tiny_classifier_dir: Path) -> None:

@@ -3,7 +3,9 @@
 AdamW with warm-up + linear decay, gradient clipping, optional layer-wise learning-rate
 decay, bf16 autocast on a GPU, class weights, early stopping on the validation split
 with the best epoch's weights kept. Several tasks share the encoder; each batch holds
-one task's examples and the batches of all tasks are shuffled together.
+one task's examples and the batches of all tasks are shuffled together. With
+``cross_head_weight``, each batch also trains the other heads on the model's own soft
+labels of its rows from the previous epoch.
 """
 
 from __future__ import annotations
@@ -149,6 +151,10 @@ def fine_tune(
         rng.shuffle(batches)
         return batches
 
+    # ``cross_head_weight``: each task's rows -> the other heads' soft labels of them,
+    # taken at the end of the previous epoch (empty in the first epoch).
+    cross: dict[str, dict[str, torch.Tensor]] = {}
+
     def loss_fn(item: tuple[str, list[int]]) -> tuple[torch.Tensor, int]:
         name, batch = item
         ids, mask = pad_batch([train[name].token_ids[i] for i in batch], pad_id)
@@ -156,7 +162,13 @@ def fine_tune(
         with autocast(device, config.mixed_precision):
             pooled = pooled_embeddings(transformer, ids, mask, normalize)
         logits = torch_heads[name](pooled)
-        return loss_fns[name](logits, targets[name][batch].to(device)), len(batch)
+        loss = loss_fns[name](logits, targets[name][batch].to(device))
+        for other, soft in cross.get(name, {}).items():
+            log_probs = torch.log_softmax(torch_heads[other](pooled).float(), dim=-1)
+            loss = loss + config.cross_head_weight * torch.nn.functional.kl_div(
+                log_probs, soft[batch].to(device), reduction="batchmean"
+            )
+        return loss, len(batch)
 
     stopper = EarlyStopping(config.early_stopping_patience)
     best: dict[str, Any] = {}
@@ -184,7 +196,21 @@ def fine_tune(
                 best["heads"] = current
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        return bool(val) and stopper.should_stop
+        stop = bool(val) and stopper.should_stop
+        if config.cross_head_weight and epoch < epochs and not stop:
+            cross.clear()
+            cross.update(
+                cross_head_targets(
+                    encoder,
+                    _heads_to_numpy(torch_heads, heads),
+                    train,
+                    batch_size=max(64, batch_size),
+                    device=device,
+                    normalize=normalize,
+                )
+            )
+            row["cross_head_rows"] = sum(len(train[name].token_ids) for name in cross)
+        return stop
 
     runner = EpochRunner(
         plan=plan,
@@ -207,6 +233,43 @@ def fine_tune(
         transformer.load_state_dict(best["state"])
         return best["heads"], history
     return _heads_to_numpy(torch_heads, heads), history
+
+
+def cross_head_targets(
+    encoder: SentenceTransformer,
+    heads: dict[str, LinearHead],
+    train: dict[str, TaskData],
+    *,
+    batch_size: int,
+    device: str,
+    normalize: bool,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """``{task: {other head: its probabilities [rows, labels] of the task's rows}}`` from
+    the model as it is now, for ``ClassifierConfig.cross_head_weight``.
+
+    Only single-label heads take part, and a task whose texts are another head's own
+    (both heads labelled on the same rows) gets no soft labels from that head: its gold
+    labels are there already.
+    """
+    import torch
+
+    single = [name for name in train if not heads[name].multi_label]
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for name in single:
+        others = [h for h in single if h != name and train[h].token_ids != train[name].token_ids]
+        if not others:
+            continue
+        emb = embed_token_ids(
+            encoder,
+            train[name].token_ids,
+            batch_size=batch_size,
+            device=device,
+            normalize=normalize,
+        )
+        out[name] = {
+            h: torch.as_tensor(heads[h].probabilities(emb), dtype=torch.float32) for h in others
+        }
+    return out
 
 
 def _heads_to_numpy(

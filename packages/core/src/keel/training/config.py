@@ -82,6 +82,12 @@ class ClassifierConfig:
             (compression takes 1-3 minutes there); on a GPU it does not bind.
         layerwise_lr_decay: if set (0, 1], each lower transformer layer gets its upper
             neighbour's learning rate times this factor.
+        cross_head_weight: ``full`` with several single-label heads trained on different
+            texts: from the second epoch on, each batch also trains every other head
+            towards that head's own predictions of these rows at the end of the previous
+            epoch (KL to the soft labels, times this weight), so the sentiment head
+            learns from the topic head's texts and back. 0 turns it off. It costs one
+            inference pass over the training texts per epoch after the first.
         mixed_precision: bf16 autocast on a GPU (ignored on CPU).
         device: ``"cpu"``, ``"cuda"``..., or ``None`` for a GPU when one is present.
         fewshot_pairs_per_example: contrastive pairs drawn per training example.
@@ -106,6 +112,7 @@ class ClassifierConfig:
     early_stopping_patience: int = 2
     max_train_minutes: float | None = PRODUCTION_TRAIN_MINUTES
     layerwise_lr_decay: float | None = None
+    cross_head_weight: float = 0.0
     mixed_precision: bool = False
     device: str | None = None
     fewshot_pairs_per_example: int = 20
@@ -155,6 +162,12 @@ class ClassifierConfig:
             )
         if self.layerwise_lr_decay is not None and not 0.0 < self.layerwise_lr_decay <= 1.0:
             raise ConfigError("layerwise_lr_decay", self.layerwise_lr_decay, "must be in (0, 1]")
+        if (
+            not isinstance(self.cross_head_weight, int | float)
+            or isinstance(self.cross_head_weight, bool)
+            or not self.cross_head_weight >= 0
+        ):
+            raise ConfigError("cross_head_weight", self.cross_head_weight, "must be a number >= 0")
         _check_device(self.device)
         if (
             not isinstance(self.fewshot_pairs_per_example, int)
