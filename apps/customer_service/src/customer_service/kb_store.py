@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from customer_service.documents import Document
+from customer_service.documents import ChangeReport, Document
 from customer_service.errors import DocumentNotFoundError
 from customer_service.tables import kb_documents, kb_state
 from customer_service.versioned import NothingChanged, current_version, versioned_write
@@ -33,28 +33,6 @@ class DocumentChanges:
     version: int
     upserted: list[Document] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SyncReport:
-    """What a content sync wrote to the database, by document id."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
-
-    def as_dict(self) -> dict[str, list[str]]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-        }
 
 
 def content_fingerprint(documents: list[Document]) -> str:
@@ -151,7 +129,7 @@ class DocumentStore:
             if updated != 1:
                 raise DocumentNotFoundError(f"no document {doc_id!r}")
 
-    def sync_content(self, documents: list[Document], *, force: bool = False) -> SyncReport:
+    def sync_content(self, documents: list[Document], *, force: bool = False) -> ChangeReport:
         """Bring the database in line with the content files' ``documents``.
 
         Runs once per content: the files' fingerprint is recorded, and a later call with
@@ -161,7 +139,7 @@ class DocumentStore:
         file documents that are no longer in the files are deleted.
         """
         fingerprint = content_fingerprint(documents)
-        report = SyncReport()
+        report = ChangeReport()
         with self._versioned_write() as (conn, version):
             recorded = conn.execute(
                 sa.select(kb_state.c.content_fingerprint).where(kb_state.c.id == 1)

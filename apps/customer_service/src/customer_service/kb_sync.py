@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from customer_service.documents import Document
-from customer_service.kb_store import DocumentStore, SyncReport
-from customer_service.knowledge_base import IngestReport, KnowledgeBase
+from customer_service.documents import ChangeReport, Document
+from customer_service.kb_store import DocumentStore
+from customer_service.knowledge_base import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class KnowledgeBaseFollower:
         # only after its changes are in the index.
         self._lock = threading.Lock()
 
-    def switch(self, knowledge_base: KnowledgeBase) -> IngestReport:
+    def switch(self, knowledge_base: KnowledgeBase) -> ChangeReport:
         """Fill ``knowledge_base`` (a new index, for another encoder) from the database
         and follow it from now on."""
         with self._lock:
@@ -42,12 +42,12 @@ class KnowledgeBaseFollower:
             self.knowledge_base = knowledge_base
         return report
 
-    def full_sync(self) -> IngestReport:
+    def full_sync(self) -> ChangeReport:
         """Make the local index hold exactly the database's live documents (start-up)."""
         with self._lock:
             return self._full_sync(self.knowledge_base)
 
-    def _full_sync(self, knowledge_base: KnowledgeBase) -> IngestReport:
+    def _full_sync(self, knowledge_base: KnowledgeBase) -> ChangeReport:
         snapshot = self.store.documents()
         report = knowledge_base.apply_changes(snapshot.upserted, [], complete=True)
         self.version = snapshot.version
@@ -61,7 +61,7 @@ class KnowledgeBaseFollower:
             )
         return report
 
-    def poll(self) -> IngestReport:
+    def poll(self) -> ChangeReport:
         """Apply the changes made after the version the local index reflects."""
         if self.version is None:
             return self.full_sync()
@@ -69,7 +69,7 @@ class KnowledgeBaseFollower:
             assert self.version is not None
             changes = self.store.changes_since(self.version)
             if changes.version == self.version:
-                return IngestReport()
+                return ChangeReport()
             report = self.knowledge_base.apply_changes(changes.upserted, changes.deleted)
             log.info(
                 "knowledge base %d -> %d: %d added, %d updated, %d removed",
@@ -82,7 +82,7 @@ class KnowledgeBaseFollower:
             self.version = changes.version
         return report
 
-    def seed(self, documents: list[Document], *, force: bool = False) -> SyncReport:
+    def seed(self, documents: list[Document], *, force: bool = False) -> ChangeReport:
         """Write the content files' documents to the database (once per content, see
         :meth:`DocumentStore.sync_content`) and apply what changed here."""
         report = self.store.sync_content(documents, force=force)

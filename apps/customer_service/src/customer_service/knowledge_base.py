@@ -11,11 +11,17 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from customer_service.documents import Document, iter_article_files, load_article, load_faq
+from customer_service.documents import (
+    ChangeReport,
+    Document,
+    iter_article_files,
+    load_article,
+    load_faq,
+)
 from customer_service.errors import DocumentNotFoundError
 from customer_service.passages import Passage, split_passages
 
@@ -54,28 +60,6 @@ class RetrievedPassage:
     end: int
     text: str
     score: float
-
-
-@dataclass
-class IngestReport:
-    """What an ingest changed, by document id."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
-
-    def as_dict(self) -> dict[str, list[str]]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-        }
 
 
 @dataclass
@@ -218,7 +202,7 @@ class KnowledgeBase:
         articles_dir: Path | None,
         faq_file: Path | None = None,
         progress: Callable[[int, int], None] | None = None,
-    ) -> IngestReport:
+    ) -> ChangeReport:
         """Bring the index in line with a folder of articles and an FAQ file.
 
         Documents that came from these sources and no longer exist are removed;
@@ -237,7 +221,7 @@ class KnowledgeBase:
             documents += [load_article(p, articles_dir) for p in iter_article_files(articles_dir)]
         if faq_file is not None:
             documents += load_faq(faq_file)
-        report = IngestReport()
+        report = ChangeReport()
         with self._lock:
             seen = {document.doc_id for document in documents}
             batch = 64
@@ -262,7 +246,7 @@ class KnowledgeBase:
 
     def apply_changes(
         self, upserted: list[Document], deleted: list[str], *, complete: bool = False
-    ) -> IngestReport:
+    ) -> ChangeReport:
         """Apply changes read from the shared database (another replica's edits).
 
         Args:
@@ -274,7 +258,7 @@ class KnowledgeBase:
         Returns:
             What changed here; the index is saved when anything did.
         """
-        report = IngestReport()
+        report = ChangeReport()
         with self._lock:
             batch = 64
             for offset in range(0, len(upserted), batch):

@@ -15,10 +15,10 @@ from typing import Any
 
 from customer_service import engine
 from customer_service.config import Settings
-from customer_service.documents import Document
+from customer_service.documents import ChangeReport, Document
 from customer_service.errors import DocumentNotFoundError
 from customer_service.intents import IntentModel
-from customer_service.knowledge_base import IngestReport, KnowledgeBase, RetrievedPassage
+from customer_service.knowledge_base import KnowledgeBase, RetrievedPassage
 from customer_service.languages import (
     LanguagePipeline,
     choose_language,
@@ -97,10 +97,10 @@ class KnowledgeBaseRouter:
 
     def apply_changes(
         self, upserted: list[Document], deleted: list[str], *, complete: bool = False
-    ) -> IngestReport:
+    ) -> ChangeReport:
         """Apply database changes, each document to the index of its language; a document
         whose language changed (an admin rewrote it) leaves the other index."""
-        report = IngestReport()
+        report = ChangeReport()
         by_language: dict[str, list[Document]] = {language: [] for language in self.bases}
         for document in upserted:
             by_language[self.language_of(document)].append(document)

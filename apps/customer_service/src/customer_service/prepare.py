@@ -23,8 +23,14 @@ import numpy as np
 
 from customer_service import engine, manifests
 from customer_service.config import Settings
-from customer_service.documents import Document, iter_article_files, load_article, load_faq
-from customer_service.knowledge_base import IngestReport, KnowledgeBase
+from customer_service.documents import (
+    ChangeReport,
+    Document,
+    iter_article_files,
+    load_article,
+    load_faq,
+)
+from customer_service.knowledge_base import KnowledgeBase
 from customer_service.retriever_training import read_retriever_manifest
 from keel_service import Budget
 
@@ -345,7 +351,7 @@ def file_documents(settings: Settings) -> list[Document]:
 
 def ingest_content(
     knowledge_base: KnowledgeBase, settings: Settings, show_progress: bool = True
-) -> IngestReport:
+) -> ChangeReport:
     """Sync the knowledge base with the configured articles folder and FAQ file."""
     articles = settings.content_path("articles")
     faq = settings.content_path("faq.csv")
@@ -374,7 +380,7 @@ def ingest_content(
 @dataclass
 class PrepareResult:
     intent: IntentArtifacts
-    knowledge_base: IngestReport
+    knowledge_base: ChangeReport
     passages: int
     seconds: float
     language: str = "en"
