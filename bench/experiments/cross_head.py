@@ -36,9 +36,10 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 def train_and_score(weight: float, data_dir: Path) -> dict[str, Any]:
     """The finance ``full`` recipe with ``cross_head_weight=weight``; fp32 valid scores."""
-    from finance_monitor.model_prep import TWITTER_SENTIMENT, load_training_sets
+    from bench.suites.finance import finance_eval_sets
+    from finance_monitor.model_prep import load_training_sets
     from finance_monitor.scoring import SENTIMENT_HEAD, TOPIC_HEAD
-    from keel.data import LabelledTexts, load_labelled
+    from keel.data import LabelledTexts
     from keel.training import ClassifierConfig, train_multi_head
 
     sets = load_training_sets(data_dir)
@@ -51,24 +52,15 @@ def train_and_score(weight: float, data_dir: Path) -> dict[str, Any]:
     model = train_multi_head(heads, config)
     seconds = time.perf_counter() - started
 
-    def accuracy(
-        file: str, label_col: str, head: str, mapping: dict[str, str] | None = None
-    ) -> float:
-        data = load_labelled(data_dir / file, text_col="text", label_col=label_col)
-        gold = [mapping[str(y).lower()] if mapping else str(y) for y in data.labels]
-        predicted = model.predict(list(data.texts), head=head)
-        return round(float(np.mean([p == y for p, y in zip(predicted, gold, strict=True)])), 4)
+    def accuracy(texts: list[str], labels: list[str], head: str) -> float:
+        predicted = model.predict(texts, head=head)
+        return round(float(np.mean([p == y for p, y in zip(predicted, labels, strict=True)])), 4)
 
+    valid = finance_eval_sets(lambda folder: data_dir / folder / "valid.csv")
     return {
         "cross_head_weight": weight,
         "train_seconds": round(seconds, 1),
-        "fp32_valid": {
-            "phrasebank": accuracy("financial_phrasebank/valid.csv", "label", SENTIMENT_HEAD),
-            "twitter_sentiment": accuracy(
-                "twitter_fin_sentiment/valid.csv", "label_name", SENTIMENT_HEAD, TWITTER_SENTIMENT
-            ),
-            "twitter_topic": accuracy("twitter_fin_topic/valid.csv", "label_name", TOPIC_HEAD),
-        },
+        "fp32_valid": {name: accuracy(*rows) for name, rows in valid.items()},
         "epochs": [row for row in model.history if row.get("epoch", 0) >= 1],
         "recipe": config.to_dict(),
     }

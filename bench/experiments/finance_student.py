@@ -44,27 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import interleaved_runs, ratio_summary, round_ratios
+from bench.suites.finance import finance_eval_sets
 from finance_monitor.scoring import head_accuracy
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def _valid_sets(data: Path) -> dict[str, tuple[list[str], list[str], str]]:
-    from finance_monitor.model_prep import TWITTER_SENTIMENT
-    from keel.data import load_labelled
-
-    pb = load_labelled(data / "financial_phrasebank" / "valid.csv", label_col="label")
-    tw = load_labelled(data / "twitter_fin_sentiment" / "valid.csv", label_col="label_name")
-    tp = load_labelled(data / "twitter_fin_topic" / "valid.csv", label_col="label_name")
-    return {
-        "phrasebank": (list(pb.texts), [str(x) for x in pb.labels], "sentiment"),
-        "twitter_sentiment": (
-            list(tw.texts),
-            [TWITTER_SENTIMENT[str(x).lower()] for x in tw.labels],
-            "sentiment",
-        ),
-        "twitter_topic": (list(tp.texts), [str(x) for x in tp.labels], "topic"),
-    }
 
 
 def _scores(folder: Path, sets: dict[str, tuple[list[str], list[str], str]]) -> dict[str, float]:
@@ -147,7 +130,7 @@ def main() -> None:
     started = time.perf_counter()
     sets = load_training_sets(args.data)
     texts = list(dict.fromkeys(sets.topic_texts + sets.sentiment_texts))
-    valid = _valid_sets(args.data)
+    valid = finance_eval_sets(lambda folder: args.data / folder / "valid.csv")
     fp32, served = args.scoring / "fp32", args.scoring / "served"
     result: dict[str, Any] = {
         "experiment": "finance_student",

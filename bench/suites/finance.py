@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -743,6 +744,33 @@ def finance_surge(ctx: SuiteContext) -> SuiteResult:
     )
 
 
+#: The finance evaluation sets: (name, data folder, label column, head scored).
+FINANCE_SETS = (
+    ("phrasebank", "financial_phrasebank", "label", "sentiment"),
+    ("twitter_sentiment", "twitter_fin_sentiment", "label_name", "sentiment"),
+    ("twitter_topic", "twitter_fin_topic", "label_name", "topic"),
+)
+
+
+def finance_eval_sets(
+    file_of: Callable[[str], Path],
+) -> dict[str, tuple[list[str], list[str], str]]:
+    """``{name: (texts, labels, head)}`` of PhraseBank, Twitter sentiment and Twitter topic,
+    each read from ``file_of(data folder)``, labels in the app's names (Twitter's
+    bearish / bullish / neutral mapped to negative / positive / neutral)."""
+    from finance_monitor.model_prep import TWITTER_SENTIMENT
+    from keel.data import load_labelled
+
+    out = {}
+    for name, folder, label_col, head in FINANCE_SETS:
+        data = load_labelled(file_of(folder), label_col=label_col)
+        labels = [str(label) for label in data.labels]
+        if folder == "twitter_fin_sentiment":
+            labels = [TWITTER_SENTIMENT[label.lower()] for label in labels]
+        out[name] = (list(data.texts), labels, head)
+    return out
+
+
 @suite(
     "finance-accuracy",
     area="finance_monitor",
@@ -754,38 +782,23 @@ def finance_surge(ctx: SuiteContext) -> SuiteResult:
     ],
 )
 def finance_accuracy(ctx: SuiteContext) -> SuiteResult:
-    from finance_monitor.model_prep import TWITTER_SENTIMENT, load_scoring_model
+    from finance_monitor.model_prep import load_scoring_model
     from finance_monitor.scoring import head_accuracy
-    from keel.data import load_labelled
 
     served, prepare_seconds = _prepare_timed(ctx)
     # What the app serves: the static tier's cascade when it is on.
     served_model = load_scoring_model(served)
     transformer_model = load_scoring_model(served, static_tier=False)
     fp32_model = load_scoring_model(served.parent / "fp32")
-    pb = load_labelled(
-        ctx.data_file("financial_phrasebank", valid="valid.csv", test="test.csv"), label_col="label"
+    sets = finance_eval_sets(
+        lambda folder: ctx.data_file(folder, valid="valid.csv", test="test.csv")
     )
-    tw = load_labelled(
-        ctx.data_file("twitter_fin_sentiment", valid="valid.csv", test="test.csv"),
-        label_col="label_name",
-    )
-    tp = load_labelled(
-        ctx.data_file("twitter_fin_topic", valid="valid.csv", test="test.csv"),
-        label_col="label_name",
-    )
-    tw_labels = [TWITTER_SENTIMENT[str(label).lower()] for label in tw.labels]
-    pb_labels = [str(x) for x in pb.labels]
-    tp_labels = [str(x) for x in tp.labels]
 
     def scores(model: Any) -> dict[str, float]:
         """The three valid accuracies of one model (the served one and its references)."""
         return {
-            "phrasebank_accuracy": head_accuracy(model, list(pb.texts), pb_labels, "sentiment"),
-            "twitter_sentiment_accuracy": head_accuracy(
-                model, list(tw.texts), tw_labels, "sentiment"
-            ),
-            "twitter_topic_accuracy": head_accuracy(model, list(tp.texts), tp_labels, "topic"),
+            f"{name}_accuracy": head_accuracy(model, texts, labels, head)
+            for name, (texts, labels, head) in sets.items()
         }
 
     metrics = scores(served_model)
@@ -824,7 +837,7 @@ def finance_accuracy(ctx: SuiteContext) -> SuiteResult:
             "prepare_seconds": "training + compression + static tier of the run that "
             "built the served model (reused by fingerprint afterwards); null if unknown",
             "quick_train_rows": QUICK_TRAIN_ROWS if ctx.quick else None,
-            "rows": {"phrasebank": len(pb), "twitter_sentiment": len(tw), "twitter_topic": len(tp)},
+            "rows": {name: len(texts) for name, (texts, _, _) in sets.items()},
         },
     )
 
