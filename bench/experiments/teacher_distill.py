@@ -109,6 +109,22 @@ def unlabelled_texts(data: Path, exclude: set[str], count: int, seed: int) -> li
     return pool[:count]
 
 
+def gold_mixed_targets(
+    logits: np.ndarray, labels: list[str], gold: list[str], weight: float, t: float
+) -> np.ndarray:
+    """Teacher logits as ``distill_classifier`` targets; the first ``len(gold)`` rows mix
+    their gold label into the softened distribution with ``weight`` (written back as
+    logits ``t * log(p)``, so the same loss reads them)."""
+    z = logits / t
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    n = len(gold)
+    onehot = np.zeros((n, len(labels)), dtype=np.float32)
+    onehot[np.arange(n), [labels.index(y) for y in gold]] = 1.0
+    p[:n] = (1 - weight) * p[:n] + weight * onehot
+    return (t * np.log(np.clip(p, 1e-8, 1.0))).astype(np.float32)
+
+
 def score(folder: Path, valid: Any) -> dict[str, float]:
     """Accuracy and macro-F1 of a saved artifact on the validation rows."""
     from keel.evaluation import classification_metrics
@@ -334,16 +350,13 @@ class Run:
             return logits
         if variant != "gold":
             raise SystemExit(f"unknown variant {variant!r} (use soft, gold)")
-        t = self.args.temperature
-        w = self.args.gold_weight
-        z = logits / t
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        n = len(self.train)
-        onehot = np.zeros((n, len(labels)), dtype=np.float32)
-        onehot[np.arange(n), [labels.index(y) for y in self.train.labels]] = 1.0
-        p[:n] = (1 - w) * p[:n] + w * onehot
-        return (t * np.log(np.clip(p, 1e-8, 1.0))).astype(np.float32)
+        return gold_mixed_targets(
+            logits,
+            labels,
+            [str(y) for y in self.train.labels],
+            self.args.gold_weight,
+            self.args.temperature,
+        )
 
     def student(
         self, variant: str, teacher: Path, texts: list[str], logits: np.ndarray, labels: list[str]

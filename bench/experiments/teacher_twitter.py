@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.experiments.teacher_distill import DEFAULT_TEACHER, read_texts, score
+from bench.experiments.teacher_distill import (
+    DEFAULT_TEACHER,
+    gold_mixed_targets,
+    score,
+    unlabelled_texts,
+)
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 OUT = Path(__file__).resolve().parents[1] / "results" / "experiments" / "teacher_twitter.json"
@@ -66,20 +70,6 @@ def train_teacher(args: argparse.Namespace, train: Any, valid: Any, folder: Path
     model = train_classifier(train, config, val=valid, on_epoch_end=on_epoch)
     model.save(folder, measure_latency=False)
     return {"seconds": round(time.perf_counter() - started, 1), "epochs": epochs}
-
-
-def soft_targets(
-    logits: np.ndarray, labels: list[str], gold: list[str], weight: float, t: float
-) -> np.ndarray:
-    """Teacher logits as ``distill_classifier`` targets; the first ``len(gold)`` rows mix
-    in their gold label with ``weight`` (written back as logits ``t * log(p)``)."""
-    z = logits / t
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    onehot = np.zeros((len(gold), len(labels)), dtype=np.float32)
-    onehot[np.arange(len(gold)), [labels.index(y) for y in gold]] = 1.0
-    p[: len(gold)] = (1 - weight) * p[: len(gold)] + weight * onehot
-    return (t * np.log(np.clip(p, 1e-8, 1.0))).astype(np.float32)
 
 
 def main() -> None:
@@ -113,14 +103,8 @@ def main() -> None:
     out["teacher"]["valid"] = score(teacher, valid)
 
     texts = list(train.texts)
-    seen = {t.strip() for t in texts}
-    pool = []
-    for text in read_texts(args.data / "twitter_fin_topic" / "train.csv"):
-        if text.strip() and text.strip() not in seen:
-            seen.add(text.strip())
-            pool.append(text.strip())
-    random.Random(13).shuffle(pool)
-    texts += pool[: args.unlabelled]
+    # Topic train tweets only: every sentiment train tweet is excluded.
+    texts += unlabelled_texts(args.data, {t.strip() for t in texts}, args.unlabelled, seed=13)
     started = time.perf_counter()
     predictor = load_predictor(teacher, batch_size=64)
     labels = list(predictor.labels)
@@ -133,7 +117,9 @@ def main() -> None:
         config = ClassifierConfig(strategy="head", max_length=64, show_progress=False)
         train_classifier(train, config).save(head, measure_latency=False)
     student = args.work / "student"
-    targets = soft_targets(logits, labels, list(train.labels), args.gold_weight, args.temperature)
+    targets = gold_mixed_targets(
+        logits, labels, [str(y) for y in train.labels], args.gold_weight, args.temperature
+    )
     distill_classifier(
         teacher,
         texts,
