@@ -88,6 +88,20 @@ def check_teacher_base(folder: Path) -> Path:
     return folder
 
 
+def check_distill_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, train_teacher: bool = True
+) -> None:
+    """The checks both teacher experiments make on their shared options; the teacher's
+    base folder only when a teacher is still to be trained (``args.teacher_base`` is
+    then replaced by the checked path)."""
+    if args.unlabelled < 0:
+        parser.error("--unlabelled must be >= 0")
+    if not 0 <= args.gold_weight <= 1:
+        parser.error("--gold-weight must be in [0, 1]")
+    if train_teacher:
+        args.teacher_base = check_teacher_base(Path(args.teacher_base).expanduser())
+
+
 def read_texts(path: Path) -> list[str]:
     if not path.is_file():
         raise SystemExit(f"data file {path} does not exist (is --data right?)")
@@ -479,11 +493,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="free text stored in the JSON")
     parser.add_argument("--limit", type=int, default=0, help="smoke runs: about this many rows")
     args = parser.parse_args()
-    if args.unlabelled < 0:
-        parser.error("--unlabelled must be >= 0")
-    if not 0 <= args.gold_weight <= 1:
-        parser.error("--gold-weight must be in [0, 1]")
-    args.teacher_base = check_teacher_base(Path(args.teacher_base).expanduser())
+    check_distill_args(parser, args)
     import torch
 
     run = Run(args)

@@ -40,6 +40,7 @@ import numpy as np
 
 from bench.experiments.teacher_distill import (
     DEFAULT_TEACHER,
+    check_distill_args,
     gold_mixed_targets,
     score,
     unlabelled_texts,
@@ -105,7 +106,7 @@ def teacher_logits(predictor: Any, texts: list[str], work: Path) -> tuple[np.nda
     rest = texts[len(head) :]
     if rest:
         tail = np.asarray(predictor.logits(rest), dtype=np.float32)
-        head = np.concatenate([head, tail]).astype(np.float32)
+        head = np.concatenate([head, tail])
         np.save(work / f"teacher-logits-{len(texts)}.npy", head)
     return head, len(texts) - len(rest)
 
@@ -133,11 +134,12 @@ def main() -> None:
     parser.add_argument("--serve-teacher", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    teacher = args.work / "teacher"
+    check_distill_args(parser, args, train_teacher=not (teacher / "keel.json").is_file())
     folder = args.data / "twitter_fin_sentiment"
     train = load_labelled(folder / "train.csv", text_col="text", label_col="label_name")
     valid = load_labelled(folder / "valid.csv", text_col="text", label_col="label_name")
     args.work.mkdir(parents=True, exist_ok=True)
-    teacher = args.work / "teacher"
     out: dict[str, Any] = {"teacher": train_teacher(args, train, valid, teacher)}
     out["teacher"]["valid"] = score(teacher, valid)
     if args.serve_teacher:
