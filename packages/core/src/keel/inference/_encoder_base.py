@@ -67,9 +67,9 @@ class EncoderPredictor(ABC):
 
     Subclasses implement ``_encode`` for one batch; this class adds the encoder's text
     prefixes (e5: ``query: `` for classification, embedding and queries, ``passage: ``
-    for ``embed_passages``), the LRU cache, length-sorted batching, normalisation, and
-    the heads. Thread-safe: the encoder
-    runs under a lock (tokenizers are not re-entrant) and the cache has its own lock.
+    for ``embed_passages``), the LRU cache, length-sorted batching (unless ``_encode``
+    packs), normalisation, and the heads. Thread-safe: the encoder runs under a lock
+    (tokenizers are not re-entrant) and the cache has its own lock.
     """
 
     backend: str = "abstract"
@@ -103,10 +103,23 @@ class EncoderPredictor(ABC):
         self.variant = variant
         self.prefixes = prefixes
 
-    # -- subclass hook -------------------------------------------------------------------
+    # -- subclass hooks ------------------------------------------------------------------
     @abstractmethod
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Mean-pooled (not normalised) float32 embeddings of one batch of texts."""
+
+    #: True when ``_encode`` packs its texts without padding (then batches need not be
+    #: of similar length, and one batch of ``batch_size`` beats two half batches).
+    packs_texts: bool = False
+
+    def _chunks(self, positions: list[int], lengths: list[int]) -> list[list[int]]:
+        """``positions`` cut into the batches ``_encode`` gets (``lengths`` in chars)."""
+        if self.packs_texts:
+            return [
+                positions[i : i + self.batch_size]
+                for i in range(0, len(positions), self.batch_size)
+            ]
+        return [[positions[j] for j in b] for b in length_buckets(lengths, self.batch_size)]
 
     # -- Predictor API -------------------------------------------------------------------
     @property
@@ -226,8 +239,7 @@ class EncoderPredictor(ABC):
             else:
                 out[i] = cached
         if missing:
-            for chunk in length_buckets([len(texts[i]) for i in missing], self.batch_size):
-                chunk = [missing[j] for j in chunk]
+            for chunk in self._chunks(missing, [len(texts[i]) for i in missing]):
                 with self._lock:
                     vectors = self._encode([texts[i] for i in chunk])
                 for row, i in zip(vectors, chunk, strict=True):
