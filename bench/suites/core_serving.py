@@ -723,7 +723,8 @@ def predictor_concurrency_suite(ctx: SuiteContext) -> SuiteResult:
             },
             "batched_rps": batched,
             "direct_rps": direct_rate,
-            "model": f"{BASE_MODEL} torch fp32, embed() of one Banking77 text per request",
+            "model": f"{BASE_MODEL} torch fp32, embed() of one Banking77 text per request; "
+            "a batch of several runs packed, without padding (keel.models._packing)",
             "batcher": {"max_batch_size": 32, "max_wait_ms": 5.0, "recent_batches": 8},
             "texts": f"the same {requests} Banking77 texts on both sides (the batched side "
             "in reverse order); the predictor's LRU cache is off, so nothing is reused",
@@ -731,6 +732,7 @@ def predictor_concurrency_suite(ctx: SuiteContext) -> SuiteResult:
         recipe={
             "model": BASE_MODEL,
             "backend": "torch fp32",
+            "packed_batches": bool(getattr(predictor, "packs_texts", False)),
             "callers": callers,
             "requests_per_caller": per_caller,
             "batcher": {"max_batch_size": 32, "max_wait_ms": 5.0, "recent_batches": 8},
