@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from keel import ConfigError
 from keel.inference import EncoderPredictor, load_predictor
+from keel.inference._torch_backend import TorchEncoderPredictor
 from keel.models import mean_pool
 from keel.models._packing import can_pack, pack_groups, packed_mean_pool
 
@@ -83,6 +85,8 @@ def test_packed_rejects_an_empty_text_and_only_bert_packs() -> None:
     )
     assert not can_pack(roberta)  # positions offset by the padding index
     assert not can_pack(object())
+    model.config.position_embedding_type = "relative_key"
+    assert not can_pack(model)
 
 
 def test_minilm_predictor_packs_batches_and_matches_padding() -> None:
@@ -94,9 +98,28 @@ def test_minilm_predictor_packs_batches_and_matches_padding() -> None:
     ]
     packed = load_predictor("minilm")
     padded = load_predictor("minilm")
-    assert isinstance(packed, EncoderPredictor) and isinstance(padded, EncoderPredictor)
+    assert isinstance(packed, TorchEncoderPredictor) and isinstance(padded, EncoderPredictor)
     assert packed.packs_texts
     padded.packs_texts = False
     np.testing.assert_allclose(packed.embed(texts), padded.embed(texts), atol=1e-5)
     # One text at a time runs the plain path; it agrees with its packed batch.
     np.testing.assert_allclose(packed.embed(texts[1:2])[0], packed.embed(texts)[1], atol=1e-5)
+    # Tiny packs (one text each) give the same vectors; a negative budget is refused.
+    one_each = TorchEncoderPredictor(
+        packed.model,
+        packed.tokenizer,
+        heads={},
+        max_length=128,
+        normalize_features=True,
+        pack_tokens=1,
+    )
+    np.testing.assert_allclose(one_each.embed(texts), packed.embed(texts), atol=1e-5)
+    with pytest.raises(ConfigError, match="pack_tokens"):
+        TorchEncoderPredictor(
+            packed.model,
+            packed.tokenizer,
+            heads={},
+            max_length=128,
+            normalize_features=True,
+            pack_tokens=-1,
+        )

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from keel.errors import ArtifactError
+from keel.errors import ArtifactError, ConfigError
 from keel.inference._encoder_base import EncoderPredictor
 from keel.models._heads import LinearHead
 from keel.models._packing import PACK_TOKENS, can_pack, pack_groups, packed_mean_pool
@@ -111,6 +111,8 @@ class TorchEncoderPredictor(EncoderPredictor):
         self.max_length = max_length
         self.device = device
         # Batches run packed (no padding) when the encoder allows it; 0 turns it off.
+        if pack_tokens < 0:
+            raise ConfigError("pack_tokens", pack_tokens, "must be >= 0 (0: pad batches)")
         self.pack_tokens = pack_tokens
         self.packs_texts = pack_tokens > 0 and can_pack(model)
         super().__init__(

@@ -33,7 +33,9 @@ PACKABLE_MODEL_TYPES = frozenset({"bert"})
 def can_pack(model: Any) -> bool:
     """Whether ``model`` (a transformers encoder) accepts packed rows."""
     config = getattr(model, "config", None)
-    return getattr(config, "model_type", None) in PACKABLE_MODEL_TYPES
+    return getattr(config, "model_type", None) in PACKABLE_MODEL_TYPES and getattr(
+        config, "position_embedding_type", "absolute"
+    ) in (None, "absolute")
 
 
 def pack_groups(lengths: Sequence[int], max_tokens: int = PACK_TOKENS) -> list[list[int]]:
