@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from keel import ConfigError
 from keel.inference import EncoderPredictor, load_predictor
 from keel.inference._torch_backend import TorchEncoderPredictor
 from keel.models import mean_pool
-from keel.models._packing import can_pack, pack_groups, packed_mean_pool
+from keel.models._packing import can_pack, forward_cost, pack_groups, packed_mean_pool
 
 
 def tiny_bert() -> torch.nn.Module:
@@ -27,6 +29,32 @@ def tiny_bert() -> torch.nn.Module:
         type_vocab_size=2,
     )
     return BertModel(config).eval()
+
+
+def spy_on_packing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the number of texts of each pack the torch backend runs."""
+    import keel.inference._torch_backend as backend
+
+    calls: list[int] = []
+    real = backend.packed_mean_pool
+
+    def counting(model: Any, input_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(input_ids))
+        return real(model, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "packed_mean_pool", counting)
+    return calls
+
+
+def test_forward_cost_prefers_packs_for_mixed_short_texts_and_padding_for_long_alike() -> None:
+    d = 384
+    # 16 queries of 5-40 tokens: one pack of 240 tokens vs padded half batches.
+    assert forward_cost([(1, 240)], d) < forward_cost([(8, 14), (8, 40)], d)
+    # 256 tweets of ~41 tokens, sorted: packs of 12 vs buckets padded to 43.
+    packs = [(1, 492)] * 21 + [(1, 164)]
+    assert forward_cost([(32, 43)] * 8, d) < forward_cost(packs, d)
+    # Every call costs something, even an empty one.
+    assert forward_cost([(1, 1)], d) > 1.0 and forward_cost([], d) == 0.0
 
 
 def test_pack_groups_keep_order_cover_every_text_and_respect_the_budget() -> None:
@@ -89,7 +117,9 @@ def test_packed_rejects_an_empty_text_and_only_bert_packs() -> None:
     assert not can_pack(model)
 
 
-def test_minilm_predictor_packs_batches_and_matches_padding() -> None:
+def test_minilm_predictor_packs_batches_and_matches_padding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     texts = [
         "where is my card?",
         "I was charged twice for the same coffee this morning, please refund one of them",
@@ -101,19 +131,12 @@ def test_minilm_predictor_packs_batches_and_matches_padding() -> None:
     assert isinstance(packed, TorchEncoderPredictor) and isinstance(padded, EncoderPredictor)
     assert packed.packs_texts
     padded.packs_texts = False
+    calls = spy_on_packing(monkeypatch)
     np.testing.assert_allclose(packed.embed(texts), padded.embed(texts), atol=1e-5)
+    assert calls == [4]  # the four mixed-length queries ran as one pack
     # One text at a time runs the plain path; it agrees with its packed batch.
     np.testing.assert_allclose(packed.embed(texts[1:2])[0], packed.embed(texts)[1], atol=1e-5)
-    # Tiny packs (one text each) give the same vectors; a negative budget is refused.
-    one_each = TorchEncoderPredictor(
-        packed.model,
-        packed.tokenizer,
-        heads={},
-        max_length=128,
-        normalize_features=True,
-        pack_tokens=1,
-    )
-    np.testing.assert_allclose(one_each.embed(texts), packed.embed(texts), atol=1e-5)
+    # A negative budget is refused.
     with pytest.raises(ConfigError, match="pack_tokens"):
         TorchEncoderPredictor(
             packed.model,
@@ -123,3 +146,17 @@ def test_minilm_predictor_packs_batches_and_matches_padding() -> None:
             normalize_features=True,
             pack_tokens=-1,
         )
+
+
+def test_long_texts_of_one_length_run_padded_not_packed(monkeypatch: pytest.MonkeyPatch) -> None:
+    predictor = load_predictor("minilm")
+    assert isinstance(predictor, TorchEncoderPredictor) and predictor.packs_texts
+    texts = [
+        f"quarterly revenue {n} rose while margins fell across every segment " * 4
+        for n in range(20)
+    ]
+    calls = spy_on_packing(monkeypatch)
+    vectors = predictor.embed(texts)
+    assert calls == []  # similar long texts: padding is cheaper than attention across packs
+    predictor.packs_texts = False
+    np.testing.assert_allclose(vectors, predictor.embed(texts), atol=1e-5)

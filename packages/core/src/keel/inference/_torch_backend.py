@@ -11,9 +11,15 @@ from typing import Any
 import numpy as np
 
 from keel.errors import ArtifactError, ConfigError
-from keel.inference._encoder_base import EncoderPredictor
+from keel.inference._encoder_base import EncoderPredictor, length_buckets
 from keel.models._heads import LinearHead
-from keel.models._packing import PACK_TOKENS, can_pack, pack_groups, packed_mean_pool
+from keel.models._packing import (
+    PACK_TOKENS,
+    can_pack,
+    forward_cost,
+    pack_groups,
+    packed_mean_pool,
+)
 from keel.models._pooling import mean_pool
 from keel.models._prefixes import NO_PREFIXES, TextPrefixes
 
@@ -143,22 +149,51 @@ class TorchEncoderPredictor(EncoderPredictor):
         return np.asarray(pooled.float().cpu().numpy(), dtype=np.float32)
 
     def _encode_packed(self, texts: list[str]) -> np.ndarray:
-        """The padded pass's embeddings without the padding (``keel.models._packing``)."""
+        """The batch as packs or as padded length buckets, whichever ``forward_cost``
+        says is cheaper for these lengths (``keel.models._packing``)."""
         torch = _torch()
         tokens = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         ids = tokens["input_ids"]
         types = tokens.get("token_type_ids")
+        lengths = [len(row) for row in ids]
+        order = sorted(range(len(ids)), key=lengths.__getitem__)
+        packs = [
+            [order[j] for j in pack]
+            for pack in pack_groups([lengths[i] for i in order], self.pack_tokens)
+        ]
+        buckets = length_buckets(lengths, len(ids))
+        hidden = self.dim
+        packed = forward_cost([(1, sum(lengths[i] for i in p)) for p in packs], hidden)
+        padded = forward_cost([(len(b), max(lengths[i] for i in b)) for b in buckets], hidden)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for pack in pack_groups([len(row) for row in ids], self.pack_tokens):
-                pooled = packed_mean_pool(
-                    self.model,
-                    [ids[i] for i in pack],
-                    [types[i] for i in pack] if types is not None else None,
-                    device=self.device,
-                )
-                out[pack] = pooled.float().cpu().numpy()
+            for group in packs if packed < padded else buckets:
+                rows = [ids[i] for i in group]
+                row_types = [types[i] for i in group] if types is not None else None
+                if packed < padded:
+                    pooled = packed_mean_pool(self.model, rows, row_types, device=self.device)
+                else:
+                    pooled = self._padded_pool(rows, row_types)
+                out[group] = pooled.float().cpu().numpy()
         return out
+
+    def _padded_pool(self, rows: list[list[int]], types: list[list[int]] | None) -> Any:
+        """Mean-pooled vectors of pre-tokenised texts in one padded batch."""
+        torch = _torch()
+        width = max(len(row) for row in rows)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        token_types = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for n, row in enumerate(rows):
+            input_ids[n, : len(row)] = torch.tensor(row)
+            mask[n, : len(row)] = 1
+            if types is not None:
+                token_types[n, : len(row)] = torch.tensor(types[n])
+        batch = {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask}
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        hidden = self.model(**batch).last_hidden_state
+        return mean_pool(hidden, batch["attention_mask"])
 
 
 class TorchCrossEncoderPredictor:

@@ -8,8 +8,11 @@ own text only. The result is the padded batch's embedding (same weights, same
 positions, same attended tokens; float rounding aside) for the tokens' cost alone.
 
 Attention then costs ``tokens²`` per pack, so a pack holds at most ``max_tokens``
-tokens (a text longer than that is a pack of its own). Only encoders whose position
-ids are plain offsets from zero can be packed: BERT and its descendants (MiniLM, e5).
+tokens (a text longer than that is a pack of its own), and packing loses to padding
+when the texts are long and of similar length (a pack of twelve 41-token tweets spends
+more on masked attention pairs than their padding would cost): ``forward_cost``
+estimates both plans and the caller runs the cheaper. Only encoders whose position ids
+are plain offsets from zero can be packed: BERT and its descendants (MiniLM, e5).
 """
 
 from __future__ import annotations
@@ -28,6 +31,24 @@ PACK_TOKENS = 512
 #: text keeps its positions when it starts mid-row (RoBERTa-style encoders offset them
 #: by the padding index; MPNet derives relative buckets from them).
 PACKABLE_MODEL_TYPES = frozenset({"bert"})
+
+
+#: A forward call's fixed cost (Python dispatch, small kernels), in tokens' worth of
+#: compute: a batch-1 pass of a 15-token query on fp32 MiniLM takes about twice its
+#: share of a large batch's time (2 cores).
+CALL_TOKENS = 16
+
+
+def forward_cost(calls: Sequence[tuple[int, int]], hidden_size: int) -> float:
+    """Relative compute of forward calls, each ``(rows, row_length)``.
+
+    Per layer a token costs ``24·d²`` multiply-adds in the linear layers and a pair of
+    tokens in one row ``4·d`` in attention, so a call costs ``rows·L·(1 + L/(6d))``
+    token-equivalents, plus ``CALL_TOKENS``. A padded batch is ``(texts, longest)``; a
+    pack is ``(1, its tokens)`` (its masked pairs cost as much as the attended ones).
+    """
+    per_pair = 1.0 / (6 * hidden_size)
+    return sum(CALL_TOKENS + rows * length * (1.0 + per_pair * length) for rows, length in calls)
 
 
 def can_pack(model: Any) -> bool:
