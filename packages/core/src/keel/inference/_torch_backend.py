@@ -90,9 +90,11 @@ def load_tokenizer(folder: Path) -> Any:
 class TorchEncoderPredictor(EncoderPredictor):
     """Encoder + heads on PyTorch (fp32, or dynamic int8 when the artifact says so).
 
-    A BERT-family encoder runs a batch of several texts packed, without padding
-    (``keel.models._packing``; ``pack_tokens=0`` pads instead): 1.2-1.5x faster on
-    short queries, the same embeddings to float rounding. One text runs as before.
+    A BERT-family encoder may run a batch of several texts packed, without padding
+    (``keel.models._packing``; ``pack_tokens=0`` always pads): per batch it runs packs
+    or padded length buckets, whichever ``forward_cost`` estimates cheaper (packs win on
+    mixed short queries, 1.2-1.5x; padding on long texts of one length). The same
+    embeddings to float rounding either way. One text runs as before.
     """
 
     backend = "torch"
