@@ -53,7 +53,7 @@ def test_forward_cost_prefers_packs_for_mixed_short_texts_and_padding_for_long_a
     # 256 tweets of ~41 tokens, sorted: packs of 12 vs buckets padded to 43.
     packs = [(1, 492)] * 21 + [(1, 164)]
     assert forward_cost([(32, 43)] * 8, d) < forward_cost(packs, d)
-    # Every call costs something, even an empty one.
+    # Every call costs something beyond its tokens; no calls cost nothing.
     assert forward_cost([(1, 1)], d) > 1.0 and forward_cost([], d) == 0.0
 
 

@@ -163,6 +163,7 @@ class TorchEncoderPredictor(EncoderPredictor):
             [order[j] for j in pack]
             for pack in pack_groups([lengths[i] for i in order], self.pack_tokens)
         ]
+        # The padded plan: what the padding path would run (here on token lengths).
         buckets = length_buckets(lengths, len(ids))
         hidden = self.dim
         packed = forward_cost([(1, sum(lengths[i] for i in p)) for p in packs], hidden)
