@@ -19,6 +19,7 @@ from keel.models._packing import (
     forward_cost,
     pack_groups,
     packed_mean_pool,
+    pad_batch,
 )
 from keel.models._pooling import mean_pool
 from keel.models._prefixes import NO_PREFIXES, TextPrefixes
@@ -182,21 +183,15 @@ class TorchEncoderPredictor(EncoderPredictor):
 
     def _padded_pool(self, rows: list[list[int]], types: list[list[int]] | None) -> Any:
         """Mean-pooled vectors of pre-tokenised texts in one padded batch."""
-        torch = _torch()
-        width = max(len(row) for row in rows)
-        pad_id = self.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        token_types = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for n, row in enumerate(rows):
-            input_ids[n, : len(row)] = torch.tensor(row)
-            mask[n, : len(row)] = 1
-            if types is not None:
-                token_types[n, : len(row)] = torch.tensor(types[n])
-        batch = {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask}
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        hidden = self.model(**batch).last_hidden_state
-        return mean_pool(hidden, batch["attention_mask"])
+        input_ids, mask = pad_batch(rows, self.tokenizer.pad_token_id or 0)
+        token_types = pad_batch(types, 0)[0] if types is not None else mask.new_zeros(mask.shape)
+        mask = mask.to(self.device)
+        hidden = self.model(
+            input_ids=input_ids.to(self.device),
+            token_type_ids=token_types.to(self.device),
+            attention_mask=mask,
+        ).last_hidden_state
+        return mean_pool(hidden, mask)
 
 
 class TorchCrossEncoderPredictor:

@@ -1,4 +1,5 @@
-"""Padding-free encoding: several texts in one sequence, kept apart by the attention mask.
+"""Batch layout for an encoder pass: padded (``pad_batch``, which training uses too) or
+packed without padding, several texts in one row kept apart by the attention mask.
 
 A padded batch spends the encoder's linear layers (most of its compute) on padding
 tokens: a batch of short queries padded to its longest text wastes a third or more.
@@ -49,6 +50,19 @@ def forward_cost(calls: Sequence[tuple[int, int]], hidden_size: int) -> float:
     """
     per_pair = 1.0 / (6 * hidden_size)
     return sum(CALL_TOKENS + rows * length * (1.0 + per_pair * length) for rows, length in calls)
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence: ``(input_ids, attention_mask)`` int64 tensors."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
 
 
 def can_pack(model: Any) -> bool:

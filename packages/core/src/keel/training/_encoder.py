@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keel.models import NO_PREFIXES, TextPrefixes, TextRole, mean_pool, model_path
+from keel.models._packing import pad_batch
 from keel.models.artifact import ENCODER_DIR, META_FILE
 
 if TYPE_CHECKING:
@@ -91,19 +92,6 @@ def tokenize_pairs(
     )
     keys = [k for k in ("input_ids", "token_type_ids") if k in encoded]
     return [{k: encoded[k][i] for k in keys} for i in range(len(pairs))]
-
-
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad to the longest sequence: ``(input_ids, attention_mask)`` int64 tensors."""
-    import torch
-
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
 
 
 def bucketed_batches(
