@@ -22,22 +22,27 @@ log = logging.getLogger(__name__)
 
 def _start_service(app: FastAPI, settings: Settings) -> None:
     """Prepare (if needed) and load the service; runs in a thread so /healthz answers."""
+    service: RecommenderService | None = None
     try:
         service = RecommenderService.start(settings)
-        app.state.service = service
-        log.info("recommender ready: %d items", len(service.catalogue.snapshot))
-        freeze_startup_heap()
         # Counts other processes' events and applies the retention settings.
         app.state.maintenance = PeriodicJob(
             "rec-maintenance", settings.retention_interval_s, service.run_maintenance
         )
         app.state.maintenance.start()
         # The live upgrade (``upgrade`` setting): build the production model in the
-        # background and swap it in when it ranks better (recommender.upgrade).
+        # background and swap it in when it ranks better (recommender.upgrade). Started
+        # before the app reports ready, as in the other apps, so /healthz never shows the
+        # upgrade "off" in the moment between readiness and the upgrade's start.
         service.start_upgrade()
+        app.state.service = service
+        log.info("recommender ready: %d items", len(service.catalogue.snapshot))
+        freeze_startup_heap()
     except Exception as exc:  # reported on /healthz (type only) and in the log
         log.exception("recommender failed to start")
         app.state.startup_error = public_error("start-up failed", exc)
+        if service is not None and app.state.service is None:
+            service.close()  # never published: the app's shutdown would not close it
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
