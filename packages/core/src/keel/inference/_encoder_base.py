@@ -37,14 +37,18 @@ def pair_cosines(
 
 
 def length_buckets(
-    lengths: Sequence[int], batch_size: int, min_bucket: int = 8, growth: float = 1.6
+    lengths: Sequence[int], batch_size: int, min_bucket: int = 4, growth: float = 1.3
 ) -> list[list[int]]:
     """Split positions into batches of similar length (fewer padding tokens).
 
     Positions are sorted by length; a new batch starts when the current one is full,
     or when it holds at least ``min_bucket`` items and the next text is more than
     ``growth`` times (plus 16 characters) longer than its shortest one. Padding to
-    the longest text otherwise wastes most of the compute of a mixed batch.
+    the longest text otherwise wastes most of the compute of a mixed batch. The
+    defaults were 8 and 1.6 until 2026-12-01: on a 1-layer int8 ONNX MiniLM and
+    Banking77 validation batches of 32, 4 and 1.3 ran 2,922-3,314 texts/s against
+    2,156-2,292 (one padded batch of 32: about 1,400); onnxruntime's per-call cost is
+    small next to the padding it saves.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     buckets: list[list[int]] = []
