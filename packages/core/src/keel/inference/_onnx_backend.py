@@ -10,6 +10,7 @@ import numpy as np
 
 from keel.errors import ArtifactError
 from keel.inference._encoder_base import EncoderPredictor
+from keel.inference._tokens import BatchTokenizer
 from keel.models._heads import LinearHead
 from keel.models._prefixes import NO_PREFIXES, TextPrefixes
 
@@ -71,6 +72,7 @@ class OnnxEncoderPredictor(EncoderPredictor):
         self.session = session
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self._tokens = BatchTokenizer(tokenizer, max_length)
         self._input_names = [i.name for i in session.get_inputs()]
         missing = {"input_ids", "attention_mask"} - set(self._input_names)
         if missing:
@@ -86,18 +88,8 @@ class OnnxEncoderPredictor(EncoderPredictor):
         )
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        batch = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="np",
-        )
-        feeds = {
-            name: np.asarray(batch[name], dtype=np.int64)
-            for name in self._input_names
-            if name in batch
-        }
+        batch = self._tokens.padded(texts)
+        feeds = {name: batch[name] for name in self._input_names if name in batch}
         if "token_type_ids" in self._input_names and "token_type_ids" not in feeds:
             feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
         (embedding,) = self.session.run([ONNX_OUTPUT], feeds)

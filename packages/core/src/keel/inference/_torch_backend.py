@@ -12,6 +12,7 @@ import numpy as np
 
 from keel.errors import ArtifactError, ConfigError
 from keel.inference._encoder_base import EncoderPredictor, length_buckets
+from keel.inference._tokens import BatchTokenizer
 from keel.models._heads import LinearHead
 from keel.models._packing import (
     PACK_TOKENS,
@@ -118,6 +119,7 @@ class TorchEncoderPredictor(EncoderPredictor):
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self._tokens = BatchTokenizer(tokenizer, max_length)
         self.device = device
         # Batches run packed (no padding) when the encoder allows it; 0 turns it off.
         if pack_tokens < 0:
@@ -138,14 +140,9 @@ class TorchEncoderPredictor(EncoderPredictor):
         if self.packs_texts and len(texts) > 1:
             return self._encode_packed(texts)
         torch = _torch()
-        batch = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        batch = {
+            k: torch.from_numpy(v).to(self.device) for k, v in self._tokens.padded(texts).items()
+        }
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
             pooled = mean_pool(hidden, batch["attention_mask"])
@@ -155,9 +152,7 @@ class TorchEncoderPredictor(EncoderPredictor):
         """The batch as packs or as padded length buckets, whichever ``forward_cost``
         says is cheaper for these lengths (``keel.models._packing``)."""
         torch = _torch()
-        tokens = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        ids = tokens["input_ids"]
-        types = tokens.get("token_type_ids")
+        ids, types = self._tokens.ids(texts)
         lengths = [len(row) for row in ids]
         order = sorted(range(len(ids)), key=lengths.__getitem__)
         packs = [
