@@ -5,10 +5,11 @@ backend's truncation and padding state, runs ``encode_batch`` on the tokenizers
 library's own thread pool (rayon), then converts every encoding to Python lists and
 the lists to arrays. For the short batches a served encoder sees (a length bucket of
 a few queries), that wrapping and the thread pool, which on 2 cores contends with
-onnxruntime's and torch's still-spinning workers, cost more than the tokenizing. A
-1-layer int8 ONNX student spent a fifth of ``classify`` in the tokenizer; measured on
-2026-12-01 (Banking77 valid, batches of 32, 15 interleaved rounds), ``classify`` ran
-1.27x as fast with the backend called text by text on the caller's thread.
+onnxruntime's and torch's still-spinning workers, cost about as much as the tokenizing
+itself. A 1-layer int8 ONNX student spent a fifth of ``classify`` in the tokenizer;
+measured on 2026-12-01 (idle 2-core Xeon, Banking77 valid, batches of 32, 9 interleaved
+rounds in one process), its ``classify`` ran a median 1.13x as fast (2,228 → 2,686
+texts/s) with the backend called text by text on the caller's thread, fp32 MiniLM 1.03x.
 
 ``BatchTokenizer`` does that with a private copy of the backend (truncation on, no
 padding), and gives the same ids, type ids and mask as transformers' call (tests
