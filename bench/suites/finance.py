@@ -38,6 +38,7 @@ from bench.harness import (
     suite,
     timed_runs,
 )
+from bench.kafka_feed import FeedProcess
 from bench.suites.platform import LocalBroker
 
 CACHE = REPO_ROOT / "var" / "bench" / "finance_monitor"
@@ -163,13 +164,13 @@ def _produce(bootstrap: str, topic: str, items: list[Any]) -> None:
 THROUGHPUT_TARGET = "issues 6, 17: raw -> scored through the broker, both heads"
 
 
-def _pipeline_window(
-    bootstrap: str, topic: str, worker: Any, n: int, texts: list[str] | None = None
-) -> Any:
+def _pipeline_window(feed: FeedProcess, worker: Any, n: int, texts: list[str] | None = None) -> Any:
     """A workload that sends ``n`` fresh messages and returns once all are scored.
 
-    With ``texts``, each window's messages carry the next ``n`` of them (texts never sent
-    before, so the scorer's repeat cache cannot answer them); otherwise demo headlines.
+    ``feed`` (a child process, see ``bench.kafka_feed``) produces them while the worker
+    scores. With ``texts``, each window's messages carry the next ``n`` of them (texts
+    never sent before, so the scorer's repeat cache cannot answer them); otherwise demo
+    headlines.
     """
     counter = {"window": 0, "next": 0, "prefix": "tput" if texts is None else "uniq"}
 
@@ -184,9 +185,9 @@ def _pipeline_window(
             for item, text in zip(items, texts[start : start + n], strict=True):
                 item.message["text"] = text
             counter["next"] = start + n
-        sender = _start(lambda: _produce(bootstrap, topic, items))
+        feed.start([item.message for item in items])
         _wait(lambda: worker.processed >= target, 900, "the measured messages")
-        sender.join(timeout=120)
+        feed.finish()
 
     return run
 
@@ -285,7 +286,9 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
     ``msgs_per_s_uncached`` is the same scorer on windows of distinct real financial
     tweets and news sentences (shared train files, each sent once: every message is a
     cache miss), and ``speedup_vs_batched_uncached`` its ratio to the batched fp32 loop
-    on other texts of that pool. The JSON's ``profile`` splits each kind of window's
+    on other texts of that pool. The messages come from a child process
+    (``bench.kafka_feed``), as from an upstream system, not from a thread that would
+    share the scorer's interpreter lock. The JSON's ``profile`` splits each kind of window's
     scorer time into its stages (poll, parse, score, records, acks, commit).
     """
     from finance_monitor.encoder_tuning import choose_encoder, sample_texts
@@ -317,8 +320,11 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
     # The static tier's cascade (when served): texts it answered vs sent to the transformer.
     cascade = model.predictor if hasattr(model.predictor, "static_share") else None
     tier_counts: dict[str, list[int]] = {}
-    with LocalBroker() as bootstrap:
+    with contextlib.ExitStack() as stack:
+        bootstrap = stack.enter_context(LocalBroker())
         names = _topics(bootstrap, "tput")
+        # The feed is a child process, as an upstream system would be (bench/kafka_feed.py).
+        feed = stack.enter_context(FeedProcess(bootstrap, names["raw"]))
         worker = _scorer(bootstrap, names, model)
         thread = _start(worker.run)
 
@@ -347,14 +353,10 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             _wait(lambda: worker.processed >= 300, 300, "warm-up messages")
             timings = interleaved_runs(
                 {
-                    "pipeline": profiled(
-                        "pipeline", _pipeline_window(bootstrap, names["raw"], worker, window)
-                    ),
+                    "pipeline": profiled("pipeline", _pipeline_window(feed, worker, window)),
                     "pipeline_uncached": profiled(
                         "pipeline_uncached",
-                        _pipeline_window(
-                            bootstrap, names["raw"], worker, window_uncached, distinct
-                        ),
+                        _pipeline_window(feed, worker, window_uncached, distinct),
                     ),
                     **_baselines(fp32, batched_texts, naive_texts),
                     **{
@@ -478,6 +480,11 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "scorer": "one ScorerWorker (kafka-python, acks=all, commit after acks), poll "
             f"batch 256, repeat cache of {worker.config.score_cache_size} texts",
             "encoder_choice": choice.as_dict(),
+            "load_generator": "a child process (bench/kafka_feed.py, kafka-python, acks=all) "
+            "is handed each window's messages at the window's start and produces them while "
+            "the scorer, in the bench process, scores; a window ends when the scorer has "
+            "processed them all and the feed has flushed (until 2026-12-02 the feed was a "
+            "thread of the bench process, sharing the scorer's interpreter lock)",
             "partitions": PARTITIONS,
         },
         recipe={
