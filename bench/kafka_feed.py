@@ -54,10 +54,13 @@ class FeedProcess:
             stdout=subprocess.PIPE,
             text=True,
         )
-        reply = self._reply(START_TIMEOUT_S)
-        if reply != "ready":
+        try:
+            reply = self._reply(START_TIMEOUT_S)
+            if reply != "ready":
+                raise BenchError(f"the feed process did not start: {reply!r}")
+        except BaseException:  # no __exit__ follows a failed __enter__: end the child here
             self.close()
-            raise BenchError(f"the feed process did not start: {reply!r}")
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -107,6 +110,13 @@ class FeedProcess:
         return proc.stdout.readline().strip()
 
 
+def send_messages(producer: Any, topic: str, messages: list[dict[str, Any]]) -> list[Any]:
+    """Send raw messages (JSON, keyed by their id) without waiting; returns the futures."""
+    return [
+        producer.send(topic, key=m["id"].encode(), value=json.dumps(m).encode()) for m in messages
+    ]
+
+
 def serve(bootstrap: str, topic: str, lines: IO[str], out: IO[str]) -> None:
     """The child's loop: one window per input line, one answer line per window."""
     from finance_monitor.kafka_io import make_producer
@@ -116,10 +126,7 @@ def serve(bootstrap: str, topic: str, lines: IO[str], out: IO[str]) -> None:
         print("ready", file=out, flush=True)
         for line in lines:
             messages = json.loads(line)
-            futures = [
-                producer.send(topic, key=m["id"].encode(), value=json.dumps(m).encode())
-                for m in messages
-            ]
+            futures = send_messages(producer, topic, messages)
             producer.flush(timeout=FLUSH_TIMEOUT_S)
             try:
                 for future in futures:

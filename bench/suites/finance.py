@@ -38,7 +38,7 @@ from bench.harness import (
     suite,
     timed_runs,
 )
-from bench.kafka_feed import FeedProcess
+from bench.kafka_feed import FeedProcess, send_messages
 from bench.suites.platform import LocalBroker
 
 CACHE = REPO_ROOT / "var" / "bench" / "finance_monitor"
@@ -153,10 +153,7 @@ def _produce(bootstrap: str, topic: str, items: list[Any]) -> None:
     from finance_monitor.kafka_io import make_producer
 
     producer = make_producer(bootstrap)
-    for item in items:
-        producer.send(
-            topic, key=item.message["id"].encode(), value=json.dumps(item.message).encode()
-        )
+    send_messages(producer, topic, [item.message for item in items])
     producer.flush(timeout=120)
     producer.close(timeout=10)
 
