@@ -6,9 +6,7 @@ import dataclasses
 import json
 
 import pytest
-from kafka.partitioner.default import DefaultPartitioner
 
-from finance_monitor.kafka_io import KeyHashPartitioner
 from finance_monitor.messages import ScoredRecord
 from finance_monitor.scorer_worker import TickerCache
 from finance_monitor.tickers import TickerExtractor
@@ -54,16 +52,6 @@ def test_a_lone_surrogate_still_fails_to_encode() -> None:
     # The scorer dead-letters such a message ("scored record: UnicodeEncodeError").
     with pytest.raises(UnicodeEncodeError):
         _record(text="bad \udc80 text").to_json_bytes()
-
-
-def test_key_hash_partitioner_matches_the_default_partitioner() -> None:
-    ours, default = KeyHashPartitioner(max_keys=3), DefaultPartitioner()
-    keys = [f"ticker:T{i}".encode() for i in range(20)] + [b"topic:Earnings", b"", "主题".encode()]
-    for partitions in ([0, 1, 2, 3], [0, 1, 2, 3, 4, 5, 6], [0]):
-        for key in keys * 2:  # the second pass answers from the memo (cleared when full)
-            assert ours(key, partitions, partitions) == default(key, partitions, partitions)
-    assert len(ours._hashes) <= 3
-    assert ours(None, [0, 1, 2], [1]) == 1  # no key: a random available partition
 
 
 def test_ticker_cache_answers_like_the_extractor_with_fresh_lists() -> None:
