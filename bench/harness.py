@@ -533,7 +533,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {
             name: _package_version(name)
-            for name in ("onnxruntime", "torch", "transformers", "kafka-python")
+            for name in ("onnxruntime", "torch", "transformers", "kafka-python", "confluent-kafka")
         },
     }
 

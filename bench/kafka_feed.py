@@ -28,7 +28,7 @@ from bench.harness import REPO_ROOT, BenchError
 
 #: Seconds a window may take to be acknowledged (generous: CI machines are loaded).
 FLUSH_TIMEOUT_S = 300.0
-#: Seconds the child may take to import kafka-python and connect.
+#: Seconds the child may take to import the Kafka client and connect.
 START_TIMEOUT_S = 120.0
 
 

@@ -474,10 +474,12 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "served_variant": meta.get("variant"),
             "served_backend": meta.get("backend"),
             "max_length": meta.get("max_length"),
-            "scorer": "one ScorerWorker (kafka-python, acks=all, commit after acks), poll "
+            "scorer": "one ScorerWorker (kafka-python consumer, confluent-kafka producer with "
+            "acks=all, commit after acks; until 2026-12-02 kafka-python producer), poll "
             f"batch 256, repeat cache of {worker.config.score_cache_size} texts",
             "encoder_choice": choice.as_dict(),
-            "load_generator": "a child process (bench/kafka_feed.py, kafka-python, acks=all) "
+            "load_generator": "a child process (bench/kafka_feed.py, the app's confluent-kafka "
+            "producer, acks=all; until 2026-12-02 kafka-python) "
             "is handed each window's messages at the window's start and produces them while "
             "the scorer, in the bench process, scores; a window ends when the scorer has "
             "processed them all and the feed has flushed (until 2026-12-02 the feed was a "
