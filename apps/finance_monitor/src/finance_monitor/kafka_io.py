@@ -332,17 +332,13 @@ class BatchConsumer:
                 log.warning("offset commit failed (%s); retrying", err.str())
                 time.sleep(0.5)
 
-    def lag(self) -> dict[tuple[str, int], int]:
-        """Records behind the end of each assigned partition, as of its latest fetch.
-
-        The end offsets are the ones librdkafka keeps from its fetch responses: no broker
-        round trip, so the loop never waits on it (a partition with no fetch yet is left out).
-        """
+    def lag(self, timeout_s: float = 2.0) -> dict[tuple[str, int], int]:
+        """Records behind the end of each assigned partition (a broker round trip each)."""
         assigned = self._consumer.assignment()
         out: dict[tuple[str, int], int] = {}
         for tp in self._consumer.position(assigned) if assigned else []:
-            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
+            _low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            if tp.offset >= 0:  # a position is known once the partition has been fetched
                 out[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
         return out
 
