@@ -474,8 +474,8 @@ def finance_throughput(ctx: SuiteContext) -> SuiteResult:
             "served_variant": meta.get("variant"),
             "served_backend": meta.get("backend"),
             "max_length": meta.get("max_length"),
-            "scorer": "one ScorerWorker (confluent-kafka consumer and producer, acks=all, "
-            "commit after acks; until 2026-12-02 kafka-python), poll "
+            "scorer": "one ScorerWorker (kafka-python consumer, confluent-kafka producer with "
+            "acks=all, commit after acks; until 2026-12-02 kafka-python producer), poll "
             f"batch 256, repeat cache of {worker.config.score_cache_size} texts",
             "encoder_choice": choice.as_dict(),
             "load_generator": "a child process (bench/kafka_feed.py, the app's confluent-kafka "
