@@ -20,13 +20,7 @@ from finance_monitor import metrics
 from finance_monitor.dlq import DEFAULT_MAX_VALUE_BYTES, dead_letter
 from finance_monitor.errors import InvalidMessageError
 from finance_monitor.feed import HeadlineFeed
-from finance_monitor.kafka_io import (
-    MAX_MESSAGE_BYTES,
-    BatchConsumer,
-    Record,
-    make_batch_consumer,
-    make_producer,
-)
+from finance_monitor.kafka_io import MAX_MESSAGE_BYTES, make_consumer, make_producer
 from finance_monitor.messages import parse_raw_message
 from finance_monitor.scoring import (
     PendingMessage,
@@ -185,11 +179,12 @@ class ScorerWorker:
     def run(self) -> None:
         """Consume until stopped; each poll is one batch."""
         cfg = self.config
-        consumer = make_batch_consumer(
+        consumer = make_consumer(
             cfg.bootstrap,
             cfg.group_id,
             [cfg.raw_topic],
-            partition_fetch_bytes=cfg.partition_fetch_bytes,
+            max_poll_records=cfg.batch_size,
+            max_partition_fetch_bytes=cfg.partition_fetch_bytes,
         )
         producer = make_producer(cfg.bootstrap)
         self.dedup.clear()
@@ -198,7 +193,8 @@ class ScorerWorker:
         try:
             while not self._stop.is_set():
                 mark = time.perf_counter()
-                records = consumer.poll(cfg.batch_size, cfg.poll_timeout_ms / 1000)
+                polled = consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.batch_size)
+                records = [r for batch in polled.values() for r in batch]
                 self.stage_s["poll"] += time.perf_counter() - mark
                 if records:
                     self.process_batch(records, producer, consumer)
@@ -207,7 +203,7 @@ class ScorerWorker:
             self.running = False
             metrics.WORKER_UP.labels("scorer").set(0)
             try:
-                consumer.close()
+                consumer.close(autocommit=False)
             finally:
                 producer.close(timeout=10)
 
@@ -274,13 +270,16 @@ class ScorerWorker:
                 out.append(type(exc).__name__)
         return out
 
-    def process_batch(self, records: list[Record], producer: Any, consumer: BatchConsumer) -> None:
+    def process_batch(self, records: list[Any], producer: Any, consumer: Any) -> None:
         """Validate, score, produce and (after the acks) commit one batch of raw records.
 
         Every failure tied to one record (parse, validation, scoring, serialisation,
         size) dead-letters that record and the batch goes on. Only broker failures
         (no acknowledgement) raise, so the batch is re-read after a restart.
         """
+        from kafka.errors import CommitFailedError
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
         cfg = self.config
         started = time.perf_counter()
         futures = []
@@ -343,12 +342,15 @@ class ScorerWorker:
         mark = self._stage("acks", mark)
         for item in scored_ok:
             self.dedup.add(item.message.id, item.partition, item.offset)
-        offsets: dict[tuple[str, int], int] = {}
+        offsets: dict[Any, Any] = {}
         for rec in records:
-            tp = (rec.topic, rec.partition)
-            offsets[tp] = max(offsets.get(tp, 0), rec.offset + 1)
-        # False: a rebalance moved the partitions on; the batch will be redelivered.
-        consumer.commit(offsets)
+            tp = TopicPartition(rec.topic, rec.partition)
+            if tp not in offsets or offsets[tp].offset <= rec.offset:
+                offsets[tp] = OffsetAndMetadata(rec.offset + 1, None, -1)
+        try:
+            consumer.commit(offsets=offsets)
+        except CommitFailedError as exc:  # rebalance in flight: the batch will be redelivered
+            log.warning("offset commit failed (%s); records will be redelivered", exc)
         self._stage("commit", mark)
         self.processed += len(scored_ok)
         metrics.MESSAGES_SCORED.inc(len(scored_ok))
@@ -369,7 +371,7 @@ class ScorerWorker:
         self.stage_s[name] += now - since
         return now
 
-    def _report_lag(self, consumer: BatchConsumer) -> None:
+    def _report_lag(self, consumer: Any) -> None:
         now = time.monotonic()
         if now - self._last_lag_check < LAG_INTERVAL_S:
             return
@@ -378,7 +380,14 @@ class ScorerWorker:
         metrics.MESSAGES_PER_SECOND.set((self.processed - mark_count) / max(now - mark_time, 1e-6))
         self._rate_mark = (now, self.processed)
         try:
-            for (topic, partition), lag in consumer.lag().items():
-                metrics.CONSUMER_LAG.labels(self.config.group_id, topic, str(partition)).set(lag)
+            assigned = list(consumer.assignment())
+            if not assigned:
+                return
+            ends = consumer.end_offsets(assigned)
+            for tp in assigned:
+                lag = max(ends.get(tp, 0) - consumer.position(tp), 0)
+                metrics.CONSUMER_LAG.labels(self.config.group_id, tp.topic, str(tp.partition)).set(
+                    lag
+                )
         except Exception as exc:  # lag is best-effort telemetry; never stop scoring for it
             log.debug("lag check failed: %s", exc)
