@@ -138,6 +138,28 @@ def _initdb(pg: Path, data: Path) -> None:
     )
 
 
+def _stop_orphan(pg: Path, data: Path) -> None:
+    """Stop a server still running on ``data`` whose state file is gone or stale.
+
+    A killed test run or a deleted state folder can leave one behind: ``pg_ctl start``
+    would then fail on its lock file. Its port is unknown here, so it is stopped and
+    started afresh on a new port.
+    """
+    status = subprocess.run(
+        [*_run_as(), str(pg / "pg_ctl"), "status", "-D", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if status.returncode != 0:
+        return
+    print(f"postgres-local: stopping a server left running on {data}", file=sys.stderr)
+    _check(
+        [*_run_as(), str(pg / "pg_ctl"), "stop", "-D", str(data), "-m", "fast", "-w"],
+        "pg_ctl stop (a server left running)",
+    )
+
+
 def is_running(state_dir: Path) -> bool:
     state = read_state(state_dir)
     if state is None:
@@ -166,6 +188,8 @@ def start(state_dir: Path, timeout_s: float) -> str:
     data = data_dir_for(state_dir)
     if not (data / "PG_VERSION").is_file():
         _initdb(pg, data)
+    else:
+        _stop_orphan(pg, data)
     port = free_port()
     log = data / "server.log"  # inside the data folder: the server's user can write it
     socket_dir = data  # unix socket beside the data, not in /var/run (may not exist)
@@ -242,6 +266,8 @@ def destroy(state_dir: Path) -> None:
     """Stop the server and delete its data (for throw-away test clusters)."""
     data = data_dir_for(state_dir)
     stop(state_dir)
+    if (data / "PG_VERSION").is_file():  # a server with no state file would outlive its data
+        _stop_orphan(bin_dir(), data)
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(data)
 
