@@ -11,7 +11,7 @@ import sqlalchemy
 
 from tests.conftest import POSTGRES_LOCAL
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
