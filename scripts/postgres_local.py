@@ -138,6 +138,17 @@ def _initdb(pg: Path, data: Path) -> None:
     )
 
 
+def _server_on(pg: Path, data: Path) -> bool:
+    """Whether ``pg_ctl status`` finds a server running on the data folder."""
+    result = subprocess.run(
+        [*_run_as(), str(pg / "pg_ctl"), "status", "-D", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
 def _stop_orphan(pg: Path, data: Path) -> None:
     """Stop a server still running on ``data`` whose state file is gone or stale.
 
@@ -145,13 +156,7 @@ def _stop_orphan(pg: Path, data: Path) -> None:
     would then fail on its lock file. Its port is unknown here, so it is stopped and
     started afresh on a new port.
     """
-    status = subprocess.run(
-        [*_run_as(), str(pg / "pg_ctl"), "status", "-D", str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if status.returncode != 0:
+    if not _server_on(pg, data):
         return
     print(f"postgres-local: stopping a server left running on {data}", file=sys.stderr)
     _check(
@@ -164,14 +169,8 @@ def is_running(state_dir: Path) -> bool:
     state = read_state(state_dir)
     if state is None:
         return False
-    pg = bin_dir()
-    result = subprocess.run(
-        [*_run_as(), str(pg / "pg_ctl"), "status", "-D", str(state["data_dir"])],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.returncode == 0 and _port_open(int(state["port"]))  # type: ignore[arg-type]
+    running = _server_on(bin_dir(), Path(str(state["data_dir"])))
+    return running and _port_open(int(state["port"]))  # type: ignore[arg-type]
 
 
 def start(state_dir: Path, timeout_s: float) -> str:

@@ -44,14 +44,6 @@ def test_keyed_records_land_on_the_murmur2_partition_with_headers_and_nulls(
         (r.partition, r.offset) for r in records
     )
     assert {m.topic for m in stored} == {topic}
-    # An explicit partition wins over the key's hash.
-    producer = make_producer(kafka_bootstrap)
-    try:
-        placed = producer.send(topic, key=b"topic:Earnings", value=b"p6", partition=6)
-        producer.flush(timeout=60)
-        assert placed.get(timeout=60).partition == 6
-    finally:
-        producer.close(timeout=10)
     partitions = list(range(7))
     default = DefaultPartitioner()
     for rec in records:
@@ -61,6 +53,14 @@ def test_keyed_records_land_on_the_murmur2_partition_with_headers_and_nulls(
         else:
             assert rec.value == b"v-" + rec.key
             assert rec.headers == [("n", str(keys.index(rec.key)).encode())]
+    # An explicit partition wins over the key's hash.
+    producer = make_producer(kafka_bootstrap)
+    try:
+        placed = producer.send(topic, key=b"topic:Earnings", value=b"p6", partition=6)
+        producer.flush(timeout=60)
+        assert placed.get(timeout=60).partition == 6
+    finally:
+        producer.close(timeout=10)
 
 
 def test_an_oversized_record_is_refused_at_once(kafka_bootstrap: str) -> None:

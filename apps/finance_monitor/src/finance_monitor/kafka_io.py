@@ -177,15 +177,19 @@ class Producer:
             except KafkaException as exc:
                 raise KafkaDeliveryError(f"record refused: {exc.args[0]}") from exc
 
+    def _drain(self, timeout: float | None) -> int:
+        """librdkafka's flush (``None``: no limit); returns the records still queued."""
+        return int(self._producer.flush(-1 if timeout is None else timeout))
+
     def flush(self, timeout: float | None = None) -> None:
         """Send everything queued and serve the acknowledgements; raises if some remain."""
-        left = self._producer.flush(-1 if timeout is None else timeout)
+        left = self._drain(timeout)
         if left:
-            raise KafkaDeliveryError(f"{left} records not acknowledged within {timeout:g} s")
+            raise KafkaDeliveryError(f"{left} records not acknowledged within {timeout} s")
 
     def close(self, timeout: float | None = None) -> None:
         """Flush what is queued (up to ``timeout``); records still queued then are dropped."""
-        left = self._producer.flush(-1 if timeout is None else timeout)
+        left = self._drain(timeout)
         if left:
             log.warning("producer closed with %d records unacknowledged", left)
 
