@@ -227,3 +227,55 @@ def test_a_handoff_records_its_reason_and_the_turns_that_led_there(
         ("hello??", 0.18, "handoff"),
     ]
     assert [c.handoff_evidence for c in store.queue()] == [evidence]
+
+
+def test_turns_written_together_share_a_transaction_and_keep_their_own_outcome(
+    tmp_path: Path,
+) -> None:
+    """On SQLite concurrent turns are group-committed: a stale turn in the batch is
+    refused (its caller decides again), and the batch's other turns are stored."""
+    import threading
+
+    store = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    first, second, third = (store.create_conversation("web") for _ in range(3))
+    stale = store.get_conversation(first.id)  # the same version as ``first``
+    turns = store._turns
+    assert turns is not None
+    outcomes: dict[str, object] = {}
+
+    def write(name: str, conversation: Conversation) -> None:
+        try:
+            outcomes[name] = store.record_turn(
+                conversation, [NewMessage(Role.USER, name), NewMessage(Role.BOT, "ok")]
+            )
+        except ConversationConflictError as exc:
+            outcomes[name] = exc
+
+    writers = [
+        threading.Thread(target=write, args=(name, conversation))
+        for name, conversation in [("head", second), ("a", first), ("b", stale), ("c", third)]
+    ]
+    deadline = time.monotonic() + 60
+    with store.write_gate():  # the first writer waits here; the others queue behind it
+        writers[0].start()
+        while not turns.writing:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for writer in writers[1:]:
+            writer.start()
+        while turns.queued < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    for writer in writers:
+        writer.join(60)
+    transactions = turns.transactions
+    assert transactions == 2  # "head", then a, b and c together
+    # a and b raced on one version of ``first``: a (queued first) won, b was refused.
+    assert isinstance(outcomes["b"], ConversationConflictError)
+    assert first.version == 1 and stale.version == 0
+    assert second.version == 1 and third.version == 1
+    texts = [m.text for c in (first, second, third) for m in store.history(c.id)]
+    assert sorted(texts) == ["a", "c", "head", "ok", "ok", "ok"]
+    stored_a = outcomes["a"]
+    assert isinstance(stored_a, list) and [m.text for m in stored_a] == ["a", "ok"]
+    store.close()

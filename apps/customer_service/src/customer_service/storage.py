@@ -40,7 +40,14 @@ from customer_service.tables import (
     messages,
     metadata,
 )
-from keel_service.db import DriverStatement, WriteGate, make_engine, migrate
+from keel_service.db import (
+    DriverStatement,
+    GroupCommit,
+    WriteGate,
+    is_sqlite,
+    make_engine,
+    migrate,
+)
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -239,6 +246,92 @@ def _message_from_row(row: Any, rating: int | None = None) -> StoredMessage:
     )
 
 
+def _conversation_values(conversation: Conversation) -> dict[str, Any]:
+    """The compare-and-set's values for ``conversation``'s mutable fields (masked);
+    ``p_updated_at`` is now."""
+    return {
+        "where_id": conversation.id,
+        "where_version": conversation.version,
+        "p_version": conversation.version + 1,
+        "p_state": conversation.state.value,
+        "p_updated_at": time.time(),
+        "p_low_confidence_streak": conversation.low_confidence_streak,
+        "p_pending_options": json.dumps(conversation.pending_options)
+        if conversation.pending_options
+        else None,
+        "p_last_intent": conversation.last_intent,
+        "p_handoff_reason": conversation.handoff_reason,
+        "p_handoff_at": conversation.handoff_at,
+        "p_handoff_count": conversation.handoff_count,
+        "p_agent_name": mask_pii(conversation.agent_name) if conversation.agent_name else None,
+        "p_handoff_evidence": json.dumps(conversation.handoff_evidence, ensure_ascii=False)
+        if conversation.handoff_evidence
+        else None,
+    }
+
+
+@dataclass
+class _Turn:
+    """A turn ready to write: the conversation's compare-and-set values and each
+    message's row, masked and serialised, with the masked citations."""
+
+    conversation: Conversation
+    messages: list[NewMessage]
+    values: dict[str, Any]
+    rows: list[dict[str, Any]]
+    citations: list[list[dict[str, Any]]]
+
+
+def _plan_turn(conversation: Conversation, new_messages: list[NewMessage]) -> _Turn:
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    all_citations: list[list[dict[str, Any]]] = []
+    for message in new_messages:
+        citations = [
+            {k: (mask_pii(v) if isinstance(v, str) else v) for k, v in c.items()}
+            for c in message.citations
+        ]
+        all_citations.append(citations)
+        rows.append(
+            {
+                "p_conversation_id": conversation.id,
+                "p_role": message.role.value,
+                "p_text": mask_pii(message.text),
+                "p_kind": message.kind,
+                "p_intent": message.intent,
+                "p_confidence": message.confidence,
+                "p_citations": json.dumps(citations, ensure_ascii=False) if citations else None,
+                "p_created_at": now,
+            }
+        )
+    return _Turn(
+        conversation, new_messages, _conversation_values(conversation), rows, all_citations
+    )
+
+
+def _turn_written(conversation: Conversation, turn: _Turn, ids: list[int]) -> list[StoredMessage]:
+    """Once ``turn`` is committed: the conversation's version moves on; the stored
+    messages."""
+    conversation.updated_at = turn.values["p_updated_at"]
+    conversation.version += 1
+    return [
+        StoredMessage(
+            id=message_id,
+            conversation_id=conversation.id,
+            role=message.role,
+            text=row["p_text"],
+            created_at=row["p_created_at"],
+            kind=message.kind,
+            intent=message.intent,
+            confidence=message.confidence,
+            citations=citations,
+        )
+        for message_id, message, row, citations in zip(
+            ids, turn.messages, turn.rows, turn.citations, strict=True
+        )
+    ]
+
+
 class ConversationStore:
     """Repository of conversations, messages and feedback.
 
@@ -259,6 +352,18 @@ class ConversationStore:
         )
         self._update_conversation = DriverStatement(self.engine, _UPDATE_CONVERSATION)
         self._insert_message_statement = DriverStatement(self.engine, _INSERT_MESSAGE)
+        # On SQLite (one writer at a time) the bot's turns are group-committed: the gate
+        # is then taken once per batch of concurrent turns instead of once per turn.
+        self._turns: GroupCommit[_Turn, list[int]] | None = (
+            GroupCommit(
+                self.engine,
+                self.write_gate,
+                self._apply_turn,
+                item_errors=(ConversationConflictError, SessionNotFoundError),
+            )
+            if is_sqlite(self.engine)
+            else None
+        )
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -330,32 +435,13 @@ class ConversationStore:
             ConversationConflictError: the row changed since ``conversation`` was read.
             SessionNotFoundError: the conversation no longer exists (purged).
         """
-        updated_at = time.time()
-        values = {
-            "where_id": conversation.id,
-            "where_version": conversation.version,
-            "p_version": conversation.version + 1,
-            "p_state": conversation.state.value,
-            "p_updated_at": updated_at,
-            "p_low_confidence_streak": conversation.low_confidence_streak,
-            "p_pending_options": json.dumps(conversation.pending_options)
-            if conversation.pending_options
-            else None,
-            "p_last_intent": conversation.last_intent,
-            "p_handoff_reason": conversation.handoff_reason,
-            "p_handoff_at": conversation.handoff_at,
-            "p_handoff_count": conversation.handoff_count,
-            "p_agent_name": mask_pii(conversation.agent_name) if conversation.agent_name else None,
-            "p_handoff_evidence": json.dumps(conversation.handoff_evidence, ensure_ascii=False)
-            if conversation.handoff_evidence
-            else None,
-        }
+        values = _conversation_values(conversation)
         if conn is None:
             with self._write() as own:
                 self._compare_and_set(own, conversation, values)
         else:
             self._compare_and_set(conn, conversation, values)
-        conversation.updated_at = updated_at
+        conversation.updated_at = values["p_updated_at"]
         conversation.version += 1
 
     def _compare_and_set(
@@ -429,64 +515,42 @@ class ConversationStore:
             return [_conversation_from_row(row) for row in conn.execute(query)]
 
     # messages ------------------------------------------------------------
-    def _insert_message(
-        self, conn: Connection, conversation_id: str, message: NewMessage
-    ) -> StoredMessage:
-        now = time.time()
-        text = mask_pii(message.text)
-        citations = [
-            {k: (mask_pii(v) if isinstance(v, str) else v) for k, v in c.items()}
-            for c in message.citations
-        ]
-        inserted = self._insert_message_statement.first(
-            conn,
-            {
-                "p_conversation_id": conversation_id,
-                "p_role": message.role.value,
-                "p_text": text,
-                "p_kind": message.kind,
-                "p_intent": message.intent,
-                "p_confidence": message.confidence,
-                "p_citations": json.dumps(citations, ensure_ascii=False) if citations else None,
-                "p_created_at": now,
-            },
-        )
-        message_id = int(inserted.id)
-        return StoredMessage(
-            id=message_id,
-            conversation_id=conversation_id,
-            role=message.role,
-            text=text,
-            created_at=now,
-            kind=message.kind,
-            intent=message.intent,
-            confidence=message.confidence,
-            citations=citations,
-        )
-
     def record_turn(
         self, conversation: Conversation, new_messages: list[NewMessage]
     ) -> list[StoredMessage]:
         """Store messages and the conversation's new state in one transaction.
 
         The conversation is written first, conditionally: when it changed since it was
-        read, nothing is stored and the caller re-reads and decides again.
+        read, nothing is stored and the caller re-reads and decides again. On SQLite,
+        turns that arrive together share one transaction (``keel_service.db.GroupCommit``);
+        each is still all or nothing, and a conflict is still its own turn's.
 
         Raises:
             ConversationConflictError: the conversation changed since it was read.
             SessionNotFoundError: the conversation no longer exists.
         """
-        with self._write() as conn:
-            return self._write_turn(conn, conversation, new_messages)
+        if self._turns is None or conversation.collect_handoff_evidence:
+            with self._write() as conn:
+                return self._write_turn(conn, conversation, new_messages)
+        turn = _plan_turn(conversation, new_messages)  # masking and JSON outside the gate
+        ids = self._turns.submit(turn)
+        return _turn_written(conversation, turn, ids)
 
     def _write_turn(
         self, conn: Connection, conversation: Conversation, new_messages: list[NewMessage]
     ) -> list[StoredMessage]:
         if conversation.collect_handoff_evidence:
             conversation.handoff_evidence = self.handoff_evidence(conn, conversation, new_messages)
-        self.update_conversation(conversation, conn)
+        turn = _plan_turn(conversation, new_messages)
+        ids = self._apply_turn(conn, turn)
         conversation.collect_handoff_evidence = False
-        return [self._insert_message(conn, conversation.id, m) for m in new_messages]
+        return _turn_written(conversation, turn, ids)
+
+    def _apply_turn(self, conn: Connection, turn: _Turn) -> list[int]:
+        """Write a planned turn on ``conn``: the compare-and-set (which raises before
+        anything is written), then its messages; their ids. Changes nothing in memory."""
+        self._compare_and_set(conn, turn.conversation, turn.values)
+        return [int(self._insert_message_statement.first(conn, row).id) for row in turn.rows]
 
     def handoff_evidence(
         self, conn: Connection, conversation: Conversation, new_messages: list[NewMessage]

@@ -13,10 +13,10 @@ import logging
 import os
 import threading
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -201,6 +201,143 @@ class WriteGate:
                 yield
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Slot(Generic[T, R]):
+    __slots__ = ("done", "error", "item", "value")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.done = False
+        self.value: R | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit(Generic[T, R]):
+    """Writes that arrive together share one transaction (group commit).
+
+    On SQLite every write transaction takes the :class:`WriteGate`. Under 32 clients on
+    a 2-core machine a turn of the support bot held it for about 2.2 ms of wall time
+    (0.36 ms when alone) and its writers queued 30 ms for it, while the CPUs were a
+    quarter idle: the gate, not the CPU, limited requests/s. Here a writer queues its
+    item; the first writer that finds no batch being written takes every queued item
+    (at most ``max_batch``) and writes them all in one transaction under the gate, while
+    the others wait for their results. An item alone is written as before, in a
+    transaction of its own.
+
+    Args:
+        engine: the database.
+        gate: its write gate.
+        apply: writes one item on the batch's connection and returns its result. It must
+            not change anything outside the database (it may run again, after a
+            rollback) and it may raise ``item_errors`` only before its first write.
+        item_errors: exceptions that are one item's answer (e.g. a compare-and-set that
+            found the row changed): raised to that item's caller, while the batch's
+            other items are still written.
+        max_batch: the most items in one transaction.
+
+    Any other exception rolls the batch back; each of its items is then written again
+    in a transaction of its own, so an item's failure reaches only its own caller.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        gate: WriteGate,
+        apply: Callable[[Connection, T], R],
+        *,
+        item_errors: tuple[type[BaseException], ...] = (),
+        max_batch: int = 64,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch={max_batch}: need at least 1")
+        self._engine, self._gate, self._apply = engine, gate, apply
+        self._item_errors = item_errors
+        self._max_batch = max_batch
+        self._cond = threading.Condition()
+        self._pending: list[_Slot[T, R]] = []
+        self._writing = False
+        #: transactions and items written so far (for tests and metrics)
+        self.transactions = 0
+        self.items = 0
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for the batch being written to end."""
+        return len(self._pending)
+
+    @property
+    def writing(self) -> bool:
+        """Whether a batch is being written."""
+        return self._writing
+
+    def submit(self, item: T) -> R:
+        """Write ``item`` (with whatever else is queued); its ``apply`` result.
+
+        Raises:
+            Whatever ``apply`` raised for this item, or what its transaction raised.
+        """
+        slot: _Slot[T, R] = _Slot(item)
+        with self._cond:
+            self._pending.append(slot)
+        while True:
+            with self._cond:
+                while self._writing and not slot.done:
+                    self._cond.wait()
+                if slot.done:
+                    break
+                self._writing = True
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+            completed = False
+            try:
+                self._write(batch)
+                completed = True
+            finally:
+                with self._cond:
+                    for written in batch:
+                        if not completed:  # interrupted (KeyboardInterrupt, ...)
+                            written.error = RuntimeError("the write was interrupted")
+                        written.done = True
+                    self._writing = False
+                    self._cond.notify_all()
+        if slot.error is not None:
+            raise slot.error
+        return cast(R, slot.value)
+
+    def _write(self, batch: list[_Slot[T, R]]) -> None:
+        try:
+            self._transaction(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            log.warning(
+                "a group commit of %d writes failed (%s); writing each on its own",
+                len(batch),
+                type(exc).__name__,
+            )
+            for slot in batch:
+                try:
+                    self._transaction([slot])
+                except Exception as own:
+                    slot.error = own
+
+    def _transaction(self, batch: list[_Slot[T, R]]) -> None:
+        for slot in batch:
+            slot.value, slot.error = None, None
+        with self._gate(), self._engine.begin() as conn:
+            for slot in batch:
+                try:
+                    slot.value = self._apply(conn, slot.item)
+                except self._item_errors as exc:
+                    slot.error = exc
+        self.transactions += 1
+        self.items += len(batch)
 
 
 def migrate(engine: Engine, migrations_dir: Path, version_table: str) -> None:
