@@ -1,3 +1,4 @@
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from customer_service.storage import (
 )
 from customer_service.tables import VERSION_TABLE
 from keel_service.db import schema_revision
+from tests.support.group_commit import write_in_one_batch
 
 
 @pytest.fixture()
@@ -234,8 +236,6 @@ def test_turns_written_together_share_a_transaction_and_keep_their_own_outcome(
 ) -> None:
     """On SQLite concurrent turns are group-committed: a stale turn in the batch is
     refused (its caller decides again), and the batch's other turns are stored."""
-    import threading
-
     store = ConversationStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     first, second, third = (store.create_conversation("web") for _ in range(3))
     stale = store.get_conversation(first.id)  # the same version as ``first``
@@ -251,23 +251,14 @@ def test_turns_written_together_share_a_transaction_and_keep_their_own_outcome(
         except ConversationConflictError as exc:
             outcomes[name] = exc
 
-    writers = [
-        threading.Thread(target=write, args=(name, conversation))
-        for name, conversation in [("head", second), ("a", first), ("b", stale), ("c", third)]
-    ]
-    deadline = time.monotonic() + 60
-    with store.write_gate():  # the first writer waits here; the others queue behind it
-        writers[0].start()
-        while not turns.writing:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        for writer in writers[1:]:
-            writer.start()
-        while turns.queued < 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-    for writer in writers:
-        writer.join(60)
+    write_in_one_batch(
+        turns,
+        store.write_gate,
+        [
+            functools.partial(write, name, conversation)
+            for name, conversation in [("head", second), ("a", first), ("b", stale), ("c", third)]
+        ],
+    )
     transactions = turns.transactions
     assert transactions == 2  # "head", then a, b and c together
     # a and b raced on one version of ``first``: a (queued first) won, b was refused.

@@ -3,8 +3,8 @@ outcome (its result, its own error, a failure of the batch) reaches only its cal
 
 from __future__ import annotations
 
+import functools
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from keel_service.db import GroupCommit, WriteGate, make_engine, sqlite_url
-
-DEADLINE_S = 60.0
+from tests.support.group_commit import DEADLINE_S, write_in_one_batch
 
 
 class Refused(Exception):
@@ -45,17 +44,9 @@ def _committer(engine: Engine, **kwargs: Any) -> tuple[GroupCommit[Any, int], Wr
     return GroupCommit(engine, gate, _insert, **kwargs), gate
 
 
-def _wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 def _submit_all(committer: GroupCommit[Any, int], gate: WriteGate, values: list[Any]) -> Any:
-    """Submit ``values`` from one thread each while the gate is held: the first takes
-    its own item and waits on the gate, then the rest queue behind it; then the gate
-    opens. Each value's result or exception."""
+    """Submit ``values`` as one batch behind a first writer (``write_in_one_batch``);
+    each value's result or exception."""
     outcomes: dict[Any, Any] = {}
 
     def submit(value: Any) -> None:
@@ -64,16 +55,7 @@ def _submit_all(committer: GroupCommit[Any, int], gate: WriteGate, values: list[
         except Exception as exc:
             outcomes[value] = exc
 
-    threads = [threading.Thread(target=submit, args=(v,)) for v in values]
-    with gate():
-        threads[0].start()
-        _wait_for(lambda: committer.writing, "the first writer never took its item")
-        for thread in threads[1:]:
-            thread.start()
-        _wait_for(lambda: committer.queued == len(values) - 1, "the writers never queued")
-    for thread in threads:
-        thread.join(DEADLINE_S)
-        assert not thread.is_alive()
+    write_in_one_batch(committer, gate, [functools.partial(submit, v) for v in values])
     return outcomes
 
 

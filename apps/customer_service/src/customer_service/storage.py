@@ -309,9 +309,10 @@ def _plan_turn(conversation: Conversation, new_messages: list[NewMessage]) -> _T
     )
 
 
-def _turn_written(conversation: Conversation, turn: _Turn, ids: list[int]) -> list[StoredMessage]:
-    """Once ``turn`` is committed: the conversation's version moves on; the stored
+def _turn_written(turn: _Turn, ids: list[int]) -> list[StoredMessage]:
+    """Once ``turn`` is committed: its conversation's version moves on; the stored
     messages."""
+    conversation = turn.conversation
     conversation.updated_at = turn.values["p_updated_at"]
     conversation.version += 1
     return [
@@ -534,7 +535,7 @@ class ConversationStore:
                 return self._write_turn(conn, conversation, new_messages)
         turn = _plan_turn(conversation, new_messages)  # masking and JSON outside the gate
         ids = self._turns.submit(turn)
-        return _turn_written(conversation, turn, ids)
+        return _turn_written(turn, ids)
 
     def _write_turn(
         self, conn: Connection, conversation: Conversation, new_messages: list[NewMessage]
@@ -544,7 +545,7 @@ class ConversationStore:
         turn = _plan_turn(conversation, new_messages)
         ids = self._apply_turn(conn, turn)
         conversation.collect_handoff_evidence = False
-        return _turn_written(conversation, turn, ids)
+        return _turn_written(turn, ids)
 
     def _apply_turn(self, conn: Connection, turn: _Turn) -> list[int]:
         """Write a planned turn on ``conn``: the compare-and-set (which raises before
