@@ -244,6 +244,7 @@ def test_compress_picks_the_fastest_variant_within_the_drop(
     meta = json.loads((out / "keel.json").read_text())
     chosen = meta["config"]["compress"]["chosen"]
     assert chosen == max(rows, key=lambda n: rows[n]["throughput_batch32"])
+    assert meta["config"]["compress"]["speed"] == "throughput"
     assert meta["latency_ms"]["p95_batch1"] == rows[chosen]["p95_ms_batch1"]
     assert load_predictor(out).predict_labels(texts) == load_predictor(
         rows[chosen]["path"]
@@ -259,6 +260,28 @@ def test_choose_variant_respects_the_accuracy_limit() -> None:
     assert choose_variant(rows, 0.5) == "good"
     assert choose_variant(rows, 5.0) == "fast-but-bad"
     assert choose_variant(rows, 0.0) == "fp32"
+
+
+def test_choose_variant_ranks_by_latency_for_interactive_models() -> None:
+    # Two variants tie on batch throughput; one answers a single text twice as fast.
+    rows = {
+        "fp32": {"accuracy_drop_points": 0.0, "throughput_batch32": 542.0, "p50_ms_batch1": 11.2},
+        "onnx-fp32": {
+            "accuracy_drop_points": 0.0,
+            "throughput_batch32": 538.0,
+            "p50_ms_batch1": 5.9,
+        },
+        "onnx-int8": {
+            "accuracy_drop_points": 2.0,
+            "throughput_batch32": 856.0,
+            "p50_ms_batch1": 3.0,
+        },
+    }
+    assert choose_variant(rows, 1.0) == "fp32"
+    assert choose_variant(rows, 1.0, speed="latency") == "onnx-fp32"
+    assert choose_variant(rows, 2.0, speed="latency") == "onnx-int8"
+    with pytest.raises(ConfigError, match="speed"):
+        choose_variant(rows, 1.0, speed="fastest")
 
 
 def test_encoder_artifacts_are_distilled_on_embeddings(
@@ -485,6 +508,8 @@ def test_compress_rejects_a_val_of_no_supported_shape(small_artifact: Path, tmp_
         compress(small_artifact, tmp_path / "x", 42, log=lambda _: None)
     with pytest.raises(ConfigError, match="min_cosine"):
         compress(small_artifact, tmp_path / "x", ["a text"], min_cosine=2.0, log=lambda _: None)
+    with pytest.raises(ConfigError, match="speed"):
+        compress(small_artifact, tmp_path / "x", ["a text"], speed="fastest", log=lambda _: None)
 
 
 def test_report_adds_the_static_tier_and_its_cascade(small_artifact: Path, tmp_path: Path) -> None:

@@ -139,6 +139,14 @@ def compress_command(
             help="Also report a static-embedding tier and its cascade (needs a labelled --train).",
         ),
     ] = False,
+    speed: Annotated[
+        str,
+        typer.Option(
+            "--speed",
+            help="What 'fastest' means: throughput (batch 32, for batch scoring) or latency "
+            "(median single-text latency, for interactive requests).",
+        ),
+    ] = "throughput",
 ) -> None:
     """Build every compressed variant, measure it, and keep the fastest within --max-drop."""
     from keel.compression import compress
@@ -169,6 +177,7 @@ def compress_command(
         student_layers=layers,
         num_threads=threads,
         static_train=static_train,
+        speed=speed,
         log=_log,
     )
     meta = json.loads((folder / "keel.json").read_text())

@@ -8,6 +8,7 @@ from keel.compression.head_refit import refit_heads, teacher_logits
 from keel.compression.onnx_export import OnnxQuantization, export_onnx
 from keel.compression.pruning import drop_layers, parse_keep, prune_ffn
 from keel.compression.report import (
+    SPEED_CRITERIA,
     choose_variant,
     compress,
     compression_report,
@@ -28,6 +29,7 @@ from keel.compression.torch_quant import quantize_dynamic_int8
 
 __all__ = [
     "SERVING_VARIANT",
+    "SPEED_CRITERIA",
     "CascadeChoice",
     "DistillConfig",
     "OnnxQuantization",

@@ -433,19 +433,42 @@ def passes_gate(
     return bool(row["accuracy_drop_points"] <= max_drop_points)
 
 
+# What "fastest" means when a variant is chosen: batch-32 throughput (texts/s, for
+# streams scored in batches) or the median single-text latency (for interactive
+# requests, which reach the model one or a few at a time).
+SPEED_CRITERIA = ("throughput", "latency")
+
+
+def _check_speed(speed: str) -> None:
+    if speed not in SPEED_CRITERIA:
+        raise ConfigError("speed", speed, f"must be one of {', '.join(SPEED_CRITERIA)}")
+
+
+def _speed_key(speed: str) -> Any:
+    if speed == "throughput":
+        return lambda row: row["throughput_batch32"]
+    return lambda row: -row["p50_ms_batch1"]
+
+
 def choose_variant(
     rows: dict[str, dict[str, Any]],
     max_drop_points: float,
     *,
     min_cosine: float | None = None,
     prefer: str | None = None,
+    speed: str = "throughput",
 ) -> str:
-    """The fastest variant (batch-32 throughput) within the gate (see ``passes_gate``).
+    """The fastest variant within the gate (see ``passes_gate``): the highest batch-32
+    throughput, or with ``speed="latency"`` the lowest median single-text latency.
 
     With ``prefer``, that variant wins whenever it passes the gate (a timing race on a
     busy machine must not swap a known-fast variant for a slower one). The fp32
     baseline (drop 0, cosine 1) always qualifies, so there is always an answer.
+
+    Raises:
+        ConfigError: ``speed`` is not one of ``SPEED_CRITERIA``.
     """
+    _check_speed(speed)
     allowed = {
         n: r
         for n, r in rows.items()
@@ -455,7 +478,8 @@ def choose_variant(
         raise KeelError("no variant is within the accuracy limit")
     if prefer is not None and prefer in allowed:
         return prefer
-    return max(allowed, key=lambda n: allowed[n]["throughput_batch32"])
+    key = _speed_key(speed)
+    return max(allowed, key=lambda n: key(allowed[n]))
 
 
 def compress(
@@ -473,6 +497,7 @@ def compress(
     min_cosine: float | None = None,
     candidates: Sequence[str] | None = None,
     prefer: str | None = None,
+    speed: str = "throughput",
     static_train: Any = None,
     log: Any = print,
 ) -> Path:
@@ -494,6 +519,9 @@ def compress(
             embeddings allowed (replaces ``max_drop_points`` for such rows).
         candidates: build and measure only these variants (plus fp32).
         prefer: serve this variant whenever it passes the gate.
+        speed: what "fastest" means: ``"throughput"`` (batch 32, for models that score
+            batches) or ``"latency"`` (median single-text latency, for a model behind
+            interactive requests).
         static_train: labelled training rows: the report also measures the static tier
             and its cascade (see ``compression_report``); they are never the chosen
             variant.
@@ -508,6 +536,7 @@ def compress(
         raise ConfigError("max_drop_points", max_drop_points, "must be >= 0")
     if min_cosine is not None and not -1.0 <= min_cosine <= 1.0:
         raise ConfigError("min_cosine", min_cosine, "must be in [-1, 1]")
+    _check_speed(speed)
     gate_data(val)  # reject a bad ``val`` before minutes of exports
     target = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else target.with_name(target.name + "-variants")
@@ -529,9 +558,14 @@ def compress(
     for name, candidate in rows.items():
         if name != BASELINE and not passes_gate(candidate, max_drop_points, min_cosine):
             log(f"rejected: {name} (drop {candidate['accuracy_drop_points']} points)")
-    chosen = choose_variant(rows, max_drop_points, min_cosine=min_cosine, prefer=prefer)
+    chosen = choose_variant(
+        rows, max_drop_points, min_cosine=min_cosine, prefer=prefer, speed=speed
+    )
     row = rows[chosen]
-    log(f"chosen: {chosen} ({row['speedup']}x, drop {row['accuracy_drop_points']} points)")
+    log(
+        f"chosen: {chosen} ({row['speedup']}x at batch 32, p50 {row['p50_ms_batch1']:.1f} ms "
+        f"at batch 1, drop {row['accuracy_drop_points']} points; fastest by {speed})"
+    )
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(Path(row["path"]), target)
@@ -562,6 +596,7 @@ def compress(
         "chosen": chosen,
         "max_drop_points": max_drop_points,
         "min_cosine": min_cosine,
+        "speed": speed,
         "report": report["report"],
     }
     meta["config"] = config
