@@ -47,7 +47,7 @@ def test_at_most_chat_threads_turns_run_at_once(
 
 
 def test_chat_threads_setting_is_bounded() -> None:
-    assert Settings().chat_threads == 8
+    assert Settings().chat_threads == 16
     for bad in (0, 65):
         with pytest.raises(ValidationError, match="chat_threads"):
             Settings(chat_threads=bad)

@@ -106,12 +106,13 @@ class Settings(ServiceSettings):
     # Serving.
     num_threads: int | None = Field(default=None, ge=1)
     # How many /chat turns one worker runs at once on its thread pool; the rest wait on
-    # the event loop in arrival order. A turn holds the GIL most of its time, and 16-32
-    # turns at once only contend for it: measured on 2 cores with 32 clients (cache-warm
-    # windows), 8 cut p95 from 68-90 ms to 50-54 ms at the same requests/s, and cost
-    # about 5% requests/s on first-seen texts (smaller encoder batches). See
-    # docs/customer-service.md.
-    chat_threads: int = Field(default=8, ge=1, le=64)
+    # the event loop in arrival order. A turn holds the GIL most of its time, and 40
+    # turns at once only contend for it: before group commit, 8 cut p95 from 68-90 ms
+    # to 50-54 ms at the same requests/s (2 cores, 32 clients). With group commit a
+    # worker's batch holds up to this many turns, and 16 measured more requests/s at a
+    # lower p95 than 8 (chat-load alternated, 4 pairs: median ratios 1.10 and 0.90).
+    # See docs/customer-service.md (fifth and seventh rounds).
+    chat_threads: int = Field(default=16, ge=1, le=64)
     batch_max_size: int = Field(default=32, ge=1)
     batch_max_wait_ms: float = Field(default=2.0, ge=0.0)
     cache_size: int = Field(default=2048, ge=0)
