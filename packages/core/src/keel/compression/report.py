@@ -530,7 +530,8 @@ def compress(
         ``out_dir``.
 
     Raises:
-        ConfigError: a bound out of range, or ``val`` of no supported shape.
+        ConfigError: a bound out of range, an unknown ``speed``, or ``val`` of no
+            supported shape.
     """
     if max_drop_points < 0:
         raise ConfigError("max_drop_points", max_drop_points, "must be >= 0")
